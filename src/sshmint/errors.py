@@ -1,0 +1,147 @@
+"""The exceptions of sshmint's pure core (tokens, SSHSIG, keys, agent, durations).
+
+Every error the core raises derives from :class:`SSHMintError`, and every leaf carries
+the exact text the specification (SPEC.md) prescribes in ``message`` — precise inside,
+generic at the public edge: the edges (``/exec``, the proxy, the CLI) decide how much
+of it to show.
+
+::
+
+    SSHMintError                       root; ``.message`` is the user-facing text
+    ├── TokenError                     a bearer string was refused (SPEC §2.1)
+    │   ├── TokenFormatError           parse steps 1–15 (size, prefix, base64url, JSON, SSHSIG)
+    │   │   └── MalformedSignatureError    step 15 / §1.3: "invalid token: malformed signature"
+    │   ├── TokenClaimError            steps 16–17
+    │   │   ├── TokenExpiredError      "invalid token: token has expired"
+    │   │   └── TokenNotYetValidError  "invalid token: token is not yet valid"
+    │   └── TokenVerificationError     steps 18–20 and exe1 failures: always "invalid token"
+    ├── PublicKeyError                 SPEC §5.2: "invalid SSH public key: <detail>"
+    │   └── PrivateKeyGivenError       a private key where a public one was expected
+    ├── PrivateKeyError                a private key file cannot be loaded or used (A.4)
+    │   └── KeyEncryptedError          passphrase needed but none available
+    ├── AgentError                     ssh-agent missing, refusing, or lacking the identity
+    └── DurationError                  SPEC §6.6.16 duration grammar
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "INVALID_TOKEN",
+    "AgentError",
+    "DurationError",
+    "KeyEncryptedError",
+    "MalformedSignatureError",
+    "PrivateKeyError",
+    "PrivateKeyGivenError",
+    "PublicKeyError",
+    "SSHMintError",
+    "TokenClaimError",
+    "TokenError",
+    "TokenExpiredError",
+    "TokenFormatError",
+    "TokenNotYetValidError",
+    "TokenVerificationError",
+]
+
+INVALID_TOKEN = "invalid token"
+
+
+class SSHMintError(Exception):
+    """Root of sshmint's errors. ``message`` is the exact user-facing text."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class TokenError(SSHMintError):
+    """A bearer string was refused. ``step`` is the SPEC §2.1 step number that failed."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class TokenFormatError(TokenError):
+    """Parse steps 1–15: the token is not a well-formed exe0 token."""
+
+
+class MalformedSignatureError(TokenFormatError):
+    """The SSHSIG blob violates SPEC §1.3 (step 15). ``detail`` is for tests and logs only."""
+
+    MESSAGE = "invalid token: malformed signature"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(self.MESSAGE, 15)
+        self.detail = detail
+
+
+class TokenClaimError(TokenError):
+    """Claim steps 16–17 (SPEC §3)."""
+
+
+class TokenExpiredError(TokenClaimError):
+    MESSAGE = "invalid token: token has expired"
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE, 16)
+
+
+class TokenNotYetValidError(TokenClaimError):
+    MESSAGE = "invalid token: token is not yet valid"
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE, 17)
+
+
+class TokenVerificationError(TokenError):
+    """Key, signature, lockout and exe1 failures: the constant text ``invalid token``.
+
+    ``reason`` says what really failed, for tests and server-side diagnostics; it must
+    never be shown to the client (SPEC §2.4).
+    """
+
+    def __init__(self, reason: str, step: int = 18) -> None:
+        super().__init__(INVALID_TOKEN, step)
+        self.reason = reason
+
+
+class PublicKeyError(SSHMintError):
+    """An SSH public key line or blob cannot be used (SPEC §5.2)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"invalid SSH public key: {detail}")
+        self.detail = detail
+
+
+class PrivateKeyGivenError(PublicKeyError):
+    MESSAGE = (
+        "this is a private key, please use the public key instead (typically found in a .pub file)"
+    )
+
+    def __init__(self) -> None:
+        SSHMintError.__init__(self, self.MESSAGE)
+        self.detail = "private key"
+
+
+class PrivateKeyError(SSHMintError):
+    """A private key file cannot be loaded or cannot sign (SPEC A.4)."""
+
+
+class KeyEncryptedError(PrivateKeyError):
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"key {path} is encrypted; set SSHMINT_KEY_PASSPHRASE or run in a terminal"
+        )
+        self.path = path
+
+
+class AgentError(SSHMintError):
+    """ssh-agent is unreachable, refused to sign, or lacks the wanted identity."""
+
+
+class DurationError(SSHMintError):
+    """A duration string does not follow SPEC §6.6.16."""

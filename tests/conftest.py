@@ -1,0 +1,159 @@
+"""Fixtures shared by every test directory: real PostgreSQL, database URLs, real ssh-keygen keys.
+
+PostgreSQL: one private cluster per test session (``initdb`` as the ``postgres`` user in a
+temporary directory, trust auth on loopback, a free port), so the suite needs no running
+service. ``SSHMINT_TEST_PG_URL`` (a superuser URL) uses an existing server instead.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PostgresServer:
+    host: str
+    port: int
+    user: str
+    data_dir: str | None
+    bin_dir: str | None
+    _counter: Iterator[int] = itertools.count(1)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        out = subprocess.run(
+            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", self.url(database), "-c", sql],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout
+
+    def new_database(self) -> str:
+        """Create an empty database and return its URL."""
+        name = f"t{os.getpid()}_{next(self._counter)}"
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def _as_postgres(self, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        cmd = args if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *args]
+        return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload,no-any-return]
+
+    def stop(self) -> None:
+        """Stop the private cluster (fault tests); ``start`` brings it back on the same port."""
+        assert self.bin_dir and self.data_dir
+        self._as_postgres([f"{self.bin_dir}/pg_ctl", "-D", self.data_dir, "-m", "immediate", "-w", "stop"])
+
+    def start(self) -> None:
+        assert self.bin_dir and self.data_dir
+        opts = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories={self.data_dir} -c fsync=off -c max_connections=200"
+        self._as_postgres(
+            [f"{self.bin_dir}/pg_ctl", "-D", self.data_dir, "-o", opts, "-l", f"{self.data_dir}/log", "-w", "start"]
+        )
+
+
+def _start_private_cluster() -> PostgresServer:
+    initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not initdbs:
+        raise RuntimeError("PostgreSQL is not installed: run scripts/ensure-postgres (make test does)")
+    bin_dir = os.path.dirname(initdbs[-1])
+    data_dir = tempfile.mkdtemp(prefix="sshmint-pg-")
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(data_dir, pw.pw_uid, pw.pw_gid)
+        os.chmod(data_dir, 0o700)
+    server = PostgresServer("127.0.0.1", free_port(), "postgres", data_dir, bin_dir)
+    cmd = [f"{bin_dir}/initdb", "-D", data_dir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]
+    server._as_postgres(cmd)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A running PostgreSQL server for this test session."""
+    url = os.environ.get("SSHMINT_TEST_PG_URL")
+    if url:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        yield PostgresServer(parts.hostname or "127.0.0.1", parts.port or 5432, parts.username or "postgres", None, None)
+        return
+    server = _start_private_cluster()
+    try:
+        yield server
+    finally:
+        try:
+            server.stop()
+        except subprocess.CalledProcessError:
+            pass
+        if server.data_dir:
+            shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL: every server-side rule runs on both backends (R146)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sshmint.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()
+
+
+KeyFactory = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def ssh_keygen_key(tmp_path_factory: pytest.TempPathFactory) -> KeyFactory:
+    """Make (and cache per session) a private key file with the real ``ssh-keygen``.
+
+    ``ssh_keygen_key("ed25519")``, ``("ecdsa", bits=384)``, ``("rsa", bits=3072)``,
+    ``name=`` for a distinct key of the same type, ``passphrase=`` for an encrypted one.
+    The public key is beside it as ``<path>.pub``.
+    """
+    base = tmp_path_factory.mktemp("keys")
+    cache: dict[tuple[str, int | None, str, str], Path] = {}
+
+    def make(kind: str = "ed25519", bits: int | None = None, name: str = "", passphrase: str = "", comment: str = "test") -> Path:
+        ident = (kind, bits, name, passphrase)
+        if ident not in cache:
+            path = base / f"id_{kind}{bits or ''}{('_' + name) if name else ''}{'_enc' if passphrase else ''}"
+            cmd = ["ssh-keygen", "-q", "-t", kind, "-f", str(path), "-N", passphrase, "-C", comment]
+            if bits:
+                cmd += ["-b", str(bits)]
+            subprocess.run(cmd, check=True, capture_output=True)
+            cache[ident] = path
+        return cache[ident]
+
+    return make
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass (no fixed sleeps in tests)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
