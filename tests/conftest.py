@@ -7,6 +7,7 @@ service. ``SSHMINT_TEST_PG_URL`` (a superuser URL) uses an existing server inste
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -17,7 +18,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -36,25 +37,55 @@ class PostgresServer:
     user: str
     data_dir: str | None
     bin_dir: str | None
-    _counter: Iterator[int] = itertools.count(1)
+    _counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         out = subprocess.run(
-            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", self.url(database), "-c", sql],
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                self.url(database),
+                "-c",
+                sql,
+            ],
             check=True,
             capture_output=True,
             text=True,
         )
         return out.stdout
 
+    def execute(self, sql: str) -> None:
+        """Run one statement as the superuser (asyncpg: much cheaper than spawning psql)."""
+        import asyncio
+
+        import asyncpg
+
+        async def run() -> None:
+            conn = await asyncpg.connect(self.url(), timeout=10)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
     def new_database(self) -> str:
         """Create an empty database and return its URL."""
         name = f"t{os.getpid()}_{next(self._counter)}"
-        self.psql(f'CREATE DATABASE "{name}"')
+        self.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        name = url.rsplit("/", 1)[1]
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def _as_postgres(self, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
         cmd = args if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *args]
@@ -63,20 +94,34 @@ class PostgresServer:
     def stop(self) -> None:
         """Stop the private cluster (fault tests); ``start`` brings it back on the same port."""
         assert self.bin_dir and self.data_dir
-        self._as_postgres([f"{self.bin_dir}/pg_ctl", "-D", self.data_dir, "-m", "immediate", "-w", "stop"])
+        self._as_postgres(
+            [f"{self.bin_dir}/pg_ctl", "-D", self.data_dir, "-m", "immediate", "-w", "stop"]
+        )
 
     def start(self) -> None:
         assert self.bin_dir and self.data_dir
         opts = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories={self.data_dir} -c fsync=off -c max_connections=200"
         self._as_postgres(
-            [f"{self.bin_dir}/pg_ctl", "-D", self.data_dir, "-o", opts, "-l", f"{self.data_dir}/log", "-w", "start"]
+            [
+                f"{self.bin_dir}/pg_ctl",
+                "-D",
+                self.data_dir,
+                "-o",
+                opts,
+                "-l",
+                f"{self.data_dir}/log",
+                "-w",
+                "start",
+            ]
         )
 
 
 def _start_private_cluster() -> PostgresServer:
     initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not initdbs:
-        raise RuntimeError("PostgreSQL is not installed: run scripts/ensure-postgres (make test does)")
+        raise RuntimeError(
+            "PostgreSQL is not installed: run scripts/ensure-postgres (make test does)"
+        )
     bin_dir = os.path.dirname(initdbs[-1])
     data_dir = tempfile.mkdtemp(prefix="sshmint-pg-")
     if os.geteuid() == 0:
@@ -84,7 +129,18 @@ def _start_private_cluster() -> PostgresServer:
         os.chown(data_dir, pw.pw_uid, pw.pw_gid)
         os.chmod(data_dir, 0o700)
     server = PostgresServer("127.0.0.1", free_port(), "postgres", data_dir, bin_dir)
-    cmd = [f"{bin_dir}/initdb", "-D", data_dir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]
+    cmd = [
+        f"{bin_dir}/initdb",
+        "-D",
+        data_dir,
+        "-U",
+        "postgres",
+        "-A",
+        "trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
+    ]
     server._as_postgres(cmd)
     server.start()
     return server
@@ -98,27 +154,37 @@ def postgres() -> Iterator[PostgresServer]:
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
-        yield PostgresServer(parts.hostname or "127.0.0.1", parts.port or 5432, parts.username or "postgres", None, None)
+        yield PostgresServer(
+            parts.hostname or "127.0.0.1",
+            parts.port or 5432,
+            parts.username or "postgres",
+            None,
+            None,
+        )
         return
     server = _start_private_cluster()
     try:
         yield server
     finally:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             server.stop()
-        except subprocess.CalledProcessError:
-            pass
         if server.data_dir:
             shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database URL: every server-side rule runs on both backends (R146)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'sshmint.db'}"
+        yield f"sqlite:///{tmp_path / 'sshmint.db'}"
+        return
     server: PostgresServer = request.getfixturevalue("postgres")
-    return server.new_database()
+    url = server.new_database()
+    yield url
+    # Keep the private cluster small: drop each database when its test ends (a fault test
+    # may have stopped the server; it restarts it, but never fail a test over clean-up).
+    with contextlib.suppress(Exception):
+        server.drop_database(url)
 
 
 KeyFactory = Callable[..., Path]
@@ -135,10 +201,19 @@ def ssh_keygen_key(tmp_path_factory: pytest.TempPathFactory) -> KeyFactory:
     base = tmp_path_factory.mktemp("keys")
     cache: dict[tuple[str, int | None, str, str], Path] = {}
 
-    def make(kind: str = "ed25519", bits: int | None = None, name: str = "", passphrase: str = "", comment: str = "test") -> Path:
+    def make(
+        kind: str = "ed25519",
+        bits: int | None = None,
+        name: str = "",
+        passphrase: str = "",
+        comment: str = "test",
+    ) -> Path:
         ident = (kind, bits, name, passphrase)
         if ident not in cache:
-            path = base / f"id_{kind}{bits or ''}{('_' + name) if name else ''}{'_enc' if passphrase else ''}"
+            path = (
+                base
+                / f"id_{kind}{bits or ''}{('_' + name) if name else ''}{'_enc' if passphrase else ''}"
+            )
             cmd = ["ssh-keygen", "-q", "-t", kind, "-f", str(path), "-N", passphrase, "-C", comment]
             if bits:
                 cmd += ["-b", str(bits)]
@@ -149,7 +224,9 @@ def ssh_keygen_key(tmp_path_factory: pytest.TempPathFactory) -> KeyFactory:
     return make
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05
+) -> bool:
     """Poll ``predicate`` until true or ``timeout`` seconds pass (no fixed sleeps in tests)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

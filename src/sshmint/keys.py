@@ -1,20 +1,656 @@
-"""SSH public and private keys: parsing, fingerprints, signing (CONTRACT STUB — to be implemented).
+"""SSH public and private keys: parsing, fingerprints, signature checks and signing.
 
-Public surface (other modules rely on exactly these names):
+Public keys are kept as their exact wire blob (RFC 4253 §6.6, OpenSSH PROTOCOL.u2f for
+the ``sk-*`` types): the blob is the key's identity, its SHA-256 is the fingerprint
+(SPEC §1.7), and signatures are checked against objects parsed from it by this module.
+``cryptography``'s own SSH loader is not used for public keys because it turns ``sk-*``
+keys into plain ones, dropping the application string that sk signatures cover.
 
-- ``KEY_TYPES``: the seven public key types of SPEC §1.5, in table order.
-- ``PublicKey``: frozen dataclass ``(key_type: str, blob: bytes, comment: str = "")`` with
-  ``fingerprint`` (43-char unpadded standard base64 SHA-256 of ``blob``, no prefix),
-  ``openssh`` (canonical ``"<type> <base64>"``), ``bits`` (RSA modulus size or curve size)
-  and ``verify(signature: bytes, data: bytes) -> bool`` where ``signature`` is an SSH
-  signature (``string format, string sigblob`` [+ ``byte flags, uint32 counter`` for sk]).
-  ``verify`` never raises on garbage: any malformed or mismatching signature is ``False``.
-- ``public_key_from_blob(blob) -> PublicKey``: raises ``PublicKeyError``.
-- ``parse_public_key_line(line) -> PublicKey``: SPEC §5.2 (``PrivateKeyGivenError`` first).
-- ``fingerprint(blob) -> str`` and ``format_fingerprint(fp) -> "SHA256:" + fp``.
-- ``Signer`` protocol: ``public_key: PublicKey``; ``sign(data: bytes) -> bytes`` returning an SSH
-  signature (Ed25519, ECDSA with the curve's hash, RSA with ``rsa-sha2-512``).
-- ``load_private_key(path, passphrase: bytes | None = None) -> Signer`` (OpenSSH or PEM;
-  ``KeyEncryptedError`` when a passphrase is needed and missing, ``PrivateKeyError`` otherwise).
-- ``generate_ed25519() -> Signer`` (in-memory key pair, used by ``generate-api-key``).
+Only the seven key types of SPEC §1.5 exist here. Parsed key objects are cached per blob
+(``functools.lru_cache``): building an RSA or EC key object costs more than checking a
+signature with it.
 """
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import os
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+    load_ssh_private_key,
+)
+from cryptography.utils import CryptographyDeprecationWarning
+
+from sshmint.errors import (
+    KeyEncryptedError,
+    PrivateKeyError,
+    PrivateKeyGivenError,
+    PublicKeyError,
+)
+from sshmint.wire import (
+    WireError,
+    expect_end,
+    read_byte,
+    read_mpint,
+    read_string,
+    read_uint32,
+    write_mpint,
+    write_string,
+)
+
+__all__ = [
+    "ECDSA_P256",
+    "ECDSA_P384",
+    "ECDSA_P521",
+    "ED25519",
+    "KEY_TYPES",
+    "MAX_KEY_FILE_BYTES",
+    "MAX_RSA_BITS",
+    "MIN_RSA_BITS",
+    "RSA",
+    "SIGNING_KEY_TYPES",
+    "SK_ECDSA_P256",
+    "SK_ED25519",
+    "SK_KEY_TYPES",
+    "PrivateKeySigner",
+    "PublicKey",
+    "Signer",
+    "fingerprint",
+    "format_fingerprint",
+    "generate_ed25519",
+    "load_private_key",
+    "load_public_key_file",
+    "parse_public_key_line",
+    "public_key_from_blob",
+]
+
+ED25519 = "ssh-ed25519"
+ECDSA_P256 = "ecdsa-sha2-nistp256"
+ECDSA_P384 = "ecdsa-sha2-nistp384"
+ECDSA_P521 = "ecdsa-sha2-nistp521"
+RSA = "ssh-rsa"
+SK_ED25519 = "sk-ssh-ed25519@openssh.com"
+SK_ECDSA_P256 = "sk-ecdsa-sha2-nistp256@openssh.com"
+
+#: SPEC §1.5, in table order.
+KEY_TYPES: tuple[str, ...] = (
+    ED25519,
+    ECDSA_P256,
+    ECDSA_P384,
+    ECDSA_P521,
+    RSA,
+    SK_ED25519,
+    SK_ECDSA_P256,
+)
+#: The types sshmint can sign with (SPEC §1.5 "sign + verify").
+SIGNING_KEY_TYPES: tuple[str, ...] = KEY_TYPES[:5]
+#: Security-key types: verify only.
+SK_KEY_TYPES: tuple[str, ...] = (SK_ED25519, SK_ECDSA_P256)
+
+MIN_RSA_BITS = 1024  # SPEC §1.5 / §5.2
+MAX_RSA_BITS = 16384  # OpenSSH SSH_RSA_MAXIMUM_MODULUS_SIZE
+MAX_KEY_FILE_BYTES = 256 * 1024  # far above a 16384-bit RSA key in any format
+MAX_KEY_LINE_CHARS = 16 * 1024  # a 16384-bit RSA public key line is ~2.8k characters
+
+_CERT_SUFFIX = "-cert-v01@openssh.com"
+_RSA_SIGNATURE_HASHES: dict[bytes, hashes.HashAlgorithm] = {
+    b"rsa-sha2-256": hashes.SHA256(),
+    b"rsa-sha2-512": hashes.SHA512(),
+}
+_PKCS1V15 = padding.PKCS1v15()
+_SK_ECDSA_HASH = ec.ECDSA(hashes.SHA256())
+
+# Exceptions that garbage can raise from the wire readers and from `cryptography`
+# (corrupt RSA numbers raise OverflowError, not only ValueError).
+_BAD_INPUT = (ValueError, TypeError, OverflowError, InvalidSignature, UnsupportedAlgorithm)
+
+
+@dataclass(frozen=True, slots=True)
+class _Curve:
+    ssh_name: bytes  # the curve identifier inside the blob, RFC 5656 §6.1
+    key_type: str
+    curve: ec.EllipticCurve
+    ecdsa: ec.ECDSA  # RFC 5656 §6.2.1: the hash follows the curve size
+    bits: int
+
+    @property
+    def signature_format(self) -> bytes:  # RFC 5656 §3.1.2: same name as the key type
+        return self.key_type.encode()
+
+
+_CURVES: dict[bytes, _Curve] = {
+    c.ssh_name: c
+    for c in (
+        _Curve(b"nistp256", ECDSA_P256, ec.SECP256R1(), ec.ECDSA(hashes.SHA256()), 256),
+        _Curve(b"nistp384", ECDSA_P384, ec.SECP384R1(), ec.ECDSA(hashes.SHA384()), 384),
+        _Curve(b"nistp521", ECDSA_P521, ec.SECP521R1(), ec.ECDSA(hashes.SHA512()), 521),
+    )
+}
+_CURVES_BY_NAME: dict[str, _Curve] = {c.curve.name: c for c in _CURVES.values()}
+
+
+def _quote(raw: bytes | str, limit: int = 64) -> str:
+    """A short printable rendering of untrusted text for error details."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return '"' + text.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+
+
+# --- fingerprints (SPEC §1.7) -------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def fingerprint(blob: bytes) -> str:
+    """SHA-256 of the key blob, standard base64 without padding (43 characters, no prefix)."""
+    return base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
+
+
+def format_fingerprint(fp: str) -> str:
+    """The displayed form, as ``ssh-keygen -l -E sha256`` prints it."""
+    return "SHA256:" + fp
+
+
+# --- parsed key material ------------------------------------------------------------
+#
+# One small class per key type. `check(signature, data)` returns True for a valid SSH
+# signature (RFC 4253 §6.6 envelope: string format, string sigblob [, byte flags,
+# uint32 counter for sk]) and False for a format that does not match the key type
+# (SPEC §1.5); garbage raises one of _BAD_INPUT, which PublicKey.verify turns into False.
+
+
+def _sk_message(app_hash: bytes, flags: int, counter: int, data: bytes) -> bytes:
+    # OpenSSH PROTOCOL.u2f "SSH U2F signatures": what the authenticator signed.
+    return app_hash + bytes((flags,)) + counter.to_bytes(4, "big") + hashlib.sha256(data).digest()
+
+
+def _ecdsa_der(sigblob: bytes) -> bytes:
+    # RFC 5656 §3.1.2: the sigblob is `mpint r, mpint s` with nothing after it.
+    r, pos = read_mpint(sigblob)
+    s, pos = read_mpint(sigblob, pos)
+    expect_end(sigblob, pos, "ECDSA signature")
+    return encode_dss_signature(r, s)
+
+
+class _Ed25519:
+    __slots__ = ("key",)
+    key_type = ED25519
+    bits = 256
+
+    def __init__(self, key: ed25519.Ed25519PublicKey) -> None:
+        self.key = key
+
+    def check(self, signature: bytes, data: bytes) -> bool:
+        fmt, pos = read_string(signature)
+        sigblob, pos = read_string(signature, pos)
+        if pos != len(signature) or fmt != b"ssh-ed25519":
+            return False
+        self.key.verify(sigblob, data)  # RFC 8709 §6: 64 bytes; cryptography checks
+        return True
+
+
+class _Ecdsa:
+    __slots__ = ("curve", "key")
+
+    def __init__(self, key: ec.EllipticCurvePublicKey, curve: _Curve) -> None:
+        self.key = key
+        self.curve = curve
+
+    @property
+    def key_type(self) -> str:
+        return self.curve.key_type
+
+    @property
+    def bits(self) -> int:
+        return self.curve.bits
+
+    def check(self, signature: bytes, data: bytes) -> bool:
+        fmt, pos = read_string(signature)
+        sigblob, pos = read_string(signature, pos)
+        if pos != len(signature) or fmt != self.curve.signature_format:
+            return False
+        self.key.verify(_ecdsa_der(sigblob), data, self.curve.ecdsa)
+        return True
+
+
+class _Rsa:
+    __slots__ = ("bits", "key", "size")
+    key_type = RSA
+
+    def __init__(self, key: rsa.RSAPublicKey) -> None:
+        self.key = key
+        self.bits = key.key_size
+        self.size = (key.key_size + 7) // 8
+
+    def check(self, signature: bytes, data: bytes) -> bool:
+        fmt, pos = read_string(signature)
+        sigblob, pos = read_string(signature, pos)
+        algorithm = _RSA_SIGNATURE_HASHES.get(fmt)  # RFC 8332; SHA-1 `ssh-rsa` refused
+        if pos != len(signature) or algorithm is None or len(sigblob) > self.size:
+            return False
+        # OpenSSH (ssh-rsa.c) accepts a signature shorter than the modulus by
+        # left-padding it with zeros; OpenSSL wants the full length.
+        sigblob = sigblob.rjust(self.size, b"\0")
+        self.key.verify(sigblob, data, _PKCS1V15, algorithm)
+        return True
+
+
+def _read_sk_signature(signature: bytes, expected_format: bytes) -> tuple[bytes, int, int] | None:
+    """PROTOCOL.u2f: string format, string sigblob, byte flags, uint32 counter."""
+    fmt, pos = read_string(signature)
+    sigblob, pos = read_string(signature, pos)
+    flags, pos = read_byte(signature, pos)
+    counter, pos = read_uint32(signature, pos)
+    if pos != len(signature) or fmt != expected_format:
+        return None
+    return sigblob, flags, counter
+
+
+class _SkEd25519:
+    __slots__ = ("app_hash", "application", "key")
+    key_type = SK_ED25519
+    bits = 256
+
+    def __init__(self, key: ed25519.Ed25519PublicKey, application: bytes) -> None:
+        self.key = key
+        self.application = application
+        self.app_hash = hashlib.sha256(application).digest()
+
+    def check(self, signature: bytes, data: bytes) -> bool:
+        parts = _read_sk_signature(signature, b"sk-ssh-ed25519@openssh.com")
+        if parts is None:
+            return False
+        sigblob, flags, counter = parts
+        # The user-presence flag is not required (SPEC §1.5).
+        self.key.verify(sigblob, _sk_message(self.app_hash, flags, counter, data))
+        return True
+
+
+class _SkEcdsa:
+    __slots__ = ("app_hash", "application", "key")
+    key_type = SK_ECDSA_P256
+    bits = 256
+
+    def __init__(self, key: ec.EllipticCurvePublicKey, application: bytes) -> None:
+        self.key = key
+        self.application = application
+        self.app_hash = hashlib.sha256(application).digest()
+
+    def check(self, signature: bytes, data: bytes) -> bool:
+        parts = _read_sk_signature(signature, b"sk-ecdsa-sha2-nistp256@openssh.com")
+        if parts is None:
+            return False
+        sigblob, flags, counter = parts
+        message = _sk_message(self.app_hash, flags, counter, data)
+        self.key.verify(_ecdsa_der(sigblob), message, _SK_ECDSA_HASH)
+        return True
+
+
+_Material = _Ed25519 | _Ecdsa | _Rsa | _SkEd25519 | _SkEcdsa
+
+
+def _ec_point(curve_name: bytes, point: bytes, expected: _Curve) -> ec.EllipticCurvePublicKey:
+    if curve_name != expected.ssh_name:
+        raise PublicKeyError(f"curve {_quote(curve_name)} does not match the key type")
+    # OpenSSH (sshbuf_get_ec) only takes uncompressed points (SEC1 0x04 prefix).
+    if point[:1] != b"\x04":
+        raise PublicKeyError("EC point is not in uncompressed form")
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(expected.curve, point)
+    except _BAD_INPUT:
+        raise PublicKeyError("invalid EC point") from None
+
+
+def _ed25519_point(point: bytes) -> ed25519.Ed25519PublicKey:
+    if len(point) != 32:  # RFC 8709 §4
+        raise PublicKeyError("Ed25519 key is not 32 bytes")
+    try:
+        return ed25519.Ed25519PublicKey.from_public_bytes(point)
+    except _BAD_INPUT:
+        raise PublicKeyError("invalid Ed25519 key") from None
+
+
+def _parse_fields(key_type: str, blob: bytes, pos: int) -> _Material:
+    """The type-specific fields from ``pos``; they must end exactly at the blob's end."""
+    material: _Material
+    if key_type == ED25519:  # RFC 8709 §4: string key
+        point, pos = read_string(blob, pos)
+        material = _Ed25519(_ed25519_point(point))
+    elif key_type == RSA:  # RFC 4253 §6.6: mpint e, mpint n
+        e, pos = read_mpint(blob, pos)
+        n, pos = read_mpint(blob, pos)
+        bits = n.bit_length()
+        if bits < MIN_RSA_BITS:
+            raise PublicKeyError(f"RSA key of {bits} bits is too small (minimum {MIN_RSA_BITS})")
+        if bits > MAX_RSA_BITS:
+            raise PublicKeyError(f"RSA key of {bits} bits is too large (maximum {MAX_RSA_BITS})")
+        try:
+            material = _Rsa(rsa.RSAPublicNumbers(e, n).public_key())
+        except _BAD_INPUT:
+            raise PublicKeyError("invalid RSA key") from None
+    elif key_type == SK_ED25519:  # PROTOCOL.u2f: string key, string application
+        point, pos = read_string(blob, pos)
+        application, pos = read_string(blob, pos)
+        material = _SkEd25519(_ed25519_point(point), application)
+    elif key_type == SK_ECDSA_P256:  # PROTOCOL.u2f: string curve, string Q, string application
+        curve_name, pos = read_string(blob, pos)
+        point, pos = read_string(blob, pos)
+        application, pos = read_string(blob, pos)
+        material = _SkEcdsa(_ec_point(curve_name, point, _CURVES[b"nistp256"]), application)
+    else:  # RFC 5656 §3.1: string curve, string Q
+        curve = _CURVES[key_type.removeprefix("ecdsa-sha2-").encode()]
+        curve_name, pos = read_string(blob, pos)
+        point, pos = read_string(blob, pos)
+        material = _Ecdsa(_ec_point(curve_name, point, curve), curve)
+    expect_end(blob, pos, "the key")
+    return material
+
+
+def _check_type_name(raw: bytes) -> str:
+    try:
+        key_type = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise PublicKeyError(f"unsupported key type {_quote(raw)}") from None
+    if key_type not in KEY_TYPES:
+        if key_type.endswith(_CERT_SUFFIX):
+            raise PublicKeyError(f"certificates are not supported ({_quote(key_type)})")
+        raise PublicKeyError(f"unsupported key type {_quote(key_type)}")
+    return key_type
+
+
+@functools.lru_cache(maxsize=4096)
+def _material(blob: bytes) -> _Material:
+    """Parse a public key blob strictly (cached per blob); raises PublicKeyError."""
+    try:
+        raw_type, pos = read_string(blob)
+        return _parse_fields(_check_type_name(raw_type), blob, pos)
+    except WireError as exc:
+        raise PublicKeyError(f"malformed key blob: {exc}") from None
+
+
+# --- public keys --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """An SSH public key of a SPEC §1.5 type, identified by its exact wire ``blob``.
+
+    Build it with :func:`public_key_from_blob`, :func:`parse_public_key_line` or
+    :func:`load_public_key_file`, which validate the blob.
+    """
+
+    key_type: str
+    blob: bytes
+    comment: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """SPEC §1.7: 43 characters, no ``SHA256:`` prefix."""
+        return fingerprint(self.blob)
+
+    @property
+    def openssh(self) -> str:
+        """SPEC §5.2 canonical form ``<type> <base64>``."""
+        return f"{self.key_type} {base64.b64encode(self.blob).decode('ascii')}"
+
+    @property
+    def bits(self) -> int:
+        """RSA modulus size, or the curve size (256 for Ed25519)."""
+        return _material(self.blob).bits
+
+    @property
+    def application(self) -> bytes | None:
+        """The FIDO application string of an ``sk-*`` key (e.g. ``b"ssh:"``), else None."""
+        material = _material(self.blob)
+        return material.application if isinstance(material, _SkEd25519 | _SkEcdsa) else None
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        """Whether ``signature`` (an SSH signature) is valid for ``data``. Never raises."""
+        try:
+            return _material(self.blob).check(signature, data)
+        except (*_BAD_INPUT, PublicKeyError):
+            return False
+
+
+@functools.lru_cache(maxsize=4096)
+def public_key_from_blob(blob: bytes) -> PublicKey:
+    """Validate a wire blob (type of SPEC §1.5, no trailing bytes, RSA >= 1024 bits).
+
+    Raises :class:`PublicKeyError`.
+    """
+    return PublicKey(_material(blob).key_type, blob)
+
+
+_FIELD_SEPARATOR = re.compile(r"[ \t]+")
+
+
+def parse_public_key_line(line: str) -> PublicKey:
+    """Parse ``<type> <base64> [comment...]`` (SPEC §5.2)."""
+    if "PRIVATE KEY" in line:  # checked first, on the whole input (SPEC §5.2)
+        raise PrivateKeyGivenError()
+    text = line.strip()
+    if not text:
+        raise PublicKeyError("empty key")
+    if len(text) > MAX_KEY_LINE_CHARS:
+        raise PublicKeyError("line too long")
+    if "\n" in text or "\r" in text:
+        raise PublicKeyError("expected a single line")
+    fields = _FIELD_SEPARATOR.split(text, maxsplit=2)
+    if len(fields) < 2:
+        raise PublicKeyError("expected '<type> <base64> [comment]'")
+    named_type = _check_type_name(fields[0].encode("utf-8", "replace"))
+    try:
+        blob = binascii.a2b_base64(fields[1].encode("ascii"), strict_mode=True)
+    except (ValueError, binascii.Error):
+        raise PublicKeyError("key data is not valid base64") from None
+    key = public_key_from_blob(blob)
+    if key.key_type != named_type:
+        raise PublicKeyError(
+            f"key type {_quote(named_type)} does not match the key data ({_quote(key.key_type)})"
+        )
+    comment = fields[2].strip() if len(fields) > 2 else ""
+    return PublicKey(key.key_type, key.blob, comment)
+
+
+def _read_capped(path: str | os.PathLike[str]) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read(MAX_KEY_FILE_BYTES + 1)
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise ValueError("file too large")
+    return data
+
+
+def load_public_key_file(path: str | os.PathLike[str]) -> PublicKey:
+    """The first non-empty, non-``#`` line of a ``.pub`` file (SPEC §5.2 parsing)."""
+    try:
+        data = _read_capped(path)
+    except OSError as exc:
+        raise PublicKeyError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise PublicKeyError(f"{os.fspath(path)} is too large for a public key file") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PublicKeyError(f"{os.fspath(path)} is not a text file") from None
+    if "PRIVATE KEY" in text:
+        raise PrivateKeyGivenError()
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return parse_public_key_line(stripped)
+    raise PublicKeyError(f"{os.fspath(path)} contains no key")
+
+
+# --- signing ------------------------------------------------------------------------
+
+
+class Signer(Protocol):
+    """Anything that makes SSH signatures (RFC 4253 §6.6 envelope) for one key."""
+
+    @property
+    def public_key(self) -> PublicKey: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+_SigningKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+class PrivateKeySigner:
+    """A :class:`Signer` over an in-memory private key (Ed25519, ECDSA, RSA).
+
+    ECDSA uses the curve's hash (RFC 5656 §6.2.1); RSA signs ``rsa-sha2-512`` (RFC 8332,
+    SPEC §1.5).
+    """
+
+    __slots__ = ("_curve", "_key", "_public_key")
+
+    def __init__(self, private_key: _SigningKey) -> None:
+        self._curve: _Curve | None = None
+        if isinstance(private_key, ec.EllipticCurvePrivateKey):
+            self._curve = _CURVES_BY_NAME.get(private_key.curve.name)
+            if self._curve is None:
+                raise ValueError(f"unsupported elliptic curve {private_key.curve.name}")
+        elif isinstance(private_key, rsa.RSAPrivateKey) and not (
+            MIN_RSA_BITS <= private_key.key_size <= MAX_RSA_BITS
+        ):
+            raise ValueError(
+                f"RSA key of {private_key.key_size} bits is outside "
+                f"{MIN_RSA_BITS}..{MAX_RSA_BITS} bits"
+            )
+        elif not isinstance(private_key, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey):
+            raise ValueError(f"unsupported key type {type(private_key).__name__}")
+        self._key = private_key
+        line = private_key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
+        self._public_key = public_key_from_blob(base64.b64decode(line.split()[1]))
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self._public_key
+
+    @property
+    def private_key(self) -> _SigningKey:
+        return self._key
+
+    def sign(self, data: bytes) -> bytes:
+        key = self._key
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            return write_string(b"ssh-ed25519") + write_string(key.sign(data))
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            assert self._curve is not None
+            r, s = decode_dss_signature(key.sign(data, self._curve.ecdsa))
+            sigblob = write_mpint(r) + write_mpint(s)
+            return write_string(self._curve.signature_format) + write_string(sigblob)
+        sigblob = key.sign(data, _PKCS1V15, hashes.SHA512())
+        return write_string(b"rsa-sha2-512") + write_string(sigblob)
+
+
+def generate_ed25519() -> PrivateKeySigner:
+    """A fresh in-memory Ed25519 key pair (SPEC §6.6.16)."""
+    return PrivateKeySigner(ed25519.Ed25519PrivateKey.generate())
+
+
+_OPENSSH_PRIVATE_HEADER = b"-----BEGIN OPENSSH PRIVATE KEY-----"
+_OPENSSH_PRIVATE_FOOTER = b"-----END OPENSSH PRIVATE KEY-----"
+_OPENSSH_KEY_MAGIC = b"openssh-key-v1\0"
+
+
+def _openssh_key_type(data: bytes) -> str | None:
+    """The type of the first public key in an OpenSSH private key file, if readable.
+
+    OpenSSH PROTOCOL.key: magic, string cipher, string kdf, string kdf options,
+    uint32 count, then the public key blobs (readable even when the keys are encrypted).
+    """
+    _head, _sep, rest = data.partition(_OPENSSH_PRIVATE_HEADER)
+    body, _sep, _tail = rest.partition(_OPENSSH_PRIVATE_FOOTER)
+    try:
+        raw = binascii.a2b_base64(b"".join(body.split()))
+        if not raw.startswith(_OPENSSH_KEY_MAGIC):
+            return None
+        pos = len(_OPENSSH_KEY_MAGIC)
+        for _field in ("cipher", "kdf", "kdf options"):
+            _value, pos = read_string(raw, pos)
+        _count, pos = read_uint32(raw, pos)
+        public_blob, pos = read_string(raw, pos)
+        key_type, _pos = read_string(public_blob)
+        return key_type.decode("ascii")
+    except (ValueError, binascii.Error):
+        return None
+
+
+def load_private_key(
+    path: str | os.PathLike[str], passphrase: bytes | None = None
+) -> PrivateKeySigner:
+    """Load an OpenSSH or PEM private key file (SPEC A.4).
+
+    ``passphrase`` is used only when the file is encrypted. Raises
+    :class:`KeyEncryptedError` when it is encrypted and no passphrase was given, and
+    :class:`PrivateKeyError` for everything else (unreadable, wrong passphrase,
+    unsupported type).
+    """
+    name = os.fspath(path)
+    try:
+        data = _read_capped(path)
+    except OSError as exc:
+        raise PrivateKeyError(f"cannot read key {name}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise PrivateKeyError(f"key {name} is too large to be a private key") from None
+    loader: Callable[[bytes, bytes | None], PrivateKeyTypes]
+    if _OPENSSH_PRIVATE_HEADER in data:
+        if _openssh_key_type(data) in SK_KEY_TYPES:
+            # The private half lives on the authenticator; sshmint never signs with
+            # sk keys itself (SPEC §1.5), but ssh-agent can.
+            raise PrivateKeyError(
+                f"cannot use key {name}: security keys (sk-*) sign through ssh-agent; "
+                f"give the public key {name}.pub instead"
+            )
+        loader = load_ssh_private_key
+    elif b"PRIVATE KEY-----" in data:
+        loader = load_pem_private_key
+    else:
+        raise PrivateKeyError(f"key {name} is not an OpenSSH or PEM private key")
+    try:
+        try:
+            with warnings.catch_warnings():
+                # DSA files warn on load; they are refused below anyway.
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                key = loader(data, None)
+        except TypeError:  # cryptography: encrypted and no password given
+            if passphrase is None:
+                raise KeyEncryptedError(name) from None
+            try:
+                key = loader(data, passphrase)
+            except ValueError:  # "broken checksum" / "Bad decrypt"
+                raise PrivateKeyError(f"cannot decrypt key {name}: wrong passphrase") from None
+    except UnsupportedAlgorithm as exc:
+        raise PrivateKeyError(f"cannot load key {name}: {exc}") from None
+    except (ValueError, TypeError, OverflowError):
+        raise PrivateKeyError(f"cannot load key {name}: not a valid private key") from None
+    if not isinstance(key, _SigningKey):
+        raise PrivateKeyError(
+            f"cannot use key {name}: {type(key).__name__.removeprefix('_')} keys cannot sign "
+            "(use ed25519, ecdsa or rsa)"
+        )
+    try:
+        return PrivateKeySigner(key)
+    except ValueError as exc:
+        raise PrivateKeyError(f"cannot use key {name}: {exc}") from None

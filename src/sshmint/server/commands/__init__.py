@@ -1,24 +1,88 @@
 """The one command tree, shared by the SSH interface and ``POST /exec`` (SPEC §6.6).
 
-CONTRACT STUB — the command layer's owner replaces this with the implementation, keeping
-these names. No transport code lives here: a transport builds a ``CommandContext`` and calls
-``run_words``.
+No transport code lives here: a transport builds a :class:`CommandContext` and calls
+:func:`run_words`.
 
-- ``CommandSettings(web_host: str, vm_host: str, http_port: int, upstream_allow:
-  tuple[ipaddress network, ...])`` — frozen dataclass.
-- ``CommandContext(store: Store, settings: CommandSettings, user: User, key: SSHKeyRow,
-  now: Callable[[], int], stdin: Callable[[int], Awaitable[bytes]] | None, indent_json: bool)``
-  — ``key`` is the calling key (SSH login key, or the key that signed the /exec token);
-  ``stdin(limit)`` reads up to ``limit`` bytes to EOF (exec mode only, else ``None``).
-- ``CommandResult(stdout: str, stderr: str, exit_status: int)``.
-- ``COMMAND_NAMES: frozenset[str]`` — every resolvable name (``"ssh-key list"``, ``"share"``...).
-- ``resolve_command_name(words: Sequence[str]) -> str | None`` — SPEC §4.2.
-- ``run_words(ctx, words: list[str], *, force_json: bool) -> CommandResult`` (async): runs one
-  already split command line exactly per §6.3–6.6 (``command not found: %q`` for an unknown
-  first word; flag parsing; ``--help``; ``--json`` or ``force_json``). Never raises for user
-  errors; ``StoreUnavailable`` becomes a one-line error with exit status 1.
-- ``split_command_line(line: str) -> list[str]`` raising ``CommandSyntaxError`` (§6.3).
-- ``key_permission_error(key: SSHKeyRow | None, name: str | None, now: int) -> str | None`` —
-  the SSH pre-command checks of §6.5 in order (revoked, expired, vm, cmds, tag); ``/exec`` uses
-  the subset of §4.4 via ``key_restriction_error(key, name)``.
+- ``CommandSettings(web_host, vm_host, http_port, upstream_allow)`` — frozen dataclass.
+- ``CommandContext(store, settings, user, key, now, stdin, indent_json)`` — ``key`` is the
+  calling key (SSH login key, or the key that signed the ``/exec`` token), re-read by the
+  transport; ``stdin(limit)`` reads up to ``limit`` bytes to EOF (SSH exec mode only, else
+  ``None``); ``indent_json`` selects two-space JSON (the REPL).
+- ``CommandResult(stdout, stderr, exit_status)``.
+- ``COMMAND_NAMES: frozenset[str]`` — every resolvable name of the product tree.
+- ``resolve_command_name(words) -> str | None`` — SPEC §4.2 (also finds test commands).
+- ``run_words(ctx, words, *, force_json) -> CommandResult`` (async) — one split command line
+  per §6.3–6.6: ``command not found: %q`` for an unknown first word, flag parsing, ``--help``,
+  ``--json`` or ``force_json`` (``/exec``). Never raises for user errors; ``StoreUnavailable``
+  becomes ``database unavailable`` and any other exception ``internal error`` (exit 1, logged
+  without the command's words).
+- ``split_command_line(line) -> list[str]`` raising ``CommandSyntaxError`` (§6.3).
+- ``unknown_command_message(words) -> str`` — ``command not found: %q`` (SSH).
+- ``key_permission_error(key_row | None, name | None, now) -> str | None`` — the SSH
+  pre-command checks of §6.5 in order (revoked, expired, vm, cmds, tag);
+  ``key_restriction_error(permissions_or_key_row, name) -> str | None`` — the ``/exec`` subset
+  of §4.4 (vm, cmds, tag). Both raise ``PermissionsError`` for unreadable stored permissions:
+  refuse the command (fail closed).
+- ``register_command(path, handler, description, ...) -> unregister`` — add a command for a
+  test; ``handler(inv: Invocation) -> Output`` (async), raising ``CommandError`` to fail.
 """
+
+from __future__ import annotations
+
+from sshmint.server.commands.catalog import COMMAND_NAMES
+from sshmint.server.commands.context import (
+    CommandContext,
+    CommandResult,
+    CommandSettings,
+    StdinReader,
+)
+from sshmint.server.commands.runner import (
+    DATABASE_UNAVAILABLE,
+    INTERNAL_ERROR,
+    resolve_command_name,
+    run_words,
+    unknown_command_message,
+)
+from sshmint.server.commands.tree import (
+    CommandError,
+    FlagSpec,
+    Handler,
+    Invocation,
+    Output,
+    register_command,
+)
+from sshmint.server.commands.words import (
+    INVALID_COMMAND_SYNTAX,
+    CommandSyntaxError,
+    split_command_line,
+)
+from sshmint.server.permissions import (
+    PermissionsError,
+    key_permission_error,
+    key_restriction_error,
+)
+
+__all__ = [
+    "COMMAND_NAMES",
+    "DATABASE_UNAVAILABLE",
+    "INTERNAL_ERROR",
+    "INVALID_COMMAND_SYNTAX",
+    "CommandContext",
+    "CommandError",
+    "CommandResult",
+    "CommandSettings",
+    "CommandSyntaxError",
+    "FlagSpec",
+    "Handler",
+    "Invocation",
+    "Output",
+    "PermissionsError",
+    "StdinReader",
+    "key_permission_error",
+    "key_restriction_error",
+    "register_command",
+    "resolve_command_name",
+    "run_words",
+    "split_command_line",
+    "unknown_command_message",
+]

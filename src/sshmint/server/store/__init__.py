@@ -1,6 +1,9 @@
 """Storage: SQLAlchemy 2 Core (async) over SQLite (aiosqlite) and PostgreSQL (asyncpg).
 
-CONTRACT STUB — the store's owner replaces this with the implementation, keeping these names.
+SPEC §5 (accounts, keys, VMs) and §9 (storage). ``Store.open(url)`` accepts
+``sqlite:///PATH`` and ``postgresql://...`` (also ``postgres://``), migrates the schema to
+the head Alembic revision and returns a store whose methods are all async. Nothing mutable
+is cached, so changes made by other processes are visible to the next call (§9.1).
 
 Records (frozen dataclasses, timestamps are int unix seconds):
 
@@ -11,35 +14,84 @@ Records (frozen dataclasses, timestamps are int unix seconds):
 - ``VM(id, name, owner_user_id, upstream, share, tags: tuple[str, ...], created_at)``
 - ``Share(vm_id, email, shared_by_user_id, message, created_at)``
 
-Errors (subclasses of ``StoreError``): ``StoreUnavailable`` (database unreachable or failing:
-the caller turns it into a one-line error / 500 / 503), ``EmailTaken``, ``KeyTaken``
-(``.owner_user_id``), ``NameTaken`` (key name or VM name), ``AlreadyShared``.
+Errors (subclasses of ``StoreError``, itself an ``SSHMintError`` with a one-line
+``message``): ``StoreUnavailable`` (database unreachable or failing: the caller turns it into
+a one-line error / 500 / 503), ``EmailTaken``, ``KeyTaken`` (``.owner_user_id``),
+``NameTaken`` (key name or VM name), ``AlreadyShared``, ``UserNotFound``, ``VMNotFound``,
+``InvalidDatabaseURL``.
 
-``Store`` (all methods async; one instance per process; no caching of mutable rows, SPEC §9.1):
+Keys are passed as any object with ``openssh`` and ``fingerprint`` (``KeyIdentity``; the
+core's ``sshmint.keys.PublicKey`` fits).
 
-- ``Store.open(url: str) -> Store`` (classmethod; ``sqlite:///path`` or ``postgresql://...``;
-  runs Alembic migrations to head; SQLite in WAL mode, foreign keys on, busy timeout ≥ 5 s);
-  ``close()``; ``ping()`` raises ``StoreUnavailable``.
-- users: ``create_user(email, now, key=None, key_name="", key_permissions="") -> tuple[User,
-  SSHKeyRow | None]`` (one transaction); ``get_user(user_id)``, ``get_user_by_email(email)``,
-  ``set_locked(email, locked) -> User | None``, ``list_users() -> list[tuple[User, int]]``
-  (ordered by email, with key count), ``emails_with_accounts(emails) -> set[str]``.
-- keys: ``key_by_fingerprint(fp)``, ``key_by_public_key(openssh)``, ``key_by_id(id)``,
-  ``keys_of_user(user_id)`` (insertion order); ``add_key(user_id, public_key: PublicKey,
-  name: str, permissions: str, now) -> SSHKeyRow`` (reads and increments the user's key counter
-  in the same transaction; an empty ``name`` becomes ``key-<n>``); ``delete_key(id) -> bool``;
-  ``rename_key(id, new_name)`` (``NameTaken`` if another key of the user has it);
-  ``touch_key_used(id, day_start: int)``; ``add_generated_key(user_id, public_key, name,
-  permissions, api_key_hint, exe1_hash, exe0_sealed, expires_at, now) -> SSHKeyRow`` (key + exe1
-  row in one transaction; ``NameTaken`` when the user has a key of that name).
-- exe1: ``exe1_secret() -> bytes`` (the ``exe1-derivation`` row, made by the first migration);
-  ``exe1_lookup(exe1_hash, now) -> bytes | None`` (sealed exe0 of a live row,
-  ``expires_at >= now``); ``exe1_put(exe1_hash, exe0_sealed, expires_at, now)`` (insert, or
-  replace an expired row with the same hash).
-- vms: ``create_vm(name, owner_user_id, upstream, tags, now) -> VM`` (``NameTaken``);
-  ``vm_by_name(name)``; ``vms_of_owner(user_id)`` (sorted by name); ``delete_vm(id)``;
-  ``set_vm_upstream(id, upstream)``; ``set_vm_share(id, share)``; ``shares_of_vm(id)`` (by
-  created_at, email); ``add_share(vm_id, email, by_user_id, message, now)`` (``AlreadyShared``);
-  ``remove_share(vm_id, email) -> bool``; ``is_shared_with(vm_id, email) -> bool``.
-- tests: ``dump_tables() -> dict[str, list[tuple[object, ...]]]`` (every row of every table).
+``Store`` (all methods async; one instance per process):
+
+- ``Store.open(url) -> Store`` (classmethod; migrates to head; ``InvalidDatabaseURL``,
+  ``StoreUnavailable``); ``close()``; ``ping()`` raises ``StoreUnavailable``; properties
+  ``backend`` (``"sqlite"``/``"postgresql"``) and ``description`` (path or host:port/db).
+- users: ``create_user(email, now, key=None, key_name="", key_permissions="") ->
+  tuple[User, SSHKeyRow | None]`` (one transaction; ``EmailTaken`` then ``KeyTaken``);
+  ``get_user(user_id)``, ``get_user_by_email(email)`` (``User | None``);
+  ``set_locked(email, locked) -> User | None``; ``list_users() -> list[tuple[User, int]]``
+  (by email, with key count); ``emails_with_accounts(emails) -> set[str]``.
+- keys: ``key_by_fingerprint(fp)``, ``key_by_public_key(openssh)``, ``key_by_id(id)``
+  (``SSHKeyRow | None``); ``keys_of_user(user_id)`` (insertion order);
+  ``add_key(user_id, public_key, name, permissions, now) -> SSHKeyRow`` (reads and
+  increments the key counter in the same transaction, always; empty ``name`` becomes
+  ``key-<n>``; names not checked; ``KeyTaken``, ``UserNotFound``);
+  ``delete_key(id) -> bool``; ``rename_key(id, new_name) -> SSHKeyRow | None``
+  (``NameTaken`` if another key of the user has the name; ``None`` if the key is gone);
+  ``touch_key_used(id, day_start) -> None`` (only moves forward);
+  ``add_generated_key(user_id, public_key, name, permissions, api_key_hint, exe1_hash,
+  exe0_sealed, expires_at, now) -> SSHKeyRow`` (key + exe1 row in one transaction;
+  ``NameTaken``, ``KeyTaken``, ``UserNotFound``; the key counter is not used).
+- exe1: ``exe1_secret() -> bytes``; ``exe1_lookup(exe1_hash, now) -> bytes | None`` (live
+  rows only: ``expires_at >= now``); ``exe1_put(exe1_hash, exe0_sealed, expires_at, now)
+  -> bool`` (insert, or replace an expired row with the same hash; a live row is kept and
+  ``False`` returned); ``exe1_purge_expired(now) -> int``.
+- vms: ``create_vm(name, owner_user_id, upstream, tags, now) -> VM`` (``NameTaken``,
+  ``UserNotFound``); ``vm_by_name(name)``, ``vm_by_id(id)`` (``VM | None``);
+  ``vms_of_owner(user_id)`` (by name); ``delete_vm(id) -> bool`` (shares cascade);
+  ``set_vm_upstream(id, upstream) -> VM | None``; ``set_vm_share(id, share) -> VM | None``
+  (``ValueError`` unless ``"private"``/``"public"``); ``shares_of_vm(id)`` (by created_at,
+  email); ``add_share(vm_id, email, by_user_id, message, now) -> Share`` (``AlreadyShared``,
+  ``VMNotFound``, ``UserNotFound``); ``remove_share(vm_id, email) -> bool``;
+  ``is_shared_with(vm_id, email) -> bool``.
+- tests: ``dump_tables() -> dict[str, list[tuple[object, ...]]]`` (every row of every
+  table, Alembic's version table included).
+
+Ordering is by code point on both backends (PostgreSQL columns use the ``"C"`` collation).
 """
+
+from sshmint.server.store.errors import (
+    AlreadyShared,
+    EmailTaken,
+    InvalidDatabaseURL,
+    KeyTaken,
+    NameTaken,
+    StoreError,
+    StoreUnavailable,
+    UserNotFound,
+    VMNotFound,
+)
+from sshmint.server.store.records import VM, KeyIdentity, Share, SSHKeyRow, User
+from sshmint.server.store.store import VM_SHARE_MODES, Store, new_user_id
+
+__all__ = [
+    "VM",
+    "VM_SHARE_MODES",
+    "AlreadyShared",
+    "EmailTaken",
+    "InvalidDatabaseURL",
+    "KeyIdentity",
+    "KeyTaken",
+    "NameTaken",
+    "SSHKeyRow",
+    "Share",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "User",
+    "UserNotFound",
+    "VMNotFound",
+    "new_user_id",
+]

@@ -1,0 +1,76 @@
+"""Python client for sshmint: auto-minting auth for httpx and requests, and ``/exec`` clients.
+
+``SSHMintAuth`` mints short-lived exe0 tokens from an SSH key (file or ssh-agent) and works as
+an ``httpx`` auth (``Client`` and ``AsyncClient``) and as a ``requests`` auth.
+``Client``/``AsyncClient`` call ``POST /exec`` and raise one exception per error status.
+
+httpx and requests are optional (extras ``sshmint[httpx]``, ``sshmint[requests]``); the names
+below are imported on first use, so ``import sshmint.client`` needs neither.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sshmint.client.auth import BearerTokenAuth, SSHMintAuth
+    from sshmint.client.errors import (
+        BadRequest,
+        CommandFailed,
+        ConnectionFailed,
+        Forbidden,
+        InvalidResponse,
+        MethodNotAllowed,
+        RateLimited,
+        RequestTooLarge,
+        ServerError,
+        SSHMintClientError,
+        Timeout,
+        Unauthorized,
+        UnknownCommand,
+    )
+    from sshmint.client.http import AsyncClient, Client
+    from sshmint.client.minting import TokenMinter
+
+__all__ = [
+    "AsyncClient",
+    "BadRequest",
+    "BearerTokenAuth",
+    "Client",
+    "CommandFailed",
+    "ConnectionFailed",
+    "Forbidden",
+    "InvalidResponse",
+    "MethodNotAllowed",
+    "RateLimited",
+    "RequestTooLarge",
+    "SSHMintAuth",
+    "SSHMintClientError",
+    "ServerError",
+    "Timeout",
+    "TokenMinter",
+    "Unauthorized",
+    "UnknownCommand",
+]
+
+_HOME = {
+    "SSHMintAuth": "auth",
+    "BearerTokenAuth": "auth",
+    "Client": "http",
+    "AsyncClient": "http",
+    "TokenMinter": "minting",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_HOME.get(name, 'errors')}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

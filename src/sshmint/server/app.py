@@ -1,0 +1,269 @@
+"""``sshmint serve``: one process running the SSH interface and the HTTP listener (SPEC A.1).
+
+Start-up order: data directory, host key, sockets (bound before any server starts, so the
+command layer knows the real HTTP port), database (migrated by ``Store.open``), SSH server,
+HTTP server. Each listener prints its ``... listening on HOST:PORT`` line once it accepts
+connections. SIGTERM/SIGINT stop accepting, close the listeners and the store, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from sshmint.server.config import ListenAddress, ServerConfig, format_host_port
+from sshmint.server.runtime import ServerRuntime
+
+__all__ = ["StartupError", "bind_sockets", "configure_logging", "run_server"]
+
+# How long the HTTP listener lets in-flight requests finish on shutdown.
+HTTP_SHUTDOWN_TIMEOUT = 3.0
+# A header line may carry a 16 KiB token; aiohttp's default line limit is 8190.
+_FALLBACK_HANDLER_ARGS: Mapping[str, Any] = {
+    "max_line_size": 32 * 1024,
+    "max_field_size": 32 * 1024,
+}
+
+_log = logging.getLogger("sshmint.server")
+
+
+class StartupError(Exception):
+    """The server cannot start; ``str(exc)`` is the one line printed on stderr."""
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr. asyncssh logs exec command lines at INFO, and those can carry tokens
+    (``exe0-to-exe1 TOKEN``), so its logger is held at WARNING."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration plugin
+
+
+def bind_sockets(address: ListenAddress) -> list[socket.socket]:
+    """Bind and listen on every address ``address.host`` resolves to, all on one port.
+
+    With port 0 the first socket picks a free port and the others reuse it, so a name such
+    as ``localhost`` gets the same port on 127.0.0.1 and ::1.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            address.host or None,
+            address.port,
+            family=socket.AF_UNSPEC,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,
+        )
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot listen on {address}: {exc.strerror}") from None
+    sockets: list[socket.socket] = []
+    seen: set[tuple[int, str]] = set()
+    port = address.port
+    last_error: OSError | None = None
+    for family, kind, proto, _, sockaddr in infos:
+        if (family, str(sockaddr[0])) in seen:
+            continue
+        seen.add((family, str(sockaddr[0])))
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((sockaddr[0], port, *sockaddr[2:]))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            # An address family the host lacks (e.g. ::1 without IPv6) is skipped; anything
+            # else (address in use, permission) fails the start.
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) and len(infos) > 1:
+                last_error = exc
+                continue
+            for s in sockets:
+                s.close()
+            reason = exc.strerror or str(exc)
+            raise StartupError(f"cannot listen on {address}: {reason.lower()}") from None
+        if port == 0:
+            port = int(sock.getsockname()[1])
+        sockets.append(sock)
+    if not sockets:
+        reason = last_error.strerror if last_error and last_error.strerror else "no usable address"
+        raise StartupError(f"cannot listen on {address}: {reason.lower()}")
+    return sockets
+
+
+def _close_all(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
+
+
+def _bound(sockets: list[socket.socket]) -> str:
+    host, port = sockets[0].getsockname()[:2]
+    return format_host_port(str(host), int(port))
+
+
+def _announce(line: str) -> None:
+    print(line, flush=True)
+
+
+def _redact(text: str, db_url: str) -> str:
+    """Remove the database password from an error text, should a driver echo it."""
+    password = urlsplit(db_url).password
+    text = " ".join(text.split())  # one line
+    return text.replace(password, "***") if password else text
+
+
+def _fallback_http_app(runtime: ServerRuntime) -> web.Application:
+    """Serves ``GET /healthz`` only; used while ``sshmint.server.http`` is absent."""
+    from sshmint.server.store import StoreUnavailable
+
+    async def healthz(request: web.Request) -> web.Response:
+        try:
+            await runtime.store.ping()
+        except StoreUnavailable:
+            return web.json_response(
+                {"status": "error", "error": "database unavailable"}, status=503
+            )
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+@dataclass(frozen=True)
+class _HTTPParts:
+    build_app: Callable[[ServerRuntime], web.Application]
+    handler_args: Mapping[str, Any]
+    tls_context: Callable[[ServerConfig], ssl.SSLContext | None]
+
+
+def _http_parts() -> _HTTPParts:
+    """The HTTP module's application, or the /healthz-only fallback while it is absent."""
+    try:
+        from sshmint.server import http
+    except ModuleNotFoundError as exc:
+        if exc.name != "sshmint.server.http":
+            raise
+        return _HTTPParts(_fallback_http_app, _FALLBACK_HANDLER_ARGS, _fallback_tls_context)
+    return _HTTPParts(http.build_http_app, http.HTTP_HANDLER_ARGS, http.ssl_context_from_config)
+
+
+def _fallback_tls_context(config: ServerConfig) -> ssl.SSLContext | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
+
+
+async def run_server(config: ServerConfig) -> int:
+    """Run until SIGTERM/SIGINT; 0 after a clean stop, 1 when start-up fails."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    cleanups: list[Callable[[], object]] = []
+    try:
+        try:
+            await _serve(config, stop, cleanups)
+        except StartupError as exc:
+            print(f"sshmint: {exc}", file=sys.stderr, flush=True)
+            return 1
+        return 0
+    finally:
+        for cleanup in reversed(cleanups):
+            try:
+                result = cleanup()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                _log.exception("error during shutdown")
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def _serve(
+    config: ServerConfig, stop: asyncio.Event, cleanups: list[Callable[[], object]]
+) -> None:
+    from sshmint.server.ssh import load_or_create_host_key, start_ssh_server
+    from sshmint.server.store import Store, StoreError
+
+    try:
+        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot create data directory {config.data_dir}: {exc.strerror}"
+        ) from None
+    try:
+        host_key = load_or_create_host_key(config.data_dir)
+    except Exception as exc:  # asyncssh raises several types for unreadable or corrupt keys
+        raise StartupError(f"cannot load SSH host key {config.host_key_path}: {exc}") from None
+    http = _http_parts()
+    try:
+        tls = http.tls_context(config)
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        raise StartupError(f"cannot load TLS certificate or key: {exc}") from None
+
+    # Sockets first: a port conflict fails fast, and connections arriving while the schema
+    # is migrated wait in the listen backlog.
+    ssh_sockets = bind_sockets(config.ssh_listen)
+    cleanups.append(lambda: _close_all(ssh_sockets))
+    http_sockets = bind_sockets(config.http_listen)
+    cleanups.append(lambda: _close_all(http_sockets))
+
+    # A start-up failure is reported once, as the one line below; the store's own warning
+    # about an unreachable database would repeat it.
+    store_log = logging.getLogger("sshmint.store")
+    level = store_log.level
+    store_log.setLevel(logging.ERROR)
+    try:
+        store = await Store.open(config.db)
+    except StoreError as exc:
+        raise StartupError(f"cannot open database: {_redact(exc.message, config.db)}") from None
+    except Exception as exc:
+        raise StartupError(
+            f"cannot open database: {_redact(str(exc) or type(exc).__name__, config.db)}"
+        ) from None
+    finally:
+        store_log.setLevel(level)
+    cleanups.append(store.close)
+
+    runtime = ServerRuntime(config=config, store=store)
+    runtime.ssh_port = int(ssh_sockets[0].getsockname()[1])
+    runtime.http_port = int(http_sockets[0].getsockname()[1])
+
+    ssh_listener = await start_ssh_server(runtime, ssh_sockets, host_key)
+    cleanups.append(ssh_listener.close)
+    _announce(f"ssh listening on {_bound(ssh_sockets)}")
+
+    # AppRunner passes its keyword arguments on to every request handler.
+    runner = web.AppRunner(
+        http.build_app(runtime),
+        handle_signals=False,
+        shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
+        **http.handler_args,
+    )
+    await runner.setup()
+    cleanups.append(runner.cleanup)
+    for sock in http_sockets:
+        await web.SockSite(runner, sock, ssl_context=tls).start()
+    _announce(f"http listening on {_bound(http_sockets)}")
+    _log.info("sshmint serving (data dir %s)", config.data_dir)
+
+    await stop.wait()
+    _log.info("shutting down")

@@ -1,0 +1,236 @@
+"""The one authentication path for bearer tokens (SPEC §2.1, §2.3, §5.5, §8.5).
+
+``Authenticator.authenticate(bearer, namespace)`` is used by ``POST /exec`` and the VM
+proxy alike:
+
+1. exe1 resolution (§2.3): shape check, live handle by ``exe1_hash``, unseal; the stored
+   exe0 string then replaces the bearer string;
+2. strict parse, steps 1–15 (:func:`sshmint.token.parse_exe0`);
+3. claims, steps 16–17;
+4. the registered key by fingerprint, step 18;
+5. the signature under the expected namespace, step 19;
+6. the owner is not locked out, step 20 (a database error here fails closed);
+7. the key's stored restrictions are parsed (unreadable text → :class:`KeyPermissionsError`,
+   which callers treat as an internal error, never as "allowed").
+
+Failures raise :class:`sshmint.errors.TokenError` carrying the SPEC message. Database
+errors before step 20 propagate as :class:`StoreError` (the caller answers 500).
+
+Caching: a signature check's result never changes for the same token bytes, namespace and
+public key, so it is memoised in a bounded LRU keyed by a digest of the three. Everything
+that *can* change — whether the key is registered, the owner's lock-out, the key's
+restrictions, the claims against the clock, exe1 handles — is read on every call
+(SPEC §9.1: no cache may hide a change). Tokens are never logged; a log line names at
+most a key fingerprint.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+from sshmint.errors import PublicKeyError, TokenVerificationError
+from sshmint.keys import PublicKey, public_key_from_blob
+from sshmint.server.exe1 import exe1_hash, unseal
+from sshmint.server.permissions import KeyPermissions, PermissionsError, parse_key_permissions
+from sshmint.server.store import SSHKeyRow, Store, StoreError, User
+from sshmint.token import (
+    EXE1_PREFIX,
+    ParsedToken,
+    Permissions,
+    check_claims,
+    is_well_formed_exe1,
+    parse_exe0,
+    verify_signature,
+)
+
+__all__ = [
+    "Authenticator",
+    "KeyPermissionsError",
+    "Presented",
+    "Principal",
+]
+
+Presented = Literal["exe0", "exe1"]
+
+_SECONDS_PER_DAY = 86400
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class KeyPermissionsError(Exception):
+    """The signing key's stored restrictions cannot be read (SPEC §7 step 5: fail closed).
+
+    Carries the key's fingerprint for the server log only.
+    """
+
+    def __init__(self, fingerprint: str) -> None:
+        super().__init__(f"unreadable stored permissions for key SHA256:{fingerprint}")
+        self.fingerprint = fingerprint
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a valid token speaks for.
+
+    ``permissions`` are the token's (``cmds``, claims, raw ``ctx``); ``key_permissions``
+    the signing key's stored restrictions (SPEC §4.3); ``presented`` says whether the
+    client sent the exe0 itself or an exe1 handle for it.
+    """
+
+    user: User
+    key: SSHKeyRow
+    key_permissions: KeyPermissions
+    permissions: Permissions
+    token: ParsedToken
+    presented: Presented
+
+
+class _LRU(Generic[_K, _V]):
+    """A small bounded mapping that forgets the least recently used entry."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._data: OrderedDict[_K, _V] = OrderedDict()
+
+    def get(self, key: _K) -> _V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: _K, value: _V) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self._maxsize:
+            self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _registered_key(row: SSHKeyRow) -> PublicKey | None:
+    """The stored ``"<type> <base64>"`` as a key object (cached by blob in keys.py)."""
+    _type, _, b64 = row.public_key.partition(" ")
+    try:
+        return public_key_from_blob(base64.b64decode(b64.strip(), validate=True))
+    except (binascii.Error, ValueError, PublicKeyError):
+        return None
+
+
+class Authenticator:
+    """Validates bearer strings against the store; one instance per server process."""
+
+    SIGNATURE_CACHE_SIZE = 8192
+    PARSE_CACHE_SIZE = 1024
+    EXE1_CACHE_SIZE = 1024
+
+    def __init__(self, store: Store, now: Callable[[], int], logger: logging.Logger) -> None:
+        self._store = store
+        self._now = now
+        self._logger = logger
+        self._signatures: _LRU[tuple[bytes, str, bytes], bool] = _LRU(self.SIGNATURE_CACHE_SIZE)
+        self._parsed: _LRU[bytes, ParsedToken] = _LRU(self.PARSE_CACHE_SIZE)
+        self._unsealed: _LRU[tuple[bytes, bytes], str] = _LRU(self.EXE1_CACHE_SIZE)
+
+    async def authenticate(self, bearer: str, namespace: str) -> Principal:
+        """SPEC §2.1/§2.3 for ``bearer`` under ``namespace``; raises ``TokenError``.
+
+        Raises :class:`KeyPermissionsError` when the token is valid but the key's stored
+        restrictions are unreadable, and ``StoreError`` when the database fails before
+        step 20.
+        """
+        now = self._now()
+        presented: Presented = "exe0"
+        token = bearer
+        if bearer.startswith(EXE1_PREFIX):
+            presented = "exe1"
+            token = await self._resolve_exe1(bearer, now)
+        parsed = self._parse(token)  # steps 1–15
+        check_claims(parsed.permissions, now)  # steps 16–17
+        row = await self._store.key_by_fingerprint(parsed.fingerprint)  # step 18
+        if row is None:
+            raise TokenVerificationError("no registered key has this fingerprint", 18)
+        if not self._signature_ok(parsed, row, namespace):  # step 19
+            raise TokenVerificationError("signature does not verify under the namespace", 19)
+        user = await self._owner(row)  # step 20
+        try:
+            key_permissions = parse_key_permissions(row.permissions)
+        except PermissionsError:
+            self._logger.error("key SHA256:%s has unreadable stored permissions", row.fingerprint)
+            raise KeyPermissionsError(row.fingerprint) from None
+        await self._touch(row, now)
+        return Principal(user, row, key_permissions, parsed.permissions, parsed, presented)
+
+    async def _resolve_exe1(self, bearer: str, now: int) -> str:
+        """SPEC §2.3: the exe0 string a live, well-formed handle stands for."""
+        if not is_well_formed_exe1(bearer):
+            raise TokenVerificationError("malformed exe1 token", 18)
+        digest = exe1_hash(bearer)
+        sealed = await self._store.exe1_lookup(digest, now)
+        if sealed is None:
+            raise TokenVerificationError("no live exe1 handle", 18)
+        cache_key = (hashlib.sha256(bearer.encode("ascii")).digest(), sealed)
+        exe0 = self._unsealed.get(cache_key)
+        if exe0 is None:
+            exe0 = unseal(bearer, sealed)
+            if exe0 is None:  # a sealed value that does not open is a dead handle
+                self._logger.warning("exe1 handle %s… does not unseal", bearer[5:9])
+                raise TokenVerificationError("exe1 handle does not unseal", 18)
+            self._unsealed.put(cache_key, exe0)
+        return exe0
+
+    def _parse(self, token: str) -> ParsedToken:
+        """``parse_exe0`` memoised by token digest (parsing is pure in the token string)."""
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        parsed = self._parsed.get(digest)
+        if parsed is None or parsed.token != token:
+            parsed = parse_exe0(token)
+            self._parsed.put(digest, parsed)
+        return parsed
+
+    def _signature_ok(self, parsed: ParsedToken, row: SSHKeyRow, namespace: str) -> bool:
+        key = _registered_key(row)
+        if key is None:
+            self._logger.error("key SHA256:%s has an unreadable stored public key", row.fingerprint)
+            return False
+        cache_key = (
+            hashlib.sha256(parsed.token.encode("utf-8", "surrogatepass")).digest(),
+            namespace,
+            key.blob,
+        )
+        ok = self._signatures.get(cache_key)
+        if ok is None:
+            ok = verify_signature(parsed, key, namespace)
+            self._signatures.put(cache_key, ok)
+        return ok
+
+    async def _owner(self, row: SSHKeyRow) -> User:
+        """Step 20: the key's owner, not locked out; a database error fails closed."""
+        try:
+            user = await self._store.get_user(row.user_id)
+        except StoreError:
+            self._logger.error("owner lookup failed for key SHA256:%s", row.fingerprint)
+            raise TokenVerificationError("owner lookup failed", 20) from None
+        if user is None:
+            raise TokenVerificationError("the key's owner does not exist", 20)
+        if user.locked:
+            raise TokenVerificationError("the key's owner is locked out", 20)
+        return user
+
+    async def _touch(self, row: SSHKeyRow, now: int) -> None:
+        """SPEC §5.2: ``last_used_at`` is the day of the most recent use (one write a day)."""
+        day_start = now - now % _SECONDS_PER_DAY
+        if row.last_used_at == day_start:
+            return
+        try:
+            await self._store.touch_key_used(row.id, day_start)
+        except StoreError:
+            self._logger.warning("could not record use of key SHA256:%s", row.fingerprint)

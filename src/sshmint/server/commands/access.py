@@ -1,0 +1,78 @@
+"""What the caller may see: tag scope (SPEC §4.7), VM ownership and access (§5.6)."""
+
+from __future__ import annotations
+
+from sshmint.server.commands.context import CommandContext
+from sshmint.server.permissions import KeyPermissions, PermissionsError, parse_key_permissions
+from sshmint.server.store import VM, SSHKeyRow
+from sshmint.server.validation import is_valid_vm_name, quote, reduce_vm_name
+
+__all__ = [
+    "accessible_vm",
+    "caller_permissions",
+    "key_tag",
+    "owned_vm",
+    "reduce",
+    "visible_keys",
+    "vm_access_denied",
+]
+
+
+def caller_permissions(ctx: CommandContext) -> KeyPermissions:
+    """The calling key's restrictions; unreadable text raises (the command then fails)."""
+    return parse_key_permissions(ctx.key.permissions)
+
+
+def key_tag(row: SSHKeyRow) -> str | None:
+    """A listed key's own tag; an unreadable one matches no tag (hidden from scoped callers)."""
+    try:
+        return parse_key_permissions(row.permissions).tag
+    except PermissionsError:
+        return None
+
+
+async def visible_keys(ctx: CommandContext) -> list[SSHKeyRow]:
+    """The caller's keys in insertion order; a tag-scoped caller sees only keys with its
+    tag (SPEC §4.7)."""
+    keys = await ctx.store.keys_of_user(ctx.user.user_id)
+    tag = caller_permissions(ctx).tag
+    if tag is None:
+        return list(keys)
+    return [row for row in keys if key_tag(row) == tag]
+
+
+def reduce(ctx: CommandContext, name: str) -> str:
+    """SPEC §5.6: ``<name>.<vm-host>`` → ``<name>``."""
+    return reduce_vm_name(name, ctx.settings.vm_host)
+
+
+async def owned_vm(ctx: CommandContext, name: str) -> VM | None:
+    """The VM named ``name`` (already reduced) if the caller owns it and, for a tag-scoped
+    caller, it carries the tag; otherwise ``None``, exactly as for a missing VM."""
+    if not is_valid_vm_name(name):
+        return None
+    vm = await ctx.store.vm_by_name(name)
+    if vm is None or vm.owner_user_id != ctx.user.user_id:
+        return None
+    tag = caller_permissions(ctx).tag
+    if tag is not None and tag not in vm.tags:
+        return None
+    return vm
+
+
+async def accessible_vm(ctx: CommandContext, name: str) -> VM | None:
+    """SPEC §5.6 access for ``--vm`` flags: owned, or shared with the caller's email."""
+    if not is_valid_vm_name(name):
+        return None
+    vm = await ctx.store.vm_by_name(name)
+    if vm is None:
+        return None
+    if vm.owner_user_id == ctx.user.user_id:
+        return vm
+    if await ctx.store.is_shared_with(vm.id, ctx.user.email):
+        return vm
+    return None
+
+
+def vm_access_denied(name: str) -> str:
+    return f"VM {quote(name)} not found or access denied"

@@ -1,0 +1,47 @@
+"""What a transport hands to the command layer, and what it gets back."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sshmint.server.store import SSHKeyRow, Store, User
+from sshmint.server.upstream import IPNetwork
+
+__all__ = ["CommandContext", "CommandResult", "CommandSettings", "StdinReader"]
+
+# ``stdin(limit)`` reads up to ``limit`` bytes, to end-of-file (SSH exec mode only).
+StdinReader = Callable[[int], Awaitable[bytes]]
+
+
+@dataclass(frozen=True)
+class CommandSettings:
+    """Server options the commands need (SPEC A.1)."""
+
+    web_host: str = "localhost"
+    vm_host: str = "localhost"
+    # The port the HTTP listener is bound to: VM URLs name it (SPEC §5.6).
+    http_port: int = 8080
+    upstream_allow: tuple[IPNetwork, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """One caller: ``key`` is the calling key (the SSH login key, or the key that signed
+    the ``/exec`` token), re-read by the transport just before the command runs."""
+
+    store: Store
+    settings: CommandSettings
+    user: User
+    key: SSHKeyRow
+    now: Callable[[], int]
+    stdin: StdinReader | None = None
+    # Indented JSON (the REPL); compact otherwise (SPEC §6.4).
+    indent_json: bool = False
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    stdout: str
+    stderr: str
+    exit_status: int

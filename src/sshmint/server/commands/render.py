@@ -1,0 +1,33 @@
+"""Output formatting shared by the commands (SPEC §0, §6.4, §5.6)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from sshmint.server.commands.context import CommandSettings
+
+__all__ = ["dump_json", "rfc3339", "vm_url"]
+
+
+def dump_json(obj: Mapping[str, object], *, indent: bool) -> str:
+    """One JSON object and ``\\n``: compact, or indented by two spaces (REPL).
+
+    Not HTML-escaped and not ASCII-escaped: ``<``, ``>``, ``&`` and non-ASCII text appear
+    literally (SPEC §0).
+    """
+    if indent:
+        return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def rfc3339(unix_seconds: int) -> str:
+    """``2030-12-05T00:00:00Z`` (SPEC §0)."""
+    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def vm_url(settings: CommandSettings, name: str) -> str:
+    """``http://<name>.<vm-host>[:<port>]``, the port omitted when 80 (SPEC §5.6)."""
+    port = "" if settings.http_port == 80 else f":{settings.http_port}"
+    return f"http://{name}.{settings.vm_host}{port}"

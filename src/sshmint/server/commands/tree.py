@@ -1,0 +1,201 @@
+"""The command tree (SPEC §6.6): nodes, flag declarations, handlers and the registry.
+
+The product commands are added once by ``catalog``; tests may add a command of their own
+with :func:`register_command` and remove it again with the returned callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sshmint.errors import SSHMintError
+from sshmint.server.commands.context import CommandContext
+
+__all__ = [
+    "JSON_FLAG",
+    "ROOT",
+    "CommandError",
+    "CommandNode",
+    "FlagSpec",
+    "Handler",
+    "Invocation",
+    "Output",
+    "find_node",
+    "iter_nodes",
+    "register_command",
+    "resolve_path",
+]
+
+
+class CommandError(SSHMintError):
+    """A command failed with ``message`` (exact SPEC text); exit status 1."""
+
+
+@dataclass(frozen=True)
+class FlagSpec:
+    """A flag: boolean (no value, or ``=true``/``=false``) or taking a value.
+
+    A repeatable value flag collects every value; otherwise the last one wins (§6.3).
+    """
+
+    name: str
+    description: str
+    takes_value: bool = False
+    repeatable: bool = False
+
+
+JSON_FLAG = FlagSpec("json", "output in JSON format")
+# -h, -help and --help (SPEC §6.3); not listed in help output.
+HELP_FLAG_NAMES = frozenset({"h", "help"})
+
+
+@dataclass(frozen=True)
+class Output:
+    """A command's outcome: ``data`` is the JSON object, ``text`` the human form.
+
+    ``errors`` are failure messages of a command that also produced output (``rm``):
+    they go to stderr and make the exit status 1.
+    """
+
+    data: Mapping[str, object]
+    text: str = ""
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One parsed call: positional words, flag values, and the output mode."""
+
+    ctx: CommandContext
+    node: CommandNode
+    args: list[str]
+    values: Mapping[str, str | bool | list[str]]
+    json: bool
+
+    def value(self, name: str) -> str | None:
+        """The last value of a value flag, or ``None`` when not given."""
+        v = self.values.get(name)
+        if isinstance(v, list):
+            return v[-1] if v else None
+        return v if isinstance(v, str) else None
+
+    def all_values(self, name: str) -> list[str]:
+        v = self.values.get(name)
+        if isinstance(v, list):
+            return list(v)
+        return [v] if isinstance(v, str) else []
+
+    def flag(self, name: str) -> bool:
+        return self.values.get(name) is True
+
+
+Handler = Callable[[Invocation], Awaitable[Output]]
+
+
+@dataclass(eq=False)
+class CommandNode:
+    """A command or subcommand. ``path`` is its words (``("ssh-key", "list")``)."""
+
+    path: tuple[str, ...]
+    description: str
+    usage: str = ""
+    flags: tuple[FlagSpec, ...] = ()
+    examples: tuple[str, ...] = ()
+    handler: Handler | None = None
+    # Whether positional words are the command's business (else §6.3's error applies).
+    takes_args: bool = False
+    # ``help``: every flag except --json is ignored (SPEC §6.6.1).
+    lenient_flags: bool = False
+    children: dict[str, CommandNode] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path[-1] if self.path else ""
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(self.path)
+
+    @property
+    def all_flags(self) -> tuple[FlagSpec, ...]:
+        """The declared flags plus ``--json`` (SPEC §6.6: every command has it)."""
+        return (*self.flags, JSON_FLAG)
+
+    def flag_spec(self, name: str) -> FlagSpec | None:
+        for spec in self.all_flags:
+            if spec.name == name:
+                return spec
+        return None
+
+
+ROOT = CommandNode(path=(), description="sshmint")
+
+
+def iter_nodes(node: CommandNode = ROOT) -> Iterator[CommandNode]:
+    """Every command below ``node``, depth first, in tree order."""
+    for child in node.children.values():
+        yield child
+        yield from iter_nodes(child)
+
+
+def resolve_path(words: Sequence[str]) -> CommandNode | None:
+    """The longest prefix of ``words`` naming a command (SPEC §4.2), case-sensitively."""
+    node = ROOT
+    for word in words:
+        child = node.children.get(word)
+        if child is None:
+            break
+        node = child
+    return None if node is ROOT else node
+
+
+def find_node(path: Sequence[str]) -> CommandNode | None:
+    """The command whose path is exactly ``path``."""
+    node = ROOT
+    for word in path:
+        child = node.children.get(word)
+        if child is None:
+            return None
+        node = child
+    return None if node is ROOT else node
+
+
+def add_node(node: CommandNode) -> Callable[[], None]:
+    """Attach ``node`` under its parent (which must exist); return a remover."""
+    parent = find_node(node.path[:-1]) if len(node.path) > 1 else ROOT
+    if parent is None or not node.path:
+        raise ValueError(f"no parent command for {node.full_name!r}")
+    if node.name in parent.children:
+        raise ValueError(f"command {node.full_name!r} already exists")
+    parent.children[node.name] = node
+
+    def remove() -> None:
+        if parent.children.get(node.name) is node:
+            del parent.children[node.name]
+
+    return remove
+
+
+def register_command(
+    path: tuple[str, ...],
+    handler: Handler,
+    description: str,
+    *,
+    usage: str = "",
+    flags: tuple[FlagSpec, ...] = (),
+    takes_args: bool = True,
+) -> Callable[[], None]:
+    """Add an extra command (for tests, e.g. a slow one); return the unregister callable.
+
+    The product tree (``COMMAND_NAMES``) never contains it.
+    """
+    node = CommandNode(
+        path=path,
+        description=description,
+        usage=usage,
+        flags=flags,
+        handler=handler,
+        takes_args=takes_args,
+    )
+    return add_node(node)

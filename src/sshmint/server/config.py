@@ -1,0 +1,288 @@
+"""Server options: command line > ``SSHMINT_<NAME>`` environment > TOML file > default.
+
+SPEC Appendix A.1. The options are read once at start-up into a frozen :class:`ServerConfig`;
+every problem (unknown config key, unparsable listen address, bad network) is a
+:class:`ConfigError` whose message is one line naming the option and where it came from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+__all__ = [
+    "DEFAULTS",
+    "OPTION_NAMES",
+    "ConfigError",
+    "IPNetwork",
+    "ListenAddress",
+    "ServerConfig",
+    "env_name",
+    "format_host_port",
+    "load_config",
+    "parse_listen_address",
+    "parse_networks",
+]
+
+_T = TypeVar("_T")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Option names as written on the command line (without "--"); the order is the help order.
+OPTION_NAMES: tuple[str, ...] = (
+    "data-dir",
+    "db",
+    "ssh-listen",
+    "http-listen",
+    "web-host",
+    "vm-host",
+    "upstream-allow",
+    "tls-cert",
+    "tls-key",
+    "config",
+)
+
+# Defaults of SPEC A.1; "db" defaults to SQLite inside the data directory (SPEC §9.1).
+DEFAULTS: Mapping[str, str] = {
+    "data-dir": "./sshmint-data",
+    "ssh-listen": "127.0.0.1:2222",
+    "http-listen": "127.0.0.1:8080",
+    "web-host": "localhost",
+    "vm-host": "localhost",
+    "upstream-allow": "127.0.0.0/8,::1/128",
+}
+
+
+class ConfigError(Exception):
+    """A start-up option is unusable; ``message`` is one line for stderr."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """A ``HOST:PORT`` to bind; ``port`` 0 asks the kernel for a free port."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return format_host_port(self.host, self.port)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    db: str
+    ssh_listen: ListenAddress
+    http_listen: ListenAddress
+    web_host: str
+    vm_host: str
+    upstream_allow: tuple[IPNetwork, ...]
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    config: Path | None = None
+    # True when ``db`` is the default SQLite file inside ``data_dir`` (SPEC §9.1).
+    db_is_default: bool = False
+
+    @property
+    def host_key_path(self) -> Path:
+        return self.data_dir / "ssh_host_ed25519_key"
+
+
+def env_name(option: str) -> str:
+    """``data-dir`` -> ``SSHMINT_DATA_DIR`` (SPEC A.1)."""
+    return "SSHMINT_" + option.upper().replace("-", "_")
+
+
+def format_host_port(host: str, port: int) -> str:
+    """``127.0.0.1:80``; IPv6 hosts in brackets: ``[::1]:80``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_listen_address(text: str) -> ListenAddress:
+    """Parse ``HOST:PORT`` or ``[IPV6]:PORT``; raises ``ValueError`` with the reason."""
+    text = text.strip()
+    if text.startswith("["):
+        close = text.find("]")
+        if close == -1 or text[close + 1 : close + 2] != ":":
+            raise ValueError("expected [IPV6]:PORT")
+        host, port_text = text[1:close], text[close + 2 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            raise ValueError("expected HOST:PORT")
+        if ":" in host:
+            raise ValueError("IPv6 addresses must be in brackets, e.g. [::1]:2222")
+    if not host or any(c.isspace() or c in "/@" for c in host):
+        raise ValueError("missing or malformed host")
+    if not port_text.isascii() or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError("port must be a number from 0 to 65535")
+    return ListenAddress(host, int(port_text))
+
+
+def parse_networks(value: str | list[str]) -> tuple[IPNetwork, ...]:
+    """``127.0.0.0/8,::1/128`` (or a TOML list) -> networks; a bare address is a /32 or /128."""
+    items = value if isinstance(value, list) else value.split(",")
+    networks: list[IPNetwork] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError("networks must be strings")
+        text = item.strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IP network") from None
+    return tuple(networks)
+
+
+def _parse_host_name(text: str) -> str:
+    text = text.strip()
+    if not text or any(c.isspace() or c in "/@:" for c in text):
+        raise ValueError("expected a host name")
+    return text
+
+
+def _parse_db_url(text: str) -> str:
+    """A first check of the scheme; the store validates the rest when it opens the URL."""
+    text = text.strip()
+    scheme, sep, rest = text.partition("://")
+    if (
+        not sep
+        or not rest
+        or scheme.split("+")[0].lower() not in ("sqlite", "postgresql", "postgres")
+    ):
+        # Never echo the value: a PostgreSQL URL may carry a password.
+        raise ValueError("expected sqlite:///PATH or postgresql://...")
+    return text
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid config file {path}: {exc}") from None
+    known = set(OPTION_NAMES) - {"config"}
+    values: dict[str, object] = {}
+    for key, value in data.items():
+        option = key.replace("_", "-")
+        if option not in known:
+            raise ConfigError(f"unknown config key {key!r} in {path}")
+        if option in values:
+            raise ConfigError(f"config key {key!r} is given twice in {path}")
+        values[option] = value
+    return values
+
+
+def load_config(
+    flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """Resolve every option (SPEC A.1 precedence) and validate it.
+
+    ``flags`` maps option names (``"data-dir"``) to command-line values, ``None`` when absent.
+    An empty environment variable counts as unset.
+    """
+    env = os.environ if environ is None else environ
+    for name in flags:
+        if name not in OPTION_NAMES:
+            raise ConfigError(f"unknown option --{name}")
+
+    def from_env(option: str) -> str | None:
+        value = env.get(env_name(option))
+        return value if value else None
+
+    config_text = flags.get("config") or from_env("config")
+    config_path = Path(config_text) if config_text else None
+    file_values = _read_toml(config_path) if config_path else {}
+
+    def raw(option: str) -> tuple[object | None, str]:
+        """The winning value for ``option`` and a description of where it came from."""
+        flag = flags.get(option)
+        if flag is not None:
+            return flag, f"--{option}"
+        env_value = from_env(option)
+        if env_value is not None:
+            return env_value, env_name(option)
+        if option in file_values:
+            return file_values[option], f"{option} in {config_path}"
+        return DEFAULTS.get(option), f"default {option}"
+
+    def text(option: str) -> tuple[str | None, str]:
+        value, source = raw(option)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"invalid {source}: expected a string")
+        return value, source
+
+    def checked(option: str, value: str, source: str, parse: Callable[[str], _T]) -> _T:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            shown = "" if option == "db" else f" {value!r}"
+            raise ConfigError(f"invalid {source}{shown}: {exc}") from None
+
+    data_dir_text, _ = text("data-dir")
+    assert data_dir_text is not None
+    data_dir = Path(data_dir_text).expanduser()
+
+    db_text, db_source = text("db")
+    if db_text is None:
+        db = f"sqlite:///{(data_dir / 'sshmint.db').absolute()}"
+    else:
+        db = checked("db", db_text, db_source, _parse_db_url)
+
+    listens: dict[str, ListenAddress] = {}
+    for option in ("ssh-listen", "http-listen"):
+        value, source = text(option)
+        assert value is not None
+        listens[option] = checked(option, value, source, parse_listen_address)
+
+    hosts: dict[str, str] = {}
+    for option in ("web-host", "vm-host"):
+        value, source = text(option)
+        assert value is not None
+        hosts[option] = checked(option, value, source, _parse_host_name)
+
+    allow_value, allow_source = raw("upstream-allow")
+    if not isinstance(allow_value, str | list):
+        raise ConfigError(f"invalid {allow_source}: expected a comma-separated string or a list")
+    try:
+        upstream_allow = parse_networks(allow_value)
+    except ValueError as exc:
+        raise ConfigError(f"invalid {allow_source}: {exc}") from None
+
+    tls: dict[str, Path | None] = {}
+    for option in ("tls-cert", "tls-key"):
+        value, _ = text(option)
+        tls[option] = Path(value).expanduser() if value else None
+    if (tls["tls-cert"] is None) != (tls["tls-key"] is None):
+        raise ConfigError("--tls-cert and --tls-key must be given together")
+
+    return ServerConfig(
+        data_dir=data_dir,
+        db=db,
+        ssh_listen=listens["ssh-listen"],
+        http_listen=listens["http-listen"],
+        web_host=hosts["web-host"],
+        vm_host=hosts["vm-host"],
+        upstream_allow=upstream_allow,
+        tls_cert=tls["tls-cert"],
+        tls_key=tls["tls-key"],
+        config=config_path,
+        db_is_default=db_text is None,
+    )

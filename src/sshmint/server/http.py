@@ -1,0 +1,346 @@
+"""The HTTP listener: host routing (SPEC §8.1), the API (``POST /exec``, ``/healthz``, §7).
+
+``build_http_app(runtime)`` returns the aiohttp application; requests whose Host names a VM
+go to the reverse proxy (:mod:`sshmint.server.proxy`), everything else to the API.
+``HTTP_HANDLER_ARGS`` must be passed to ``web.AppRunner(handler_args=...)`` so that header
+lines of up to 32 KiB reach the application (SPEC §2.1 notes: an over-long bearer token is
+answered by step 1, not by the HTTP parser). ``ssl_context_from_config`` builds the TLS
+context for ``--tls-cert``/``--tls-key``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import ssl
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_log import AccessLogger
+
+from sshmint.errors import TokenError
+from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal
+from sshmint.server.commands import (
+    CommandContext,
+    CommandResult,
+    CommandSyntaxError,
+    resolve_command_name,
+    run_words,
+    split_command_line,
+)
+from sshmint.server.permissions import key_restriction_error
+from sshmint.server.proxy import VMProxy, send_continue
+from sshmint.server.ratelimit import RateLimiter
+from sshmint.server.store import StoreError
+
+if TYPE_CHECKING:
+    from sshmint.server.runtime import ServerRuntime
+
+__all__ = [
+    "EXEC_TIMEOUT_SECONDS",
+    "HTTP_HANDLER_ARGS",
+    "MAX_BODY_BYTES",
+    "REDACTED",
+    "RedactingAccessLogger",
+    "build_http_app",
+    "redact_tokens",
+    "route_host",
+    "ssl_context_from_config",
+]
+
+# Anything in a logged request line or header that looks like a token (SPEC §2.4, §9.3:
+# logs never contain exe0/exe1 strings); clients do put tokens in query strings.
+_TOKEN_LIKE: Final = re.compile(r"exe[01](?:\.|%2[eE])[^\s\"]*")
+
+
+REDACTED: Final = "<redacted token>"
+
+
+def redact_tokens(text: str) -> str:
+    """Replace every exe0/exe1-looking substring with ``<redacted token>``."""
+    return _TOKEN_LIKE.sub(REDACTED, text)
+
+
+class RedactingAccessLogger(AccessLogger):
+    """aiohttp's access log with token-like strings removed from every field."""
+
+    def _format_line(
+        self, request: web.BaseRequest, response: web.StreamResponse, time: float
+    ) -> Iterable[tuple[str | tuple[str, str], str]]:
+        return [
+            (key, redact_tokens(value) if isinstance(value, str) else value)
+            for key, value in super()._format_line(request, response, time)
+        ]
+
+
+# For web.AppRunner(**HTTP_HANDLER_ARGS): header lines up to 32 KiB (SPEC §2.1 needs
+# ≥ 16 KiB for Authorization values) and the redacting access log.
+HTTP_HANDLER_ARGS: Final[Mapping[str, Any]] = {
+    "max_line_size": 32 * 1024,
+    "max_field_size": 32 * 1024,
+    "access_log_class": RedactingAccessLogger,
+}
+
+# SPEC §7 steps 8–9 and 17.
+MAX_BODY_BYTES: Final = 65536
+EXEC_TIMEOUT_SECONDS: Final = 30.0
+
+_JSON_HEADERS: Final[Mapping[str, str]] = {
+    "Content-Type": "application/json; charset=utf-8",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def route_host(host: str, web_host: str, vm_host: str) -> str | None:
+    """SPEC §8.1: the VM label a Host names, or None for an API request.
+
+    The host is lower-cased, its port and one trailing ``.`` removed; equal to ``web_host``
+    → API; ``<label>.<vm_host>`` with a non-empty label without ``.`` → that label.
+    """
+    name = host.strip().lower()
+    if name.startswith("["):
+        end = name.find("]")
+        name = name[: end + 1] if end != -1 else name
+    else:
+        name = name.rpartition(":")[0] if ":" in name else name
+    if name.endswith("."):
+        name = name[:-1]
+    if name == web_host.lower():
+        return None
+    suffix = "." + vm_host.lower()
+    if name.endswith(suffix):
+        label = name[: -len(suffix)]
+        if label and "." not in label:
+            return label
+    return None
+
+
+def request_host(request: web.BaseRequest) -> str:
+    """The Host that routes a request: the authority of an absolute-form target, else Host."""
+    target = request.message.url
+    if target.is_absolute() and target.raw_authority:
+        return target.raw_authority
+    return request.headers.get("Host", "")
+
+
+def _json_response(
+    status: int, body: Mapping[str, object] | str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """An API response: JSON + ``\\n`` (or a body already rendered), with SPEC §7's headers."""
+    text = (
+        body
+        if isinstance(body, str)
+        else json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n"
+    )
+    response = web.Response(status=status, body=text.encode("utf-8"), headers=_JSON_HEADERS)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return _json_response(status, {"error": message}, headers)
+
+
+def _unauthorized(message: str) -> web.Response:
+    # SPEC §7: every 401 carries WWW-Authenticate: Bearer (R34).
+    return _error(401, message, {"WWW-Authenticate": "Bearer"})
+
+
+async def _no_expect(request: web.Request) -> None:
+    """Answer ``Expect: 100-continue`` only once the body is wanted (see ``send_continue``)."""
+
+
+class _API:
+    """``/exec`` and ``/healthz`` on every non-VM host (SPEC §7)."""
+
+    def __init__(self, runtime: ServerRuntime, auth: Authenticator) -> None:
+        self._runtime = runtime
+        self._auth = auth
+        self._limiter = RateLimiter()
+        self._namespace = f"v0@{runtime.config.web_host}"
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path == "/exec":
+            return await self._exec(request)
+        if path == "/healthz":
+            return await self._healthz(request)
+        return _error(404, "not found")
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        if request.method not in ("GET", "HEAD"):
+            return _error(405, "method not allowed", {"Allow": "GET, HEAD"})
+        try:
+            await self._runtime.store.ping()
+        except Exception:  # any failure to query the database means "unavailable"
+            self._runtime.logger.warning("healthz: database unavailable")
+            return _json_response(503, {"status": "error", "error": "database unavailable"})
+        return _json_response(200, {"status": "ok"})
+
+    async def _exec(self, request: web.Request) -> web.Response:
+        # Step 1.
+        if request.method != "POST":
+            return _error(405, "method not allowed", {"Allow": "POST"})
+        # Step 2: first Authorization value, trimmed, scheme "Bearer " case-insensitively.
+        header = request.headers.get("Authorization", "").strip()
+        if len(header) < 7 or header[:7].lower() != "bearer ":
+            return _unauthorized("missing or invalid Authorization header")
+        token = header[7:].strip()
+        # Steps 3–5: one authentication path (exe1 resolution, parse, claims, key, signature,
+        # lockout), then the key's stored restrictions.
+        try:
+            principal = await self._auth.authenticate(token, self._namespace)
+        except TokenError as exc:
+            return _unauthorized(exc.message)
+        except (StoreError, KeyPermissionsError) as exc:
+            self._runtime.logger.error(
+                "exec: authentication failed internally: %s", type(exc).__name__
+            )
+            return _error(500, "internal error")
+        now = self._runtime.now()
+        # Step 6.
+        if principal.key_permissions.expired(now):
+            return _error(403, "SSH key has expired")
+        # Step 7: every request reaching this step consumes a token.
+        if not self._limiter.check(principal.key.fingerprint):
+            return _error(429, "rate limit exceeded")
+        # Steps 8–9.
+        try:
+            body = await self._read_body(request)
+        except (HttpProcessingError, OSError, asyncio.IncompleteReadError):
+            return _error(400, "failed to read request body")
+        if len(body) > MAX_BODY_BYTES:
+            return _error(413, "request body exceeds 64KB limit")
+        # Step 10.
+        if b"\x00" in body:
+            return _error(400, "request body must not contain null bytes")
+        # Step 11.
+        line = body.decode("utf-8", errors="replace").strip()
+        if not line:
+            return _error(400, "missing command in request body")
+        # Step 12.
+        try:
+            words = split_command_line(line)
+        except CommandSyntaxError:
+            return _error(400, "invalid command syntax")
+        # Step 13.
+        if not words:
+            return _error(400, "missing command in request body")
+        # Step 14.
+        name = resolve_command_name(words)
+        if name is None:
+            return _error(404, "unknown command")
+        # Step 15.
+        if not principal.permissions.allows(name):
+            return _error(403, "command not allowed by token permissions")
+        # Step 16.
+        if key_restriction_error(principal.key_permissions, name) is not None:
+            return _error(403, "command not allowed by SSH key permissions")
+        # Step 17.
+        return await self._run(principal, words)
+
+    @staticmethod
+    async def _read_body(request: web.Request) -> bytes:
+        """Read at most MAX_BODY_BYTES + 1 bytes: enough to tell an over-long body."""
+        await send_continue(request)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_BODY_BYTES:
+            chunk = await request.content.read(MAX_BODY_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+
+    async def _run(self, principal: Principal, words: list[str]) -> web.Response:
+        runtime = self._runtime
+        ctx = CommandContext(
+            store=runtime.store,
+            settings=runtime.command_settings(),
+            user=principal.user,
+            key=principal.key,
+            now=runtime.now,
+            stdin=None,
+            indent_json=False,
+        )
+        task = asyncio.ensure_future(run_words(ctx, words, force_json=True))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=EXEC_TIMEOUT_SECONDS)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            try:
+                result: CommandResult = await task
+            except asyncio.CancelledError:
+                return _error(504, "command timed out")
+            except Exception:
+                return _error(504, "command timed out")
+            # It finished while being cancelled: a completed success is never a timeout.
+            if result.exit_status != 0:
+                return _error(504, "command timed out")
+        else:
+            try:
+                result = task.result()
+            except Exception as exc:
+                runtime.logger.error(
+                    "exec: command %r failed: %s", words[0], type(exc).__name__, exc_info=exc
+                )
+                return _error(500, "internal error")
+        return self._command_response(result)
+
+    @staticmethod
+    def _command_response(result: CommandResult) -> web.Response:
+        output = result.stdout.strip()
+        if result.exit_status == 0:
+            return _json_response(200, output + "\n" if output else "")
+        if not output:
+            output = json.dumps({"error": result.stderr.strip() or "command failed"})
+        return _json_response(422, output + "\n")
+
+
+def build_http_app(runtime: ServerRuntime) -> web.Application:
+    """The aiohttp application serving the API and the VM proxy on one listener."""
+    app = web.Application()
+    auth = Authenticator(runtime.store, runtime.now, runtime.logger)
+    api = _API(runtime, auth)
+    proxy = VMProxy(runtime, auth)
+    config = runtime.config
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        vm_label = route_host(request_host(request), config.web_host, config.vm_host)
+        if vm_label is not None:
+            return await proxy.handle(request, vm_label)
+        return await api.handle(request)
+
+    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=_no_expect)
+    app.on_startup.append(proxy.on_startup)
+    app.on_cleanup.append(proxy.on_cleanup)
+    return app
+
+
+def ssl_context_from_config(config: Any) -> ssl.SSLContext | None:
+    """A server TLS context from ``config.tls_cert``/``config.tls_key``, or None without them.
+
+    Raises ``ValueError`` naming the file when the pair cannot be loaded.
+    """
+    cert = getattr(config, "tls_cert", None)
+    key = getattr(config, "tls_key", None)
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ValueError("--tls-cert and --tls-key must be given together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise ValueError(f"cannot load TLS certificate {cert} / key {key}: {reason}") from None
+    return context

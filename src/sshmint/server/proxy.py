@@ -1,0 +1,586 @@
+"""The authenticating reverse proxy in front of VMs (SPEC §8).
+
+Order of processing (§8.2): ambiguity check (400) → VM lookup (404) → credential
+selection and validation (§8.4–8.5) → access rules for private VMs (401/403) →
+forwarding (§8.7–8.8) or 502. The header rules are pure functions at the top of this
+module so they can be tested without sockets; :class:`VMProxy` does the I/O.
+
+Bodies stream both ways through one shared ``aiohttp.ClientSession``: nothing is buffered
+beyond aiohttp's flow-control windows, responses are never decompressed, cookies are never
+stored, redirects never followed. ``Connection: Upgrade`` requests (WebSocket) are relayed
+byte for byte after a ``101 Switching Protocols``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import aiohttp
+from aiohttp import hdrs, web
+from aiohttp.http_writer import StreamWriter
+from multidict import CIMultiDict, MultiMapping
+from yarl import URL
+
+from sshmint.errors import TokenError
+from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal
+from sshmint.server.store import VM, StoreError
+from sshmint.server.upstream import UpstreamError, parse_upstream, upstream_allowed
+from sshmint.server.validation import is_valid_vm_name
+from sshmint.token import EXE0_PREFIX, EXE1_PREFIX
+
+if TYPE_CHECKING:
+    from sshmint.server.runtime import ServerRuntime
+
+__all__ = [
+    "HOP_BY_HOP",
+    "Identity",
+    "VMProxy",
+    "basic_password",
+    "bearer_credential",
+    "carries_exe_token",
+    "is_ambiguous",
+    "is_upgrade_request",
+    "send_continue",
+    "upstream_request_headers",
+    "upstream_response_headers",
+]
+
+# SPEC §8.7 step 1 (RFC 9110 §7.6.1), plus the obsolete Keep-Alive/Proxy-Connection.
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_EXE_PREFIXES: Final = (EXE0_PREFIX, EXE1_PREFIX)
+_EXEDEV_PREFIX: Final = "x-exedev-"
+
+# SPEC §8.2 table.
+MSG_AMBIGUOUS: Final = "Authorization and X-Exedev-Authorization must not be identical"
+MSG_UNAUTHENTICATED: Final = "invalid or missing authentication"
+MSG_FORBIDDEN: Final = "access denied"
+MSG_NOT_FOUND: Final = "VM not found"
+MSG_INTERNAL: Final = "internal server error"
+MSG_UNAVAILABLE: Final = "upstream unavailable"
+
+# Upgraded connections: stop reading a side once this much is queued for the other.
+_RELAY_HIGH_WATER: Final = 256 * 1024
+_RELAY_LOW_WATER: Final = 64 * 1024
+# Upstream response header lines may be as long as the ones we accept from clients.
+_UPSTREAM_MAX_FIELD: Final = 32 * 1024
+_CONNECT_TIMEOUT_SECONDS: Final = 10.0
+# aiohttp's HTTP parser switches a connection to raw bytes for exactly these protocols.
+_RELAYABLE_UPGRADES: Final = frozenset({"websocket", "tcp"})
+
+
+# --- pure header logic --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the upstream learns about an authenticated request (SPEC §8.7 step 8).
+
+    ``ctx_raw`` is the exact text of the token's ``ctx`` value, or None without ``ctx``.
+    """
+
+    user_id: str
+    email: str
+    ctx_raw: str | None
+
+
+@dataclass(frozen=True)
+class BearerCredential:
+    """The bearer token chosen by SPEC §8.4 and the header line it came from."""
+
+    token: str
+    header_name: str
+    header_value: str
+
+
+def _is_bearer(value: str) -> bool:
+    return value[:7].lower() == "bearer "
+
+
+def is_ambiguous(headers: MultiMapping[str]) -> bool:
+    """SPEC §8.4: a non-empty X-Exedev-Authorization value identical to an Authorization one."""
+    extra = _getall(headers, "X-Exedev-Authorization")
+    if not extra:
+        return False
+    auth = set(_getall(headers, "Authorization"))
+    return any(value and value in auth for value in extra)
+
+
+def bearer_credential(headers: MultiMapping[str]) -> BearerCredential | None:
+    """SPEC §8.4: the first ``Bearer`` value among X-Exedev-Authorization then Authorization."""
+    for name in ("X-Exedev-Authorization", "Authorization"):
+        for value in _getall(headers, name):
+            if _is_bearer(value):
+                return BearerCredential(value[7:].strip(), name, value)
+    return None
+
+
+def basic_password(headers: MultiMapping[str]) -> str | None:
+    """SPEC §8.4: the password of a ``Basic`` first Authorization value, else None."""
+    values = _getall(headers, "Authorization")
+    if not values or values[0][:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(values[0][6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    _user, colon, password = decoded.partition(":")
+    return password if colon else None
+
+
+def carries_exe_token(authorization_values: Sequence[str]) -> bool:
+    """SPEC §8.7 step 4: an exe0/exe1 bearer in any value, or as the first value's Basic
+    password."""
+    for value in authorization_values:
+        if _is_bearer(value) and value[7:].strip().startswith(_EXE_PREFIXES):
+            return True
+    if authorization_values:
+        password = basic_password(CIMultiDict(Authorization=authorization_values[0]))
+        if password is not None and password.startswith(_EXE_PREFIXES):
+            return True
+    return False
+
+
+def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
+    tokens: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return tokens
+
+
+def is_upgrade_request(headers: MultiMapping[str]) -> bool:
+    """SPEC §8.8: ``Connection: Upgrade`` together with an ``Upgrade`` header."""
+    return "upgrade" in _connection_tokens(headers.items()) and "Upgrade" in headers
+
+
+def upstream_request_headers(
+    headers: Iterable[tuple[str, str]],
+    *,
+    consumed: BearerCredential | None,
+    client_ip: str,
+    default_proto: str,
+    identity: Identity | None,
+    upgrade: bool,
+) -> list[tuple[str, str]]:
+    """The request headers the upstream receives, in SPEC §8.7 order.
+
+    ``headers`` are the client's header lines in order (``Host`` among them). ``upgrade``
+    keeps ``Connection: Upgrade`` and ``Upgrade`` (SPEC §8.8).
+    """
+    lines = list(headers)
+    incoming_host = next((v for n, v in lines if n.lower() == "host"), "")
+    incoming_proto = next((v for n, v in lines if n.lower() == "x-forwarded-proto"), None)
+    incoming_for = ", ".join(v for n, v in lines if n.lower() == "x-forwarded-for").strip()
+    upgrade_values = [v for n, v in lines if n.lower() == "upgrade"]
+
+    # 1. Hop-by-hop headers, and every header the Connection header names.
+    drop = HOP_BY_HOP | _connection_tokens(lines)
+    kept = [(n, v) for n, v in lines if n.lower() not in drop]
+    # 2. The consumed header line, whatever token it carried.
+    if consumed is not None:
+        for index, (name, value) in enumerate(kept):
+            if name.lower() == consumed.header_name.lower() and value == consumed.header_value:
+                del kept[index]
+                break
+    # 3. Every X-ExeDev-* header, client-sent identity headers included.
+    kept = [(n, v) for n, v in kept if not n.lower().startswith(_EXEDEV_PREFIX)]
+    # 4. Authorization lines when any of them carries an exe0/exe1 token.
+    authorization = [v for n, v in kept if n.lower() == "authorization"]
+    if carries_exe_token(authorization):
+        kept = [(n, v) for n, v in kept if n.lower() != "authorization"]
+    # 5.–7. X-Forwarded-*, replacing whatever the client sent.
+    forwarded = {"x-forwarded-proto", "x-forwarded-host", "x-forwarded-for"}
+    kept = [(n, v) for n, v in kept if n.lower() not in forwarded]
+    if upgrade:
+        kept.append(("Connection", "Upgrade"))
+        kept.extend(("Upgrade", value) for value in upgrade_values)
+    proto = incoming_proto if incoming_proto in ("http", "https") else default_proto
+    kept.append(("X-Forwarded-Proto", proto))
+    kept.append(("X-Forwarded-Host", incoming_host))
+    kept.append(("X-Forwarded-For", f"{incoming_for}, {client_ip}" if incoming_for else client_ip))
+    # 8. Identity of an authenticated request.
+    if identity is not None:
+        kept.append(("X-ExeDev-UserID", identity.user_id))
+        kept.append(("X-ExeDev-Email", identity.email))
+        if identity.ctx_raw is not None:
+            kept.append(("X-ExeDev-Token-Ctx", identity.ctx_raw))
+    return kept
+
+
+def upstream_response_headers(
+    headers: Iterable[tuple[str, str]], *, switching: bool
+) -> list[tuple[str, str]]:
+    """SPEC §8.8: the upstream's response headers minus hop-by-hop ones (a 101 keeps
+    ``Connection``/``Upgrade``)."""
+    lines = list(headers)
+    drop = HOP_BY_HOP | _connection_tokens(lines)
+    if switching:
+        drop = drop - {"connection", "upgrade"}
+    return [(n, v) for n, v in lines if n.lower() not in drop]
+
+
+def _getall(headers: MultiMapping[str], name: str) -> list[str]:
+    return list(headers.getall(name, []))
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+def _text(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A proxy-generated response (SPEC §8.2): text/plain, nosniff, ``<message>\\n``."""
+    response = web.Response(
+        status=status,
+        body=(message + "\n").encode("utf-8"),
+        headers={
+            "Content-Type": "text/plain; charset=utf-8",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+class _RelayResponse(web.StreamResponse):
+    """A response carrying the upstream's headers unchanged.
+
+    aiohttp fills in ``Content-Type``, ``Date`` and ``Server`` when a response lacks them;
+    a relayed response must not gain headers the upstream did not send (SPEC §8.8).
+    """
+
+    async def _prepare_headers(self) -> None:
+        present = {
+            name for name in (hdrs.CONTENT_TYPE, hdrs.DATE, hdrs.SERVER) if name in self.headers
+        }
+        await super()._prepare_headers()
+        for name in (hdrs.CONTENT_TYPE, hdrs.DATE, hdrs.SERVER):
+            if name not in present:
+                self.headers.popall(name, None)
+
+
+# --- byte relay for upgraded connections --------------------------------------------------
+
+
+class _Pipe:
+    """Receives one side's bytes (as an aiohttp payload parser) and queues them for a pump.
+
+    Reading from the source transport pauses while too much is queued, so a slow reader on
+    the other side cannot make the proxy buffer without bound.
+    """
+
+    def __init__(self, transport: asyncio.BaseTransport | None) -> None:
+        self._transport = transport
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._eof = False
+        self._paused = False
+        self._ready = asyncio.Event()
+
+    # aiohttp payload-parser interface
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        if data:
+            self._chunks.append(bytes(data))
+            self._size += len(data)
+            self._ready.set()
+            if self._size > _RELAY_HIGH_WATER and not self._paused:
+                self._set_reading(False)
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self._eof = True
+        self._ready.set()
+
+    async def read(self) -> bytes:
+        """The next queued chunk, or ``b""`` once the source has closed."""
+        while not self._chunks and not self._eof:
+            self._ready.clear()
+            await self._ready.wait()
+        if not self._chunks:
+            return b""
+        chunk = self._chunks.popleft()
+        self._size -= len(chunk)
+        if self._paused and self._size < _RELAY_LOW_WATER:
+            self._set_reading(True)
+        return chunk
+
+    def _set_reading(self, reading: bool) -> None:
+        transport = self._transport
+        if not isinstance(transport, asyncio.ReadTransport) or transport.is_closing():
+            return
+        if reading:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
+        self._paused = not reading
+
+
+async def _pump(source: _Pipe, write: StreamWriter | web.StreamResponse) -> None:
+    while chunk := await source.read():
+        await write.write(chunk)
+
+
+# --- the proxy ----------------------------------------------------------------------------
+
+
+async def send_continue(request: web.BaseRequest) -> None:
+    """Send ``100 Continue`` to a client waiting for it, once its body is really wanted.
+
+    The routes use a no-op expect handler so that a request refused before its body is
+    needed (401, 404, ...) never invites the client to upload it.
+    """
+    if (
+        request.version >= aiohttp.HttpVersion11
+        and request.headers.get("Expect", "").lower() == "100-continue"
+    ):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
+class VMProxy:
+    """Handles every request whose Host names a VM (SPEC §8.1)."""
+
+    def __init__(self, runtime: ServerRuntime, auth: Authenticator) -> None:
+        self._runtime = runtime
+        self._auth = auth
+        self._vm_host = runtime.config.vm_host
+        self._session: aiohttp.ClientSession | None = None
+
+    async def on_startup(self, _app: web.Application) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=0,  # no pool-wide cap: each client request gets its upstream connection
+            use_dns_cache=False,  # resolve as upstream_allowed just did (SPEC §8.7)
+            enable_cleanup_closed=False,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # never keep one client's cookies for another
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=_CONNECT_TIMEOUT_SECONDS, sock_read=None
+            ),
+            max_line_size=_UPSTREAM_MAX_FIELD,
+            max_field_size=_UPSTREAM_MAX_FIELD,
+        )
+
+    async def on_cleanup(self, _app: web.Application) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def handle(self, request: web.Request, label: str) -> web.StreamResponse:
+        headers = request.headers
+        # 1. Ambiguity (SPEC §8.4), before anything else.
+        if is_ambiguous(headers):
+            return _text(400, MSG_AMBIGUOUS)
+        # 2. VM lookup (SPEC §8.3).
+        store = self._runtime.store
+        if not is_valid_vm_name(label):
+            return _text(404, MSG_NOT_FOUND)
+        try:
+            vm = await store.vm_by_name(label)
+            owner = None if vm is None else await store.get_user(vm.owner_user_id)
+        except StoreError:
+            self._runtime.logger.error("proxy: database error looking up VM %s", label)
+            return _text(500, MSG_INTERNAL)
+        if vm is None or owner is None or owner.locked:
+            return _text(404, MSG_NOT_FOUND)
+        # 3. Credentials (SPEC §8.4–8.5).
+        consumed = bearer_credential(headers)
+        try:
+            principal = await self._authenticate(vm, consumed, headers)
+        except StoreError:
+            self._runtime.logger.error("proxy: database error authenticating for VM %s", label)
+            return _text(500, MSG_INTERNAL)
+        # 4. Access (SPEC §8.6).
+        if vm.share != "public":
+            if principal is None:
+                return _text(401, MSG_UNAUTHENTICATED, {"WWW-Authenticate": "Bearer, Basic"})
+            try:
+                allowed = principal.user.user_id == vm.owner_user_id or await store.is_shared_with(
+                    vm.id, principal.user.email
+                )
+            except StoreError:
+                self._runtime.logger.error("proxy: database error checking shares of %s", label)
+                return _text(500, MSG_INTERNAL)
+            if not allowed:
+                return _text(403, MSG_FORBIDDEN)
+        identity = None
+        if principal is not None:
+            perms = principal.permissions
+            identity = Identity(
+                principal.user.user_id,
+                principal.user.email,
+                perms.ctx_raw if perms.has_ctx else None,
+            )
+        # 5. Forwarding (SPEC §8.7–8.8).
+        return await self._forward(request, vm, consumed, identity)
+
+    async def _authenticate(
+        self, vm: VM, bearer: BearerCredential | None, headers: MultiMapping[str]
+    ) -> Principal | None:
+        """SPEC §8.4: the bearer token only, else the Basic password; None if neither works."""
+        namespace = f"v0@{vm.name}.{self._vm_host}"
+        if bearer is not None:
+            principal = await self._try_token(vm, bearer.token, namespace)
+            if principal is not None:
+                return principal
+        password = basic_password(headers)
+        if password is not None:
+            return await self._try_token(vm, password, namespace)
+        return None
+
+    async def _try_token(self, vm: VM, token: str, namespace: str) -> Principal | None:
+        """SPEC §8.5; failures are silent (never a reason for the client)."""
+        try:
+            principal = await self._auth.authenticate(token, namespace)
+        except (TokenError, KeyPermissionsError):
+            return None
+        key = principal.key_permissions
+        if key.expired(self._runtime.now()):
+            return None
+        if key.vm is not None and key.vm != vm.name:
+            return None
+        if key.tag is not None and key.tag not in vm.tags:
+            return None
+        return principal
+
+    def _upstream_url(self, request: web.Request, base: str) -> URL:
+        """Method, path and query exactly as received (SPEC §8.7): no re-encoding."""
+        target = request.message.url
+        raw = (target.raw_path_qs or "/") if target.is_absolute() else request.raw_path
+        if not raw.startswith("/"):
+            raw = "/" + raw
+        return URL(base + raw, encoded=True)
+
+    async def _forward(
+        self,
+        request: web.Request,
+        vm: VM,
+        consumed: BearerCredential | None,
+        identity: Identity | None,
+    ) -> web.StreamResponse:
+        session = self._session
+        if session is None:
+            return _text(500, MSG_INTERNAL)
+        try:
+            upstream = parse_upstream(vm.upstream)
+        except UpstreamError:
+            self._runtime.logger.error("proxy: VM %s has an unusable upstream", vm.name)
+            return _text(502, MSG_UNAVAILABLE)
+        if not await upstream_allowed(upstream.host, self._runtime.config.upstream_allow):
+            self._runtime.logger.warning(
+                "proxy: upstream of VM %s is not in an allowed network", vm.name
+            )
+            return _text(502, MSG_UNAVAILABLE)
+        # Only protocols aiohttp's parser hands over as raw bytes can be relayed; any other
+        # Upgrade request is forwarded as a plain request (SPEC §8.8 makes upgrades optional).
+        upgrade = (
+            is_upgrade_request(request.headers)
+            and request.headers.get("Upgrade", "").lower() in _RELAYABLE_UPGRADES
+        )
+        out_headers = upstream_request_headers(
+            request.headers.items(),
+            consumed=consumed,
+            client_ip=request.remote or "",
+            default_proto=request.scheme,
+            identity=identity,
+            upgrade=upgrade,
+        )
+        url = self._upstream_url(request, upstream.url)
+        await send_continue(request)
+        body = request.content if request.body_exists and not upgrade else None
+        try:
+            upstream_response = await session.request(
+                request.method,
+                url,
+                headers=CIMultiDict(out_headers),
+                data=body,
+                allow_redirects=False,
+                compress=None,
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            # The exception text names host and port only; never the request's headers.
+            self._runtime.logger.info("proxy: upstream of VM %s unavailable: %r", vm.name, exc)
+            return _text(502, MSG_UNAVAILABLE)
+        try:
+            if upgrade and upstream_response.status == 101:
+                return await self._relay_upgrade(request, upstream_response)
+            return await self._relay_response(request, upstream_response, close=upgrade)
+        finally:
+            upstream_response.release()
+
+    async def _relay_response(
+        self, request: web.Request, upstream: aiohttp.ClientResponse, *, close: bool
+    ) -> web.StreamResponse:
+        response = _RelayResponse(status=upstream.status, reason=upstream.reason)
+        for name, value in upstream_response_headers(upstream.headers.items(), switching=False):
+            response.headers.add(name, value)
+        if close:
+            # A refused upgrade leaves the client connection in raw mode: do not reuse it.
+            response.force_close()
+        try:
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+        except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
+            # The status line is gone already: all that is left is to cut the connection.
+            self._runtime.logger.info("proxy: relay interrupted: %s", type(exc).__name__)
+            response.force_close()
+            if request.transport is not None:
+                request.transport.close()
+        return response
+
+    async def _relay_upgrade(
+        self, request: web.Request, upstream: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        """SPEC §8.8: relay the 101, then copy bytes both ways until either side closes."""
+        connection = upstream.connection
+        client_protocol = request.protocol
+        if connection is None or connection.protocol is None or client_protocol is None:
+            return _text(502, MSG_UNAVAILABLE)
+        upstream_protocol = connection.protocol
+        response = _RelayResponse(status=101, reason=upstream.reason)
+        for name, value in upstream_response_headers(upstream.headers.items(), switching=True):
+            response.headers.add(name, value)
+        response.force_close()
+        await response.prepare(request)
+
+        from_client = _Pipe(request.transport)
+        from_upstream = _Pipe(upstream_protocol.transport)
+        client_protocol.set_parser(from_client)  # type: ignore[arg-type]
+        upstream_protocol.set_parser(from_upstream, None)
+        to_upstream = StreamWriter(upstream_protocol, asyncio.get_running_loop())
+        pumps = [
+            asyncio.ensure_future(_pump(from_client, to_upstream)),
+            asyncio.ensure_future(_pump(from_upstream, response)),
+        ]
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pumps:
+                task.cancel()
+            for task in pumps:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            connection.close()
+            if request.transport is not None:
+                request.transport.close()
+        return response

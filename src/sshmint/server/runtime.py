@@ -1,0 +1,48 @@
+"""What a running server shares with its transports: options, store, clock, logger, ports."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sshmint.server.config import ServerConfig
+
+if TYPE_CHECKING:
+    from sshmint.server.commands import CommandSettings
+    from sshmint.server.store import Store
+
+__all__ = ["ServerRuntime", "unix_now"]
+
+
+def unix_now() -> int:
+    """SPEC §0: "now" is the current UTC time truncated to whole seconds."""
+    return int(time.time())
+
+
+@dataclass
+class ServerRuntime:
+    """One per ``sshmint serve`` process.
+
+    ``ssh_port`` and ``http_port`` are the ports actually bound (0 until the listener is up);
+    the command layer needs ``http_port`` to build VM URLs (SPEC §5.6).
+    """
+
+    config: ServerConfig
+    store: Store
+    now: Callable[[], int] = unix_now
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("sshmint.server"))
+    ssh_port: int = 0
+    http_port: int = 0
+
+    def command_settings(self) -> CommandSettings:
+        from sshmint.server.commands import CommandSettings
+
+        return CommandSettings(
+            web_host=self.config.web_host,
+            vm_host=self.config.vm_host,
+            http_port=self.http_port,
+            upstream_allow=self.config.upstream_allow,
+        )

@@ -1,0 +1,460 @@
+"""The SSH command interface (SPEC §6.1–6.5) on asyncssh.
+
+Authentication accepts any key whose possession the client proves; the account is decided
+afterwards, per session, from that key (§6.1). Each session is one exec request (a command
+line run once) or a REPL; before every command the login key is re-read by id and the
+key-level checks of §6.5 run, so removal, expiry and lock-out take effect immediately
+(§5.5, §9.1: no cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from sshmint.keys import fingerprint
+from sshmint.server.commands import (
+    CommandContext,
+    CommandSyntaxError,
+    resolve_command_name,
+    run_words,
+    split_command_line,
+)
+from sshmint.server.commands.render import dump_json
+from sshmint.server.permissions import (
+    KEY_EXPIRED,
+    KEY_NOT_ALLOWED,
+    KEY_REVOKED,
+    PermissionsError,
+    key_permission_error,
+)
+from sshmint.server.runtime import ServerRuntime
+from sshmint.server.store import SSHKeyRow, StoreUnavailable, User
+
+__all__ = [
+    "HOST_KEY_FILENAME",
+    "SSHListener",
+    "load_or_create_host_key",
+    "start_ssh_server",
+]
+
+HOST_KEY_FILENAME = "ssh_host_ed25519_key"
+
+GREETING = "Welcome to sshmint, {email}. Type 'help' for commands, 'exit' to leave."
+PROMPT = "sshmint> "
+INTERNAL_ERROR = "internal error"
+DATABASE_UNAVAILABLE = "database unavailable"
+INVALID_SYNTAX = "invalid command syntax"
+ACCOUNT_LOCKED = "sshmint: this account is locked"
+# REPL lines that end the session (§6.2).
+LEAVE_WORDS = (["exit"], ["quit"])
+# §6.5 failures after which the key can never run a command again in this session.
+FATAL_KEY_ERRORS = frozenset({KEY_REVOKED, KEY_EXPIRED, ACCOUNT_LOCKED})
+# How long shutdown waits for open sessions to close after being told to.
+CLOSE_TIMEOUT = 5.0
+
+_log = logging.getLogger("sshmint.ssh")
+
+
+def load_or_create_host_key(data_dir: Path) -> asyncssh.SSHKey:
+    """The persistent Ed25519 host key (§6.1): created once, mode 0600, OpenSSH format.
+
+    The key is written to a private temporary file and linked into place, so a crash or a
+    concurrent start never leaves a truncated key behind.
+    """
+    path = data_dir / HOST_KEY_FILENAME
+    if not path.exists():
+        key = asyncssh.generate_private_key("ssh-ed25519", comment="sshmint host key")
+        tmp = path.with_name(f".{HOST_KEY_FILENAME}.{os.getpid()}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(key.export_private_key("openssh"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):  # another process won the race
+                os.link(tmp, path)
+        finally:
+            tmp.unlink()
+        pub = path.with_name(HOST_KEY_FILENAME + ".pub")
+        if not pub.exists():
+            pub.write_bytes(key.export_public_key("openssh"))
+    return asyncssh.read_private_key(path)
+
+
+def _enable_quickack(conn: asyncssh.SSHServerConnection) -> None:
+    """Set ``TCP_QUICKACK`` before every received chunk.
+
+    Linux leaves quick-ACK mode after a few segments, and the request/response pattern of an
+    SSH handshake then waits out two ~40 ms delayed ACKs per connection; re-arming the flag
+    after each chunk (i.e. before the next one arrives) removes those stalls (≈4× more
+    sequential ``ssh HOST cmd`` round trips). Setting it once at connect is not enough.
+    """
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    sock = conn.get_extra_info("socket")
+    if quickack is None or sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    original = conn.data_received
+
+    def data_received(data: bytes, datatype: Any = None) -> None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+        original(data, datatype)
+
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+    # The asyncio transport looks the method up on every chunk, so an instance attribute works.
+    conn.data_received = data_received  # type: ignore[method-assign]
+
+
+class _ConnectionTracker:
+    """Open connections, so shutdown can close them instead of waiting for clients."""
+
+    def __init__(self) -> None:
+        self.connections: set[asyncssh.SSHServerConnection] = set()
+
+    async def close_all(self) -> None:
+        conns = list(self.connections)
+        for conn in conns:
+            conn.close()
+        if conns:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(c.wait_closed() for c in conns), return_exceptions=True),
+                    CLOSE_TIMEOUT,
+                )
+
+
+class _AuthServer(asyncssh.SSHServer):
+    """Per-connection authentication: public keys only, any proven key (§6.1)."""
+
+    def __init__(self, tracker: _ConnectionTracker) -> None:
+        self._tracker = tracker
+        self._conn: asyncssh.SSHServerConnection | None = None
+        self._offered_blob: bytes | None = None
+        self.login_key_blob: bytes | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._tracker.connections.add(conn)
+        _enable_quickack(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._tracker.connections.discard(self._conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True  # authentication is always required; the user name is ignored (§6.1)
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def host_based_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        # asyncssh verifies the signature right after this returns True, and calls this for
+        # every offered key, so the last key seen before auth_completed() is the one proven.
+        # The wire blob is kept as sent: it is what fingerprints are computed from (§1.7).
+        self._offered_blob = bytes(key.public_data)
+        return True
+
+    def auth_completed(self) -> None:
+        self.login_key_blob = self._offered_blob
+
+
+class _SessionEnded(Exception):
+    """The client went away; nothing more can be written."""
+
+
+class _Session:
+    """One SSH session channel: an exec request or a REPL."""
+
+    def __init__(
+        self, runtime: ServerRuntime, process: asyncssh.SSHServerProcess[str], key_blob: bytes
+    ) -> None:
+        self._runtime = runtime
+        self._process = process
+        self._key_blob = key_blob
+        self._pty = process.get_terminal_type() is not None
+        self._key_id: int | None = None
+
+    def _line_editor(self) -> asyncssh.SSHLineEditorChannel | None:
+        """asyncssh's line editor, active only when the client allocated a PTY."""
+        channel = self._process.channel
+        if self._pty and isinstance(channel, asyncssh.SSHLineEditorChannel):
+            return channel
+        return None
+
+    # -- output ---------------------------------------------------------------------------
+
+    def _write(self, text: str, *, stderr: bool = False) -> None:
+        if not text:
+            return
+        try:
+            if stderr:
+                # The line editor turns "\n" into CRLF on stdout only (§6.2: CRLF with a PTY).
+                if self._pty:
+                    text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+                self._process.stderr.write(text)
+            else:
+                self._process.stdout.write(text)
+        except (BrokenPipeError, ConnectionError, asyncssh.Error) as exc:
+            raise _SessionEnded from exc
+
+    def _error(self, message: str) -> None:
+        self._write(message + "\n", stderr=True)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        status = 1
+        try:
+            status = await self._run()
+        except _SessionEnded:
+            return
+        except StoreUnavailable as exc:
+            _log.warning("database unavailable during SSH session: %s", exc)
+            with contextlib.suppress(_SessionEnded):
+                self._error(DATABASE_UNAVAILABLE)
+        except (BrokenPipeError, ConnectionError, asyncssh.DisconnectError):
+            return
+        except Exception:
+            # An exception escaping the handler would drop the connection (status 255).
+            _log.exception("internal error in SSH session")
+            with contextlib.suppress(_SessionEnded):
+                self._error(INTERNAL_ERROR)
+        with contextlib.suppress(BrokenPipeError, ConnectionError, asyncssh.Error, OSError):
+            self._process.exit(status)
+
+    async def _run(self) -> int:
+        store = self._runtime.store
+        fp = fingerprint(self._key_blob)
+        key = await store.key_by_fingerprint(fp)
+        user = await store.get_user(key.user_id) if key is not None else None
+        if key is None or user is None:
+            _log.info("SSH login with unregistered key SHA256:%s", fp)
+            self._error(f"sshmint: SSH key SHA256:{fp} is not registered to any account")
+            return 1
+        if user.locked:
+            _log.info("SSH login refused for locked account %s", user.user_id)
+            self._error(ACCOUNT_LOCKED)
+            return 1
+        now = self._runtime.now()
+        await store.touch_key_used(key.id, now - now % 86400)  # UTC midnight (§5.2)
+        self._key_id = key.id
+        _log.info("SSH session for %s with key SHA256:%s", user.user_id, fp)
+        if self._process.subsystem is not None:
+            self._error(f"sshmint: subsystem {self._process.subsystem!r} is not supported")
+            return 1
+        command = self._process.command
+        if command is None:
+            return await self._repl(user)
+        return await self._exec(command)
+
+    # -- exec mode ------------------------------------------------------------------------
+
+    async def _exec(self, command: str) -> int:
+        editor = self._line_editor()
+        if editor is not None:
+            # Raw input: ``ssh -t HOST ssh-key add`` reads the key from stdin unedited.
+            editor.set_line_mode(False)
+        try:
+            words = split_command_line(command)
+        except CommandSyntaxError:
+            self._error(INVALID_SYNTAX)
+            return 1
+        if not words:
+            return 0
+        stdout, stderr, status, _ = await self._run_command(words, interactive=False)
+        self._write(stdout)
+        self._write(stderr, stderr=True)
+        return status
+
+    async def _read_stdin(self, limit: int) -> bytes:
+        """Read stdin to end-of-file, stopping once ``limit`` bytes are buffered."""
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit:
+            try:
+                data = await self._process.stdin.read(65536)
+            except (asyncssh.BreakReceived, asyncssh.SignalReceived):
+                break
+            except asyncssh.TerminalSizeChanged:
+                continue
+            if not data:
+                break
+            chunk = data.encode("utf-8", "surrogateescape")
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)[:limit]
+
+    # -- REPL -----------------------------------------------------------------------------
+
+    async def _repl(self, user: User) -> int:
+        self._write(GREETING.format(email=user.email) + "\n")
+        prompt = True
+        while True:
+            if prompt:
+                self._write(PROMPT)
+            prompt = True
+            try:
+                line = await self._process.stdin.readline()
+            except (asyncssh.BreakReceived, asyncssh.SignalReceived):
+                # Ctrl-C: drop the partial line and show a fresh prompt.
+                editor = self._line_editor()
+                if editor is not None:
+                    editor.clear_input()
+                self._write("^C\n" if self._pty else "\n")
+                continue
+            except asyncssh.TerminalSizeChanged:
+                prompt = False
+                continue
+            if not line:  # end of input
+                self._write("\n")
+                return 0
+            try:
+                words = split_command_line(line)
+            except CommandSyntaxError:
+                self._write(INVALID_SYNTAX + "\n")
+                continue
+            if not words:
+                continue
+            if words in LEAVE_WORDS:
+                return 0
+            stdout, stderr, status, fatal = await self._run_command(words, interactive=True)
+            self._write(_repl_output(stdout, stderr))
+            if fatal:
+                return status
+
+    # -- one command ----------------------------------------------------------------------
+
+    async def _run_command(
+        self, words: list[str], *, interactive: bool
+    ) -> tuple[str, str, int, bool]:
+        """Run one split command line: (stdout, stderr, exit status, session must end)."""
+        store = self._runtime.store
+        now = self._runtime.now()
+        assert self._key_id is not None
+        key: SSHKeyRow | None = await store.key_by_id(self._key_id)
+        try:
+            refusal = key_permission_error(key, resolve_command_name(words), now)
+        except PermissionsError:  # unreadable stored permissions: refuse (fail closed)
+            _log.warning("SSH key %s has unreadable permissions", self._key_id)
+            refusal = KEY_NOT_ALLOWED
+        user = await store.get_user(key.user_id) if key is not None and refusal is None else None
+        if refusal is None and (user is None or user.locked):
+            refusal = ACCOUNT_LOCKED
+        if refusal is not None:
+            stdout, stderr = _failure(refusal, words, interactive)
+            return stdout, stderr, 1, refusal in FATAL_KEY_ERRORS
+        assert key is not None and user is not None
+        stdin: Callable[[int], Awaitable[bytes]] | None = None if interactive else self._read_stdin
+        ctx = CommandContext(
+            store=store,
+            settings=self._runtime.command_settings(),
+            user=user,
+            key=key,
+            now=self._runtime.now,
+            stdin=stdin,
+            indent_json=interactive,
+        )
+        result = await run_words(ctx, words, force_json=False)
+        return result.stdout, result.stderr, result.exit_status, False
+
+
+def _wants_json(words: list[str]) -> bool:
+    """Whether the line asked for ``--json`` (§6.3 flag spellings), for refusals made here."""
+    for word in words[1:]:
+        if word == "--":
+            break
+        if word in ("--json", "-json", "--json=true", "-json=true"):
+            return True
+    return False
+
+
+def _failure(message: str, words: list[str], interactive: bool) -> tuple[str, str]:
+    """stdout and stderr of a refused command (§6.4): ``{"error":...}`` too under ``--json``."""
+    if not _wants_json(words):
+        return "", message + "\n"
+    return dump_json({"error": message}, indent=interactive), message + "\n"
+
+
+def _repl_output(stdout: str, stderr: str) -> str:
+    """In the REPL both streams go to the session output (§6.4); a JSON result already
+    carries its error, so the stderr copy is dropped there."""
+    if stdout.lstrip().startswith("{"):
+        return stdout
+    return stdout + stderr
+
+
+class SSHListener:
+    """The running SSH server: one asyncssh acceptor per bound socket."""
+
+    def __init__(self, acceptors: list[asyncssh.SSHAcceptor], tracker: _ConnectionTracker) -> None:
+        self._acceptors = acceptors
+        self._tracker = tracker
+
+    async def close(self) -> None:
+        """Stop accepting, then close every open session."""
+        for acceptor in self._acceptors:
+            acceptor.close()
+        for acceptor in self._acceptors:
+            with contextlib.suppress(Exception):
+                await acceptor.wait_closed()
+        await self._tracker.close_all()
+
+
+async def start_ssh_server(
+    runtime: ServerRuntime, sockets: list[socket.socket], host_key: asyncssh.SSHKey
+) -> SSHListener:
+    """Serve SSH on already bound, listening sockets."""
+    tracker = _ConnectionTracker()
+
+    async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
+        owner = process.channel.get_connection().get_owner()
+        blob = owner.login_key_blob if isinstance(owner, _AuthServer) else None
+        if blob is None:  # cannot happen after public-key auth; fail closed
+            process.exit(1)
+            return
+        await _Session(runtime, process, blob).run()
+
+    acceptors: list[asyncssh.SSHAcceptor] = []
+    for sock in sockets:
+        acceptor = await asyncssh.listen(
+            sock=sock,
+            server_factory=lambda: _AuthServer(tracker),
+            server_host_keys=[host_key],
+            process_factory=handle,
+            encoding="utf-8",
+            errors="replace",
+            public_key_auth=True,
+            password_auth=False,
+            kbdint_auth=False,
+            host_based_auth=False,
+            gss_host=None,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            allow_scp=False,
+            line_editor=True,
+            line_history=100,
+            max_line_length=16384,
+        )
+        acceptors.append(acceptor)
+    return SSHListener(acceptors, tracker)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the sshmint schema (run in code by ``sshmint.server.store.engine``)."""

@@ -1,0 +1,706 @@
+"""The ``Store``: every read and write of sshmint's state (SPEC §5, §9).
+
+Nothing is cached except the immutable exe1 derivation secret, so a change made by another
+process (``sshmint admin``, another server node) is visible to the next call (SPEC §9.1).
+
+Uniqueness violations are detected by the database (unique constraints) and classified
+afterwards by looking at what is there, which is the same on both backends; driver and
+connection failures become :class:`StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sshmint.server.store.engine import (
+    WRITE_OPTION,
+    Backend,
+    DatabaseURL,
+    create_engine,
+    is_unavailable,
+    parse_database_url,
+    unavailable,
+    upgrade_to_head,
+)
+from sshmint.server.store.errors import (
+    AlreadyShared,
+    EmailTaken,
+    KeyTaken,
+    NameTaken,
+    StoreError,
+    StoreUnavailable,
+    UserNotFound,
+    VMNotFound,
+)
+from sshmint.server.store.records import VM, KeyIdentity, Share, SSHKeyRow, User
+from sshmint.server.store.schema import (
+    EXE1_SECRET_NAME,
+    exe1_tokens,
+    server_secrets,
+    ssh_keys,
+    users,
+    vm_shares,
+    vms,
+)
+
+__all__ = ["VM_SHARE_MODES", "Store", "new_user_id"]
+
+VM_SHARE_MODES = frozenset({"private", "public"})
+
+
+def new_user_id() -> str:
+    """SPEC §5.1: ``usr`` followed by 16 lowercase hexadecimal characters."""
+    return "usr" + secrets.token_hex(8)
+
+
+def _user(row: RowMapping) -> User:
+    return User(
+        user_id=row["user_id"],
+        email=row["email"],
+        locked=bool(row["is_locked_out"]),
+        created_at=int(row["created_at"]),
+        next_ssh_key_number=int(row["next_ssh_key_number"]),
+    )
+
+
+def _key(row: RowMapping) -> SSHKeyRow:
+    last_used = row["last_used_at"]
+    return SSHKeyRow(
+        id=int(row["id"]),
+        user_id=row["user_id"],
+        public_key=row["public_key"],
+        fingerprint=row["fingerprint"],
+        name=row["comment"],
+        permissions=row["permissions"],
+        api_key_hint=row["api_key_hint"],
+        added_at=int(row["added_at"]),
+        last_used_at=None if last_used is None else int(last_used),
+    )
+
+
+def _vm(row: RowMapping) -> VM:
+    tags = json.loads(row["tags"])
+    return VM(
+        id=int(row["id"]),
+        name=row["name"],
+        owner_user_id=row["owner_user_id"],
+        upstream=row["upstream"],
+        share=row["share"],
+        tags=tuple(str(tag) for tag in tags),
+        created_at=int(row["created_at"]),
+    )
+
+
+def _share(row: RowMapping) -> Share:
+    return Share(
+        vm_id=int(row["vm_id"]),
+        email=row["email"],
+        shared_by_user_id=row["shared_by_user_id"],
+        message=row["message"],
+        created_at=int(row["created_at"]),
+    )
+
+
+def _unclassified_conflict() -> StoreError:
+    # A constraint fired but the conflicting row is gone again (a concurrent delete).
+    return StoreError("the change conflicted with a concurrent change; please retry")
+
+
+def _tags_text(tags: Iterable[str]) -> str:
+    """SPEC §9.2: a sorted JSON array without duplicates, in compact form."""
+    return json.dumps(sorted(set(tags)), separators=(",", ":"))
+
+
+class Store:
+    """Async access to the database. Use :meth:`open`; one instance per process."""
+
+    def __init__(self, engine: AsyncEngine, db: DatabaseURL) -> None:
+        self._engine = engine
+        self._db = db
+        self._secret: bytes | None = None
+        # SQLite admits one writer at a time anyway: queueing this process's writers here
+        # keeps them off the busy-timeout polling, which then only arbitrates between
+        # processes.
+        self._sqlite_write_lock = asyncio.Lock() if db.backend == "sqlite" else None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Connect and migrate the schema to head (SPEC §9.1).
+
+        Raises ``InvalidDatabaseURL`` for an unsupported URL and ``StoreUnavailable`` when
+        the database cannot be opened, reached or migrated.
+        """
+        db = parse_database_url(url)
+        engine = create_engine(db)
+        try:
+            await upgrade_to_head(engine, db.backend)
+        except BaseException as exc:
+            await engine.dispose()
+            if isinstance(exc, StoreError):
+                raise
+            if is_unavailable(exc):
+                raise unavailable(exc, db.description) from None
+            raise
+        return cls(engine, db)
+
+    @property
+    def backend(self) -> Backend:
+        return self._db.backend
+
+    @property
+    def description(self) -> str:
+        """The database's path or ``PostgreSQL host:port/name`` (no password)."""
+        return self._db.description
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the database answers."""
+        async with self._transaction() as conn:
+            await conn.execute(sa.select(sa.literal(1)))
+
+    @asynccontextmanager
+    async def _transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One transaction; committed when the block ends normally, else rolled back.
+
+        ``IntegrityError`` and ``StoreError`` pass through; failures of the database or
+        the connection become ``StoreUnavailable``.
+        """
+        lock: AbstractAsyncContextManager[Any] = nullcontext()
+        if write and self._sqlite_write_lock is not None:
+            lock = self._sqlite_write_lock
+        try:
+            async with lock, self._engine.connect() as conn:
+                if write and self._db.backend == "sqlite":
+                    await conn.execution_options(**{WRITE_OPTION: True})
+                async with conn.begin():
+                    yield conn
+        except (StoreError, sa_exc.IntegrityError):
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise unavailable(exc, self._db.description) from None
+            raise
+
+    # -- users -----------------------------------------------------------------------
+
+    async def create_user(
+        self,
+        email: str,
+        now: int,
+        key: KeyIdentity | None = None,
+        key_name: str = "",
+        key_permissions: str = "",
+    ) -> tuple[User, SSHKeyRow | None]:
+        """Create a user and, optionally, its first key in one transaction (SPEC A.2).
+
+        ``EmailTaken`` first, then ``KeyTaken``. An empty ``key_name`` becomes ``key-1``.
+        """
+        user_id = new_user_id()
+        try:
+            async with self._transaction(write=True) as conn:
+                await conn.execute(
+                    sa.insert(users).values(
+                        user_id=user_id,
+                        email=email,
+                        is_locked_out=0,
+                        next_ssh_key_number=1,
+                        created_at=now,
+                    )
+                )
+                key_row = None
+                if key is not None:
+                    number = await self._take_key_number(conn, user_id)
+                    key_row = await self._insert_key(
+                        conn, user_id, key, key_name or f"key-{number}", key_permissions, None, now
+                    )
+                result = await conn.execute(sa.select(users).where(users.c.user_id == user_id))
+                user = _user(result.mappings().one())
+        except sa_exc.IntegrityError:
+            if await self.get_user_by_email(email) is not None:
+                raise EmailTaken(email) from None
+            if key is not None:
+                await self._raise_if_key_taken(key)
+            raise _unclassified_conflict() from None
+        return user, key_row
+
+    async def get_user(self, user_id: str) -> User | None:
+        async with self._transaction() as conn:
+            result = await conn.execute(sa.select(users).where(users.c.user_id == user_id))
+            row = result.mappings().first()
+        return None if row is None else _user(row)
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        async with self._transaction() as conn:
+            result = await conn.execute(sa.select(users).where(users.c.email == email))
+            row = result.mappings().first()
+        return None if row is None else _user(row)
+
+    async def set_locked(self, email: str, locked: bool) -> User | None:
+        """Set or clear the locked-out flag (idempotent); ``None`` for an unknown email."""
+        async with self._transaction(write=True) as conn:
+            result = await conn.execute(
+                sa.update(users)
+                .where(users.c.email == email)
+                .values(is_locked_out=1 if locked else 0)
+                .returning(*users.c)
+            )
+            row = result.mappings().first()
+        return None if row is None else _user(row)
+
+    async def list_users(self) -> list[tuple[User, int]]:
+        """Every user with its number of keys, ordered by email (SPEC A.2)."""
+        key_count = (
+            sa.select(sa.func.count())
+            .where(ssh_keys.c.user_id == users.c.user_id)
+            .scalar_subquery()
+            .label("key_count")
+        )
+        async with self._transaction() as conn:
+            result = await conn.execute(sa.select(users, key_count).order_by(users.c.email))
+            rows = result.mappings().all()
+        return [(_user(row), int(row["key_count"])) for row in rows]
+
+    async def emails_with_accounts(self, emails: Iterable[str]) -> set[str]:
+        """The subset of ``emails`` that belong to an account (share status, SPEC §6.6.6)."""
+        wanted = sorted(set(emails))
+        if not wanted:
+            return set()
+        async with self._transaction() as conn:
+            result = await conn.execute(sa.select(users.c.email).where(users.c.email.in_(wanted)))
+            return {str(email) for email in result.scalars()}
+
+    # -- keys ------------------------------------------------------------------------
+
+    async def key_by_fingerprint(self, fingerprint: str) -> SSHKeyRow | None:
+        return await self._one_key(ssh_keys.c.fingerprint == fingerprint)
+
+    async def key_by_public_key(self, openssh: str) -> SSHKeyRow | None:
+        return await self._one_key(ssh_keys.c.public_key == openssh)
+
+    async def key_by_id(self, key_id: int) -> SSHKeyRow | None:
+        return await self._one_key(ssh_keys.c.id == key_id)
+
+    async def keys_of_user(self, user_id: str) -> list[SSHKeyRow]:
+        """The user's keys in insertion order."""
+        async with self._transaction() as conn:
+            result = await conn.execute(
+                sa.select(ssh_keys).where(ssh_keys.c.user_id == user_id).order_by(ssh_keys.c.id)
+            )
+            return [_key(row) for row in result.mappings()]
+
+    async def add_key(
+        self, user_id: str, public_key: KeyIdentity, name: str, permissions: str, now: int
+    ) -> SSHKeyRow:
+        """Register a key (SPEC §5.3, §6.6.13): the key counter is read and incremented in
+        the same transaction, always; an empty ``name`` becomes ``key-<n>``. Names are not
+        checked (SPEC §5.4). ``KeyTaken`` if any account has the key; ``UserNotFound``.
+        """
+        try:
+            async with self._transaction(write=True) as conn:
+                number = await self._take_key_number(conn, user_id)
+                return await self._insert_key(
+                    conn, user_id, public_key, name or f"key-{number}", permissions, None, now
+                )
+        except sa_exc.IntegrityError:
+            await self._raise_if_key_taken(public_key)
+            raise _unclassified_conflict() from None
+
+    async def add_generated_key(
+        self,
+        user_id: str,
+        public_key: KeyIdentity,
+        name: str,
+        permissions: str,
+        api_key_hint: str,
+        exe1_hash: str,
+        exe0_sealed: bytes,
+        expires_at: int,
+        now: int,
+    ) -> SSHKeyRow:
+        """SPEC §6.6.16 step 7: the key and its exe1 row in one transaction.
+
+        ``NameTaken`` when a key of the user already has ``name``; ``KeyTaken``;
+        ``UserNotFound``. The key counter is not used (the name is always given).
+        """
+        try:
+            async with self._transaction(write=True) as conn:
+                await self._lock_user(conn, user_id)
+                await self._check_name_free(conn, user_id, name, except_key_id=None)
+                key_row = await self._insert_key(
+                    conn, user_id, public_key, name, permissions, api_key_hint, now
+                )
+                await self._put_exe1(conn, exe1_hash, exe0_sealed, expires_at, now)
+                return key_row
+        except sa_exc.IntegrityError:
+            await self._raise_if_key_taken(public_key)
+            raise _unclassified_conflict() from None
+
+    async def delete_key(self, key_id: int) -> bool:
+        """Delete the key row (SPEC §5.5); False if it did not exist."""
+        async with self._transaction(write=True) as conn:
+            result = await conn.execute(
+                sa.delete(ssh_keys).where(ssh_keys.c.id == key_id).returning(ssh_keys.c.id)
+            )
+            return result.first() is not None
+
+    async def rename_key(self, key_id: int, new_name: str) -> SSHKeyRow | None:
+        """Rename a key (SPEC §6.6.15); ``NameTaken`` if another key of the same user has
+        ``new_name``; ``None`` if the key does not exist (any more)."""
+        async with self._transaction(write=True) as conn:
+            result = await conn.execute(
+                sa.select(ssh_keys.c.user_id).where(ssh_keys.c.id == key_id)
+            )
+            user_id = result.scalar()
+            if user_id is None:
+                return None
+            await self._lock_user(conn, user_id)
+            await self._check_name_free(conn, user_id, new_name, except_key_id=key_id)
+            result = await conn.execute(
+                sa.update(ssh_keys)
+                .where(ssh_keys.c.id == key_id)
+                .values(comment=new_name)
+                .returning(*ssh_keys.c)
+            )
+            row = result.mappings().first()
+        return None if row is None else _key(row)
+
+    async def touch_key_used(self, key_id: int, day_start: int) -> None:
+        """Record use of a key on the UTC day starting at ``day_start`` (SPEC §5.2).
+
+        Only moves forward, and writes at most once per key and day: the common case
+        (already recorded today) is a read and takes no write lock.
+        """
+        async with self._transaction() as conn:
+            result = await conn.execute(
+                sa.select(ssh_keys.c.last_used_at).where(ssh_keys.c.id == key_id)
+            )
+            row = result.first()
+        if row is None or (row.last_used_at is not None and row.last_used_at >= day_start):
+            return
+        async with self._transaction(write=True) as conn:
+            await conn.execute(
+                sa.update(ssh_keys)
+                .where(
+                    ssh_keys.c.id == key_id,
+                    sa.or_(ssh_keys.c.last_used_at.is_(None), ssh_keys.c.last_used_at < day_start),
+                )
+                .values(last_used_at=day_start)
+            )
+
+    async def _one_key(self, where: sa.ColumnElement[bool]) -> SSHKeyRow | None:
+        async with self._transaction() as conn:
+            result = await conn.execute(sa.select(ssh_keys).where(where))
+            row = result.mappings().first()
+        return None if row is None else _key(row)
+
+    async def _take_key_number(self, conn: AsyncConnection, user_id: str) -> int:
+        """Read and increment the key counter atomically (SPEC §9.2).
+
+        ``UPDATE ... RETURNING`` holds the row lock on PostgreSQL until commit; on SQLite
+        the transaction already owns the write lock (``BEGIN IMMEDIATE``).
+        """
+        result = await conn.execute(
+            sa.update(users)
+            .where(users.c.user_id == user_id)
+            .values(next_ssh_key_number=users.c.next_ssh_key_number + 1)
+            .returning(users.c.next_ssh_key_number)
+        )
+        after = result.scalar()
+        if after is None:
+            raise UserNotFound(user_id)
+        return int(after) - 1
+
+    async def _lock_user(self, conn: AsyncConnection, user_id: str) -> None:
+        """Serialize name checks of one user (``FOR UPDATE``; SQLite holds the write lock)."""
+        result = await conn.execute(
+            sa.select(users.c.user_id).where(users.c.user_id == user_id).with_for_update()
+        )
+        if result.first() is None:
+            raise UserNotFound(user_id)
+
+    async def _check_name_free(
+        self, conn: AsyncConnection, user_id: str, name: str, except_key_id: int | None
+    ) -> None:
+        query = sa.select(ssh_keys.c.id).where(
+            ssh_keys.c.user_id == user_id, ssh_keys.c.comment == name
+        )
+        if except_key_id is not None:
+            query = query.where(ssh_keys.c.id != except_key_id)
+        result = await conn.execute(query.limit(1))
+        if result.first() is not None:
+            raise NameTaken(name)
+
+    async def _insert_key(
+        self,
+        conn: AsyncConnection,
+        user_id: str,
+        key: KeyIdentity,
+        name: str,
+        permissions: str,
+        api_key_hint: str | None,
+        now: int,
+    ) -> SSHKeyRow:
+        result = await conn.execute(
+            sa.insert(ssh_keys)
+            .values(
+                user_id=user_id,
+                public_key=key.openssh,
+                fingerprint=key.fingerprint,
+                comment=name,
+                permissions=permissions,
+                api_key_hint=api_key_hint,
+                added_at=now,
+                last_used_at=None,
+            )
+            .returning(*ssh_keys.c)
+        )
+        return _key(result.mappings().one())
+
+    async def _raise_if_key_taken(self, key: KeyIdentity) -> None:
+        """After a unique violation: raise ``KeyTaken`` if the key (or its fingerprint) is
+        registered; otherwise return and let the caller re-raise."""
+        async with self._transaction() as conn:
+            result = await conn.execute(
+                sa.select(ssh_keys.c.user_id)
+                .where(
+                    sa.or_(
+                        ssh_keys.c.public_key == key.openssh,
+                        ssh_keys.c.fingerprint == key.fingerprint,
+                    )
+                )
+                .limit(1)
+            )
+            owner = result.scalar()
+        if owner is not None:
+            raise KeyTaken(str(owner))
+
+    # -- exe1 handles (SPEC §1.9, §2.3, §9.3) -------------------------------------------
+
+    async def exe1_secret(self) -> bytes:
+        """The ``exe1-derivation`` secret (immutable once made, so it is cached)."""
+        if self._secret is None:
+            async with self._transaction() as conn:
+                result = await conn.execute(
+                    sa.select(server_secrets.c.value).where(
+                        server_secrets.c.name == EXE1_SECRET_NAME
+                    )
+                )
+                value = result.scalar()
+            if value is None:
+                raise StoreUnavailable(
+                    f"the {EXE1_SECRET_NAME} secret is missing from the database"
+                )
+            self._secret = bytes(value)
+        return self._secret
+
+    async def exe1_lookup(self, exe1_hash: str, now: int) -> bytes | None:
+        """The sealed exe0 of a live handle (``expires_at >= now``), else ``None``."""
+        async with self._transaction() as conn:
+            result = await conn.execute(
+                sa.select(exe1_tokens.c.exe0_sealed).where(
+                    exe1_tokens.c.exe1_hash == exe1_hash, exe1_tokens.c.expires_at >= now
+                )
+            )
+            value = result.scalar()
+        return None if value is None else bytes(value)
+
+    async def exe1_put(self, exe1_hash: str, exe0_sealed: bytes, expires_at: int, now: int) -> bool:
+        """Store a handle: insert, or replace an expired row with the same hash.
+
+        A live row with the same hash is kept (its exe1 derives from the same exe0, so
+        it is the same handle); returns whether this call wrote the row.
+        """
+        async with self._transaction(write=True) as conn:
+            return await self._put_exe1(conn, exe1_hash, exe0_sealed, expires_at, now)
+
+    async def exe1_purge_expired(self, now: int) -> int:
+        """Delete handles with ``expires_at < now`` (SPEC §9.2 allows it); returns the count."""
+        async with self._transaction(write=True) as conn:
+            result = await conn.execute(
+                sa.delete(exe1_tokens)
+                .where(exe1_tokens.c.expires_at < now)
+                .returning(exe1_tokens.c.exe1_hash)
+            )
+            return len(result.all())
+
+    async def _put_exe1(
+        self, conn: AsyncConnection, exe1_hash: str, exe0_sealed: bytes, expires_at: int, now: int
+    ) -> bool:
+        values = {
+            "exe1_hash": exe1_hash,
+            "exe0_sealed": exe0_sealed,
+            "expires_at": expires_at,
+            "created_at": now,
+        }
+        insert = postgresql.insert if self._db.backend == "postgresql" else sqlite.insert
+        stmt = insert(exe1_tokens).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[exe1_tokens.c.exe1_hash],
+            set_={
+                "exe0_sealed": stmt.excluded.exe0_sealed,
+                "expires_at": stmt.excluded.expires_at,
+                "created_at": stmt.excluded.created_at,
+            },
+            where=exe1_tokens.c.expires_at < now,
+        )
+        result = await conn.execute(stmt.returning(exe1_tokens.c.exe1_hash))
+        return result.first() is not None
+
+    # -- VMs (SPEC §5.6) ---------------------------------------------------------------
+
+    async def create_vm(
+        self, name: str, owner_user_id: str, upstream: str, tags: Iterable[str], now: int
+    ) -> VM:
+        """A private VM without shares; ``NameTaken`` (server-wide), ``UserNotFound``."""
+        try:
+            async with self._transaction(write=True) as conn:
+                result = await conn.execute(
+                    sa.insert(vms)
+                    .values(
+                        name=name,
+                        owner_user_id=owner_user_id,
+                        upstream=upstream,
+                        share="private",
+                        tags=_tags_text(tags),
+                        created_at=now,
+                    )
+                    .returning(*vms.c)
+                )
+                return _vm(result.mappings().one())
+        except sa_exc.IntegrityError:
+            if await self.vm_by_name(name) is not None:
+                raise NameTaken(name) from None
+            if await self.get_user(owner_user_id) is None:
+                raise UserNotFound(owner_user_id) from None
+            raise _unclassified_conflict() from None
+
+    async def vm_by_name(self, name: str) -> VM | None:
+        return await self._one_vm(vms.c.name == name)
+
+    async def vm_by_id(self, vm_id: int) -> VM | None:
+        return await self._one_vm(vms.c.id == vm_id)
+
+    async def vms_of_owner(self, user_id: str) -> list[VM]:
+        """The user's VMs sorted by name (code-point order on both backends)."""
+        async with self._transaction() as conn:
+            result = await conn.execute(
+                sa.select(vms).where(vms.c.owner_user_id == user_id).order_by(vms.c.name)
+            )
+            return [_vm(row) for row in result.mappings()]
+
+    async def delete_vm(self, vm_id: int) -> bool:
+        """Delete the VM and (by cascade) its shares; False if it did not exist."""
+        async with self._transaction(write=True) as conn:
+            result = await conn.execute(sa.delete(vms).where(vms.c.id == vm_id).returning(vms.c.id))
+            return result.first() is not None
+
+    async def set_vm_upstream(self, vm_id: int, upstream: str) -> VM | None:
+        return await self._update_vm(vm_id, upstream=upstream)
+
+    async def set_vm_share(self, vm_id: int, share: str) -> VM | None:
+        """``share`` is ``"private"`` or ``"public"`` (``ValueError`` otherwise)."""
+        if share not in VM_SHARE_MODES:
+            raise ValueError(f"share must be 'private' or 'public', not {share!r}")
+        return await self._update_vm(vm_id, share=share)
+
+    async def shares_of_vm(self, vm_id: int) -> list[Share]:
+        """Ordered by creation time, then email (SPEC §6.6.6)."""
+        async with self._transaction() as conn:
+            result = await conn.execute(
+                sa.select(vm_shares)
+                .where(vm_shares.c.vm_id == vm_id)
+                .order_by(vm_shares.c.created_at, vm_shares.c.email)
+            )
+            return [_share(row) for row in result.mappings()]
+
+    async def add_share(
+        self, vm_id: int, email: str, by_user_id: str, message: str | None, now: int
+    ) -> Share:
+        """Share a VM with an email (SPEC §6.6.10); ``AlreadyShared``, ``VMNotFound``,
+        ``UserNotFound``."""
+        try:
+            async with self._transaction(write=True) as conn:
+                result = await conn.execute(
+                    sa.insert(vm_shares)
+                    .values(
+                        vm_id=vm_id,
+                        email=email,
+                        shared_by_user_id=by_user_id,
+                        message=message,
+                        created_at=now,
+                    )
+                    .returning(*vm_shares.c)
+                )
+                return _share(result.mappings().one())
+        except sa_exc.IntegrityError:
+            if await self.is_shared_with(vm_id, email):
+                raise AlreadyShared(vm_id, email) from None
+            if await self.vm_by_id(vm_id) is None:
+                raise VMNotFound(vm_id) from None
+            if await self.get_user(by_user_id) is None:
+                raise UserNotFound(by_user_id) from None
+            raise _unclassified_conflict() from None
+
+    async def remove_share(self, vm_id: int, email: str) -> bool:
+        async with self._transaction(write=True) as conn:
+            result = await conn.execute(
+                sa.delete(vm_shares)
+                .where(vm_shares.c.vm_id == vm_id, vm_shares.c.email == email)
+                .returning(vm_shares.c.id)
+            )
+            return result.first() is not None
+
+    async def is_shared_with(self, vm_id: int, email: str) -> bool:
+        async with self._transaction() as conn:
+            result = await conn.execute(
+                sa.select(vm_shares.c.id)
+                .where(vm_shares.c.vm_id == vm_id, vm_shares.c.email == email)
+                .limit(1)
+            )
+            return result.first() is not None
+
+    async def _one_vm(self, where: sa.ColumnElement[bool]) -> VM | None:
+        async with self._transaction() as conn:
+            result = await conn.execute(sa.select(vms).where(where))
+            row = result.mappings().first()
+        return None if row is None else _vm(row)
+
+    async def _update_vm(self, vm_id: int, **values: str) -> VM | None:
+        async with self._transaction(write=True) as conn:
+            result = await conn.execute(
+                sa.update(vms).where(vms.c.id == vm_id).values(**values).returning(*vms.c)
+            )
+            row = result.mappings().first()
+        return None if row is None else _vm(row)
+
+    # -- tests and audits ---------------------------------------------------------------
+
+    async def dump_tables(self) -> dict[str, list[tuple[object, ...]]]:
+        """Every row of every table in the database, including Alembic's (SPEC §9.3)."""
+        async with self._transaction() as conn:
+            names = await conn.run_sync(_table_names)
+            quote = conn.dialect.identifier_preparer.quote
+            dump: dict[str, list[tuple[object, ...]]] = {}
+            for name in names:
+                result = await conn.execute(sa.text(f"SELECT * FROM {quote(name)}"))
+                dump[name] = [tuple(row) for row in result]
+        return dump
+
+
+def _table_names(conn: Connection) -> list[str]:
+    return sorted(sa.inspect(conn).get_table_names())

@@ -1,0 +1,151 @@
+"""VM upstream URLs: parsing (SPEC §5.6) and the ``--upstream-allow`` network check.
+
+The proxy repeats :func:`upstream_allowed` for every request (SPEC §8.7), so a host name
+that starts resolving elsewhere is refused from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sshmint.errors import SSHMintError
+from sshmint.server.validation import quote
+
+__all__ = [
+    "DEFAULT_PORT",
+    "RESOLVE_TIMEOUT_SECONDS",
+    "IPNetwork",
+    "Upstream",
+    "UpstreamError",
+    "check_upstream",
+    "parse_upstream",
+    "require_allowed",
+    "upstream_allowed",
+]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+DEFAULT_PORT = 80
+# A resolver that does not answer counts as "not allowed" rather than hanging a command.
+RESOLVE_TIMEOUT_SECONDS = 5.0
+
+
+class UpstreamError(SSHMintError):
+    """An upstream URL is malformed or points outside the allowed networks."""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A parsed upstream ``http://HOST[:PORT]``; ``host`` has no IPv6 brackets."""
+
+    host: str
+    explicit_port: int | None
+
+    @property
+    def port(self) -> int:
+        """SPEC §5.6: the explicit port, or 80."""
+        return DEFAULT_PORT if self.explicit_port is None else self.explicit_port
+
+    @property
+    def url(self) -> str:
+        """The stored form: ``http://HOST[:PORT]`` without a trailing ``/``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = "" if self.explicit_port is None else f":{self.explicit_port}"
+        return f"http://{host}{port}"
+
+    def with_port(self, port: int) -> Upstream:
+        return Upstream(self.host, port)
+
+
+# HOST (bracketed when IPv6) and an optional all-digit port.
+_NETLOC = re.compile(r"(?:\[[^\[\]]+\]|[^:\[\]]+)(?::[0-9]+)?")
+
+
+def _invalid(url: str) -> UpstreamError:
+    return UpstreamError(f"invalid upstream URL {quote(url)}: must be http://HOST[:PORT]")
+
+
+def parse_upstream(url: str) -> Upstream:
+    """Parse an upstream URL per SPEC §5.6, raising :class:`UpstreamError`.
+
+    Scheme ``http``; a host; optional port 1–65535; no user info, query or fragment (an
+    empty ``?`` or ``#`` counts); path empty or ``/``.
+    """
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise _invalid(url)
+    if "?" in url or "#" in url or "@" in url:
+        raise _invalid(url)
+    try:
+        parts = urlsplit(url)
+        explicit_port = parts.port
+    except ValueError:
+        raise _invalid(url) from None
+    host = parts.hostname or ""
+    if parts.scheme != "http" or not host or parts.path not in ("", "/"):
+        raise _invalid(url)
+    # urlsplit is lenient about ports ("host:", "+80", port 0): insist on 1-65535 in digits.
+    if _NETLOC.fullmatch(parts.netloc) is None or explicit_port == 0:
+        raise _invalid(url)
+    if parts.netloc.startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise _invalid(url) from None
+    return Upstream(host, explicit_port)
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _inside(address: IPAddress, networks: Iterable[IPNetwork]) -> bool:
+    # Comparing an address with a network of the other family is simply "not inside":
+    # an IPv4-mapped IPv6 address is not waved through by an IPv4 network (fail closed).
+    return any(address.version == net.version and address in net for net in networks)
+
+
+async def upstream_allowed(host: str, networks: Iterable[IPNetwork]) -> bool:
+    """True iff ``host`` (an IP literal, or every address it resolves to) is inside one of
+    ``networks``. Resolution failures and empty answers are "not allowed"."""
+    nets = tuple(networks)
+    literal = _literal_address(host)
+    if literal is not None:
+        return _inside(literal, nets)
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, None, type=socket.SOCK_STREAM),
+            timeout=RESOLVE_TIMEOUT_SECONDS,
+        )
+    except (OSError, TimeoutError, UnicodeError):
+        return False
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        address = _literal_address(str(sockaddr[0]))
+        if address is None:
+            return False
+        addresses.append(address)
+    return bool(addresses) and all(_inside(a, nets) for a in addresses)
+
+
+async def check_upstream(url: str, networks: Iterable[IPNetwork]) -> Upstream:
+    """Parse ``url`` and require its host to be allowed (SPEC §5.6), else raise
+    :class:`UpstreamError` with the exact message."""
+    upstream = parse_upstream(url)
+    await require_allowed(upstream, networks)
+    return upstream
+
+
+async def require_allowed(upstream: Upstream, networks: Iterable[IPNetwork]) -> None:
+    if not await upstream_allowed(upstream.host, networks):
+        raise UpstreamError(f"upstream host {quote(upstream.host)} is not in an allowed network")

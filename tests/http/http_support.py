@@ -1,0 +1,351 @@
+"""Helpers for the HTTP tests: tokens made by the documented ssh-keygen recipe, real curl
+requests, direct database edits, and a recording upstream served by aiohttp in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+__all__ = [
+    "RECIPE",
+    "Account",
+    "AccountFactory",
+    "Recorded",
+    "RecordingUpstream",
+    "Reply",
+    "ThreadedApp",
+    "add_key",
+    "curl",
+    "db_execute",
+    "fingerprint_of",
+    "new_key",
+    "public_line",
+    "recipe_token",
+    "wait_for",
+]
+
+# The user page's recipe (seed-https-api-local-key.md), verbatim but for the variables.
+RECIPE = r"""
+set -euo pipefail
+b64url() { tr -d '\n=' | tr '+/' '-_'; }
+export PAYLOAD=$(printf '%s' "$PERMISSIONS" | base64 | b64url)
+export SIG=$(printf '%s' "$PERMISSIONS" | ssh-keygen -Y sign -f "$KEY" -n "$NAMESPACE")
+export SIGBLOB=$(echo "$SIG" | sed '1d;$d' | b64url)
+export TOKEN="exe0.$PAYLOAD.$SIGBLOB"
+printf '%s' "$TOKEN"
+"""
+
+
+def recipe_token(key: Path, permissions: str = "{}", namespace: str = "v0@localhost") -> str:
+    """An exe0 token made with bash, base64, tr, sed and ``ssh-keygen -Y sign``."""
+    result = subprocess.run(
+        ["bash", "-c", RECIPE],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PERMISSIONS": permissions,
+            "KEY": str(key),
+            "NAMESPACE": namespace,
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+def new_key(path: Path, kind: str = "ed25519", comment: str = "api") -> Path:
+    """A private key file made by the real ``ssh-keygen`` (public key at ``<path>.pub``)."""
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def public_line(key: Path) -> str:
+    return key.with_name(key.name + ".pub").read_text().strip()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user registered through the admin CLI with one key made by ssh-keygen."""
+
+    email: str
+    key: Path
+    user_id: str
+
+    @property
+    def pub(self) -> Path:
+        return self.key.with_name(self.key.name + ".pub")
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(self.pub)
+
+    def token(self, permissions: str = "{}", namespace: str = "v0@localhost") -> str:
+        """An exe0 token made with the user page's ssh-keygen recipe."""
+        return recipe_token(self.key, permissions, namespace)
+
+
+AccountFactory = Callable[..., Account]
+
+
+def add_key(server: Any, holder: Account, key: Path, *flags: str) -> Account:
+    """Register ``key`` (with ``ssh-key add`` flags) for ``holder``'s user through
+    ``POST /exec ssh-key add``; returns the same user signing with ``key``."""
+    token = holder.token('{"cmds":["ssh-key add"]}')
+    line = " ".join(["ssh-key add", *flags, public_line(key)])
+    reply = curl(
+        server.http_url + "/exec", "-H", f"Authorization: Bearer {token}", data=line.encode()
+    )
+    assert reply.status == 200, reply.body
+    return Account(holder.email, key, holder.user_id)
+
+
+def fingerprint_of(pub: Path) -> str:
+    """SPEC §1.7 fingerprint (no prefix) of a ``.pub`` file."""
+    blob = base64.b64decode(pub.read_text().split()[1])
+    return base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def db_execute(db_url: str, sql: str, params: Sequence[object] = ()) -> None:
+    """Change the database behind the server's back (states the CLI cannot produce).
+
+    ``sql`` uses ``?`` placeholders; for PostgreSQL the literals are inlined through
+    ``psql`` variables, so only simple text/int parameters are supported.
+    """
+    if db_url.startswith("sqlite:///"):
+        with sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=10) as conn:
+            conn.execute(sql, tuple(params))
+        return
+    args = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db_url]
+    numbered = sql
+    for index, value in enumerate(params):
+        numbered = numbered.replace("?", f":'p{index}'", 1)
+        args += ["-v", f"p{index}={value}"]
+    subprocess.run([*args], input=numbered, text=True, check=True, capture_output=True)
+
+
+@dataclass
+class Reply:
+    """One HTTP response as curl saw it (the final one after any ``100 Continue``)."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def all(self, name: str) -> list[str]:
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+    def header(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _parse_curl_output(raw: bytes) -> Reply:
+    rest = raw
+    while True:
+        head, sep, rest = rest.partition(b"\r\n\r\n")
+        assert sep, f"no header block in curl output: {raw[:200]!r}"
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        if 100 <= status < 200 and status != 101:
+            continue
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.append((name, value.strip()))
+        return Reply(status, headers, rest)
+
+
+def curl(url: str, *args: str, data: bytes | None = None, timeout: float = 60) -> Reply:
+    """Run the real curl (``-i``) and parse its answer; ``data`` is sent as the body."""
+    cmd = ["curl", "-sS", "-i", "--max-time", str(int(timeout)), *args]
+    if data is not None:
+        cmd += ["--data-binary", "@-"]
+    cmd.append(url)
+    result = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout + 5)
+    assert result.returncode == 0, f"curl failed ({result.returncode}): {result.stderr!r}"
+    return _parse_curl_output(result.stdout)
+
+
+# --- upstreams ----------------------------------------------------------------------------
+
+
+class ThreadedApp:
+    """An aiohttp application served on 127.0.0.1 from a background thread."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.port = 0
+        self.loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> ThreadedApp:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def call(self, coro: Awaitable[Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Recorded:
+    """What an upstream received: raw header lines (bytes) and the whole body."""
+
+    method: str
+    raw_path: str
+    raw_headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    def all(self, name: str) -> list[bytes]:
+        wanted = name.lower().encode()
+        return [v for n, v in self.raw_headers if n.lower() == wanted]
+
+    def header(self, name: str) -> bytes | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+
+@dataclass
+class RecordingUpstream:
+    """A VM backend that records every request and offers a few special paths:
+
+    - ``/stream``: sends a first chunk, then waits for :meth:`release` before the rest;
+    - ``/ws``: a WebSocket echo;
+    - ``/sink``: counts the request body without keeping it (large uploads);
+    - ``/status/<n>``: like the default, with status ``n``;
+    - anything else: 200 ``upstream saw <method> <raw path>`` with two Set-Cookie headers
+      and ``Server: recording-upstream``.
+    """
+
+    requests: list[Recorded] = field(default_factory=list)
+    sunk: list[int] = field(default_factory=list)
+    _release: threading.Event = field(default_factory=threading.Event)
+    server: ThreadedApp | None = None
+
+    def start(self) -> RecordingUpstream:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("GET", "/stream", self._stream)
+        app.router.add_route("GET", "/ws", self._ws)
+        app.router.add_route("*", "/sink", self._sink)
+        app.router.add_route("*", "/{tail:.*}", self._record)
+        self.server = ThreadedApp(app).start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        if self.server is not None:
+            self.server.stop()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return self.server.url
+
+    def release(self) -> None:
+        self._release.set()
+
+    def last(self) -> Recorded:
+        return self.requests[-1]
+
+    async def _record(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append(
+            Recorded(request.method, request.raw_path, list(request.raw_headers), body)
+        )
+        status = 200
+        if request.raw_path.startswith("/status/"):
+            status = int(request.raw_path.split("/")[2])
+        response = web.Response(
+            status=status,
+            body=f"upstream saw {request.method} {request.raw_path}".encode(),
+            headers={
+                "Content-Type": "text/x-upstream",
+                "X-Upstream": "yes",
+                "Server": "recording-upstream",
+            },
+        )
+        response.headers.add("Set-Cookie", "a=1; Path=/")
+        response.headers.add("Set-Cookie", "b=2; Path=/")
+        return response
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(
+            Recorded(request.method, request.raw_path, list(request.raw_headers), b"")
+        )
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        await response.write(b"first chunk\n")
+        await asyncio.get_running_loop().run_in_executor(None, self._release.wait, 60)
+        await response.write(b"second chunk\n")
+        await response.write_eof()
+        return response
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(
+            Recorded(request.method, request.raw_path, list(request.raw_headers), b"")
+        )
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type.name == "TEXT":
+                await ws.send_str("echo: " + message.data)
+            elif message.type.name == "BINARY":
+                await ws.send_bytes(message.data)
+        return ws
+
+    async def _sink(self, request: web.Request) -> web.StreamResponse:
+        total = 0
+        async for chunk in request.content.iter_any():
+            total += len(chunk)
+        self.sunk.append(total)
+        return web.Response(text=str(total))

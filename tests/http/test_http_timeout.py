@@ -1,0 +1,43 @@
+"""R122: a command still running after 30 seconds is answered 504 (SPEC §7 step 17).
+
+The server loads a test-only ``sleepy`` command (``http_slow_command.py``) through the
+harness's ``preload``; this test therefore takes a little over 30 seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from exec_support import assert_error, assert_ok, post_exec
+from harness import SSHMintServer
+from http_support import new_key, recipe_token
+
+
+@pytest.fixture(scope="module")
+def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHMintServer]:
+    base = tmp_path_factory.mktemp("slow")
+    server = SSHMintServer(
+        base / "data",
+        f"sqlite:///{base / 'sshmint.db'}",
+        preload="http_slow_command",
+        pythonpath=[Path(__file__).parent],
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_r122_a_command_running_past_30_seconds_is_504(
+    slow_server: SSHMintServer, tmp_path: Path
+) -> None:
+
+    key = new_key(tmp_path / "key")
+    slow_server.add_user("slow@example.com", key.with_name("key.pub"))
+    started = time.monotonic()
+    reply = post_exec(slow_server, b"sleepy", token=recipe_token(key, '{"cmds":["sleepy"]}'))
+    assert_error(reply, 504, "command timed out")
+    assert time.monotonic() - started >= 30  # never earlier than the limit
+    # The server is not stuck: the next command runs normally.
+    assert_ok(post_exec(slow_server, b"whoami", token=recipe_token(key)))

@@ -1,0 +1,123 @@
+"""TLS on the HTTP listener (``--tls-cert``/``--tls-key``): a self-signed certificate made
+with ``cryptography``, checked by the real curl (``--cacert``) and ``sshmint exec``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from harness import SSHMintServer, run_sshmint
+from http_support import RecordingUpstream, curl, new_key, recipe_token
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("tlsvm.localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SSHMintServer, Path]]:
+    base = tmp_path_factory.mktemp("tls")
+    cert, key = self_signed(base)
+    server = SSHMintServer(
+        base / "data",
+        f"sqlite:///{base / 'sshmint.db'}",
+        extra_args=["--tls-cert", str(cert), "--tls-key", str(key)],
+    ).start()
+    yield server, cert
+    server.stop()
+
+
+def test_tls_healthz_exec_and_proxy_over_https(
+    tls_server: tuple[SSHMintServer, Path], tmp_path: Path
+) -> None:
+    server, cert = tls_server
+    port = server.http_port
+    resolve = ("--resolve", f"localhost:{port}:127.0.0.1", "--cacert", str(cert))
+    reply = curl(f"https://localhost:{port}/healthz", *resolve)
+    assert (reply.status, reply.json()) == (200, {"status": "ok"})
+    # Without the CA curl refuses the certificate (exit 60); plain HTTP gets no answer.
+    untrusted = ["curl", "-sS", "--resolve", resolve[1], f"https://localhost:{port}/healthz"]
+    assert subprocess.run(untrusted, capture_output=True).returncode == 60
+    plain = ["curl", "-sS", "--max-time", "20", f"http://127.0.0.1:{port}/healthz"]
+    assert subprocess.run(plain, capture_output=True).returncode != 0
+
+    key = new_key(tmp_path / "key")
+    server.add_user("tls@example.com", key.with_name("key.pub"))
+    token = recipe_token(key)
+    reply = curl(
+        f"https://localhost:{port}/exec",
+        *resolve,
+        "-H",
+        f"Authorization: Bearer {token}",
+        data=b"whoami",
+    )
+    assert reply.status == 200 and reply.json()["email"] == "tls@example.com"
+
+    # sshmint exec verifies the certificate through the standard SSL_CERT_FILE.
+    result = run_sshmint(
+        "exec", "--url", f"https://127.0.0.1:{port}", "--token", token, "whoami",
+        env={"SSL_CERT_FILE": str(cert)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert '"tls@example.com"' in result.stdout
+
+    # The proxy over TLS tells the upstream the original scheme.
+    upstream = RecordingUpstream().start()
+    try:
+        reply = curl(
+            f"https://localhost:{port}/exec", *resolve, "-H", f"Authorization: Bearer {token}",
+            data=f"new --name=tlsvm --upstream={upstream.url}".encode(),
+        )  # fmt: skip
+        assert reply.status == 200, reply.body
+        vm_token = recipe_token(key, "{}", "v0@tlsvm.localhost")
+        reply = curl(
+            f"https://tlsvm.localhost:{port}/x",
+            "--resolve", f"tlsvm.localhost:{port}:127.0.0.1", "--cacert", str(cert),
+            "-H", f"Authorization: Bearer {vm_token}",
+        )  # fmt: skip
+        assert (reply.status, reply.body) == (200, b"upstream saw GET /x")
+        assert upstream.last().all("X-Forwarded-Proto") == [b"https"]
+    finally:
+        upstream.stop()
