@@ -24,6 +24,7 @@ on 1 MiB responses.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import re
 import shutil
@@ -78,6 +79,7 @@ end
 function init(args)
   tokens = {}
   for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+  n = #tokens
   step = tonumber(args[2])
   i = id
   ok, limited, other, sent = 0, 0, 0, 0
@@ -94,11 +96,12 @@ function response(status, headers, body)
   else other = other + 1 end
 end
 function done(summary, latency, requests)
-  local a, b, c, s = 0, 0, 0, 0
+  local a, b, c, s, n = 0, 0, 0, 0, 0
   for _, t in ipairs(threads) do
     a = a + t:get("ok"); b = b + t:get("limited"); c = c + t:get("other"); s = s + t:get("sent")
+    n = t:get("n")
   end
-  io.write(string.format("STATUS ok=%d limited=%d other=%d sent=%d tokens=%d\n", a, b, c, s, #tokens))
+  io.write(string.format("STATUS ok=%d limited=%d other=%d sent=%d tokens=%d\n", a, b, c, s, n))
 end
 """
 
@@ -194,8 +197,12 @@ def _wrk(
     cmd.append(url)
     if script_args:
         cmd += ["--", *script_args]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
-    return _parse(out)
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if run.returncode != 0:
+        raise SystemExit(
+            f"wrk failed ({run.returncode}): {run.stdout[-1500:]} {run.stderr[-1500:]}"
+        )
+    return _parse(run.stdout)
 
 
 async def _populate(db_url: str, upstream_port: int, workdir: Path) -> dict[str, Path | str]:
@@ -274,6 +281,21 @@ def _wait_port(port: int) -> None:
                 return
         time.sleep(0.05)
     raise SystemExit(f"nothing listens on port {port}")
+
+
+def _warm_up(port: int, tokens_file: Path | str) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        for token in Path(tokens_file).read_text().split():
+            connection.request(
+                "POST", "/exec", body=b"whoami", headers={"Authorization": f"Bearer {token}"}
+            )
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise SystemExit(f"warm-up request failed: {response.status}")
+    finally:
+        connection.close()
 
 
 def _line(name: str, result: Result, base: Result | None = None) -> None:

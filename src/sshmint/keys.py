@@ -9,6 +9,28 @@ keys into plain ones, dropping the application string that sk signatures cover.
 Only the seven key types of SPEC §1.5 exist here. Parsed key objects are cached per blob
 (``functools.lru_cache``): building an RSA or EC key object costs more than checking a
 signature with it.
+
+Ed25519 signatures (``ssh-ed25519`` and the inner signature of ``sk-ssh-ed25519``) are
+checked with libsodium through PyNaCl, about twice as fast as OpenSSL here
+(``bench/bench_token.py``); ``cryptography`` does everything else and is the fallback
+when PyNaCl cannot be imported (:data:`ED25519_BACKEND` names the one in use).
+
+libsodium is deliberately stricter than OpenSSH's ``ssh-keygen`` (which runs the SUPERCOP
+"ref" code); ``tests/core/test_ed25519_backend.py`` records every case against the real
+tools. Where they differ, libsodium refuses and ssh-keygen (and OpenSSL) accept:
+
+- a non-canonical ``S`` (``S + L`` below 2^253; ssh-keygen reduces ``S`` mod ``L``,
+  OpenSSL refuses it too): a malleated copy of a valid signature;
+- a public key ``A`` of small order (the identity ``01 00..00``, its non-canonical or
+  negative-zero encodings, the points of order 2, 4 and 8): such a key has no secret, so
+  anyone can make signatures that ssh-keygen accepts;
+- ``R`` equal to the identity point: an RFC 8032 signer produces it only for a nonce that
+  is a multiple of ``L`` (probability 2^-252).
+
+None of these can come from a real signer with a real key (ssh-keygen, ssh-agent, a
+security key, sshmint itself), so refusing them only closes doors; signatures from real
+signers verify identically under both backends. libsodium never accepts a signature that
+ssh-keygen refuses (fail closed).
 """
 
 from __future__ import annotations
@@ -40,6 +62,14 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from cryptography.utils import CryptographyDeprecationWarning
 
+try:
+    from nacl.bindings import crypto_sign_open as _sodium_sign_open
+    from nacl.exceptions import BadSignatureError as _SodiumBadSignature
+except ImportError:  # pragma: no cover - exercised by calling the fallback directly
+    _HAVE_SODIUM = False
+else:
+    _HAVE_SODIUM = True
+
 from sshmint.errors import (
     KeyEncryptedError,
     PrivateKeyError,
@@ -58,6 +88,8 @@ from sshmint.wire import (
 )
 
 __all__ = [
+    "ED25519_BACKEND",
+    "ED25519_SIGNATURE_BYTES",
     "ECDSA_P256",
     "ECDSA_P384",
     "ECDSA_P521",
@@ -71,9 +103,12 @@ __all__ = [
     "SK_ECDSA_P256",
     "SK_ED25519",
     "SK_KEY_TYPES",
+    "Ed25519Verifier",
     "PrivateKeySigner",
     "PublicKey",
     "Signer",
+    "cryptography_ed25519_verifier",
+    "ed25519_verifier",
     "fingerprint",
     "format_fingerprint",
     "generate_ed25519",
@@ -81,6 +116,7 @@ __all__ = [
     "load_public_key_file",
     "parse_public_key_line",
     "public_key_from_blob",
+    "sodium_ed25519_verifier",
 ]
 
 ED25519 = "ssh-ed25519"
@@ -170,6 +206,73 @@ def format_fingerprint(fp: str) -> str:
     return "SHA256:" + fp
 
 
+# --- Ed25519 verification (see the module docstring for the backend choice) ------------
+
+ED25519_SIGNATURE_BYTES = 64  # RFC 8032 §5.1.6: R (32 bytes) || S (32 bytes)
+
+Ed25519Verifier = Callable[[bytes, bytes], bool]
+"""``verify(sigblob, data)``: whether ``sigblob`` is a valid Ed25519 signature of ``data``
+under the key the verifier was made for. Never raises on bad signatures."""
+
+
+def sodium_ed25519_verifier(public: bytes) -> Ed25519Verifier:
+    """A verifier for the 32-byte Ed25519 key ``public`` using libsodium (PyNaCl).
+
+    libsodium's ``crypto_sign_verify_detached`` rules: ``S`` must be canonical (< L),
+    neither ``A`` nor ``R`` may have small order, ``A`` must be canonically encoded.
+    Raises :class:`RuntimeError` when PyNaCl is not installed.
+    """
+    if not _HAVE_SODIUM:
+        raise RuntimeError("PyNaCl is not installed")
+    sign_open = _sodium_sign_open  # locals: this runs once per token check
+    bad_signature = _SodiumBadSignature
+
+    def verify(sigblob: bytes, data: bytes) -> bool:
+        # crypto_sign_open takes `signature || message` (PyNaCl 1.6 has no detached
+        # binding): a sigblob of another length would move the split, as in OpenSSH's
+        # ssh-ed25519.c, so only exactly 64 bytes go in.
+        if len(sigblob) != ED25519_SIGNATURE_BYTES:
+            return False
+        try:
+            sign_open(sigblob + data, public)
+        except bad_signature:
+            return False
+        return True
+
+    return verify
+
+
+def cryptography_ed25519_verifier(public: bytes) -> Ed25519Verifier:
+    """A verifier for the 32-byte Ed25519 key ``public`` using ``cryptography`` (OpenSSL).
+
+    OpenSSL refuses a non-canonical ``S`` but accepts small-order ``A`` and ``R`` (as
+    ssh-keygen does). Used when PyNaCl is not installed.
+    """
+    key = ed25519.Ed25519PublicKey.from_public_bytes(public)
+
+    def verify(sigblob: bytes, data: bytes) -> bool:
+        try:
+            key.verify(sigblob, data)
+        except InvalidSignature:
+            return False
+        return True
+
+    return verify
+
+
+ed25519_verifier: Callable[[bytes], Ed25519Verifier] = (
+    sodium_ed25519_verifier if _HAVE_SODIUM else cryptography_ed25519_verifier
+)
+"""The verifier factory every Ed25519 key of this module uses."""
+
+#: ``"libsodium"`` or ``"cryptography"``: the backend of :data:`ed25519_verifier`.
+ED25519_BACKEND = "libsodium" if _HAVE_SODIUM else "cryptography"
+
+_ED25519_SIGNATURE_HEAD = write_string(b"ssh-ed25519") + ED25519_SIGNATURE_BYTES.to_bytes(4, "big")
+_ED25519_HEAD_LENGTH = len(_ED25519_SIGNATURE_HEAD)
+_ED25519_SIGNATURE_LENGTH = _ED25519_HEAD_LENGTH + ED25519_SIGNATURE_BYTES
+
+
 # --- parsed key material ------------------------------------------------------------
 #
 # One small class per key type. `check(signature, data)` returns True for a valid SSH
@@ -192,20 +295,21 @@ def _ecdsa_der(sigblob: bytes) -> bytes:
 
 
 class _Ed25519:
-    __slots__ = ("key",)
+    __slots__ = ("verify_signature",)
     key_type = ED25519
     bits = 256
 
-    def __init__(self, key: ed25519.Ed25519PublicKey) -> None:
-        self.key = key
+    def __init__(self, verify_signature: Ed25519Verifier) -> None:
+        self.verify_signature = verify_signature
 
     def check(self, signature: bytes, data: bytes) -> bool:
-        fmt, pos = read_string(signature)
-        sigblob, pos = read_string(signature, pos)
-        if pos != len(signature) or fmt != b"ssh-ed25519":
-            return False
-        self.key.verify(sigblob, data)  # RFC 8709 §6: 64 bytes; cryptography checks
-        return True
+        # RFC 8709 §6: string "ssh-ed25519", string sigblob (64 bytes). Any valid one is
+        # exactly _ED25519_SIGNATURE_HEAD + 64 bytes, so one comparison reads the envelope.
+        return (
+            len(signature) == _ED25519_SIGNATURE_LENGTH
+            and signature[:_ED25519_HEAD_LENGTH] == _ED25519_SIGNATURE_HEAD
+            and self.verify_signature(signature[_ED25519_HEAD_LENGTH:], data)
+        )
 
 
 class _Ecdsa:
@@ -266,12 +370,12 @@ def _read_sk_signature(signature: bytes, expected_format: bytes) -> tuple[bytes,
 
 
 class _SkEd25519:
-    __slots__ = ("app_hash", "application", "key")
+    __slots__ = ("app_hash", "application", "verify_signature")
     key_type = SK_ED25519
     bits = 256
 
-    def __init__(self, key: ed25519.Ed25519PublicKey, application: bytes) -> None:
-        self.key = key
+    def __init__(self, verify_signature: Ed25519Verifier, application: bytes) -> None:
+        self.verify_signature = verify_signature
         self.application = application
         self.app_hash = hashlib.sha256(application).digest()
 
@@ -281,8 +385,7 @@ class _SkEd25519:
             return False
         sigblob, flags, counter = parts
         # The user-presence flag is not required (SPEC §1.5).
-        self.key.verify(sigblob, _sk_message(self.app_hash, flags, counter, data))
-        return True
+        return self.verify_signature(sigblob, _sk_message(self.app_hash, flags, counter, data))
 
 
 class _SkEcdsa:
@@ -320,13 +423,16 @@ def _ec_point(curve_name: bytes, point: bytes, expected: _Curve) -> ec.EllipticC
         raise PublicKeyError("invalid EC point") from None
 
 
-def _ed25519_point(point: bytes) -> ed25519.Ed25519PublicKey:
+def _ed25519_point(point: bytes) -> Ed25519Verifier:
     if len(point) != 32:  # RFC 8709 §4
         raise PublicKeyError("Ed25519 key is not 32 bytes")
     try:
-        return ed25519.Ed25519PublicKey.from_public_bytes(point)
+        # Validation stays cryptography's whatever the backend, so the set of keys that
+        # parse does not depend on it.
+        ed25519.Ed25519PublicKey.from_public_bytes(point)
     except _BAD_INPUT:
         raise PublicKeyError("invalid Ed25519 key") from None
+    return ed25519_verifier(point)
 
 
 def _parse_fields(key_type: str, blob: bytes, pos: int) -> _Material:

@@ -143,7 +143,7 @@ def b64url_encode(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_STD_TO_B64URL).decode()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Permissions:
     """The validated claims of a payload (SPEC §2.2, §3, §4.1).
 
@@ -158,6 +158,22 @@ class Permissions:
     ctx_raw: str | None = None
     has_ctx: bool = False
 
+    def __init__(
+        self,
+        exp: int | None = None,
+        nbf: int | None = None,
+        cmds: tuple[str, ...] | None = None,
+        ctx_raw: str | None = None,
+        has_ctx: bool = False,
+    ) -> None:
+        # One of these is built per token check: fill the frozen slots through their
+        # descriptors, about three times cheaper than the generated object.__setattr__ calls.
+        _set_exp(self, exp)
+        _set_nbf(self, nbf)
+        _set_cmds(self, cmds)
+        _set_ctx_raw(self, ctx_raw)
+        _set_has_ctx(self, has_ctx)
+
     @property
     def effective_cmds(self) -> tuple[str, ...]:
         """SPEC §4.1: the token's list, or the default list when ``cmds`` is absent."""
@@ -168,7 +184,12 @@ class Permissions:
         return command_name in self.effective_cmds
 
 
-@dataclass(frozen=True, slots=True)
+_set_exp, _set_nbf, _set_cmds, _set_ctx_raw, _set_has_ctx = (
+    Permissions.__dict__[name].__set__ for name in ("exp", "nbf", "cmds", "ctx_raw", "has_ctx")
+)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class ParsedToken:
     """An exe0 token that passed SPEC §2.1 steps 1–15 (not yet verified)."""
 
@@ -178,11 +199,31 @@ class ParsedToken:
     sshsig: SSHSig
     public_key: PublicKey
 
+    def __init__(
+        self,
+        token: str,
+        payload: bytes,
+        permissions: Permissions,
+        sshsig: SSHSig,
+        public_key: PublicKey,
+    ) -> None:
+        # As for Permissions: built once per token check.
+        _set_token(self, token)
+        _set_payload(self, payload)
+        _set_permissions(self, permissions)
+        _set_sshsig(self, sshsig)
+        _set_public_key(self, public_key)
+
     @property
     def fingerprint(self) -> str:
         """SPEC §1.7 fingerprint of the signing key in the blob, without ``SHA256:``."""
         return self.public_key.fingerprint
 
+
+_set_token, _set_payload, _set_permissions, _set_sshsig, _set_public_key = (
+    ParsedToken.__dict__[name].__set__
+    for name in ("token", "payload", "permissions", "sshsig", "public_key")
+)
 
 KeyLookup = Callable[[str], PublicKey | None]
 """``lookup(fingerprint)``: the registered key with that fingerprint (no prefix), or None."""

@@ -428,6 +428,17 @@ def test_r153_inspect_json_rsa_and_explicit_cmds(keys: dict[str, Path]) -> None:
     assert info["namespace"] == "v0@box.localhost"
 
 
+def test_a5_inspect_json_copies_permissions_and_ctx_text_exactly(keys: dict[str, Path]) -> None:
+    ctx = '{"big": 1e400, "n": 1.50, "s": "\\ud800"}'
+    token = mint_ok("--key", str(keys["ed25519"]), "--ctx", ctx)
+    result = cli("inspect", "--json", token)
+    assert result.exit_code == 0
+    assert f'"ctx":{ctx}' in result.stdout
+    assert '"permissions":{"ctx":' + ctx + "}" in result.stdout
+    info = json.loads(result.stdout)  # still one valid JSON document
+    assert info["ctx"]["n"] == 1.5 and info["permissions"]["ctx"]["s"] == "\ud800"
+
+
 def test_a5_inspect_text_shows_utc_dates_and_validity(keys: dict[str, Path]) -> None:
     token = mint_ok("--key", str(keys["ed25519"]), "--perms", '{"exp":2000000000,"nbf":946684800}')
     result = cli("inspect", token)

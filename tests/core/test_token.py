@@ -280,6 +280,21 @@ def test_s2_2_lone_surrogate_escape_in_ctx_is_valid_json(ed: PrivateKeySigner) -
     assert perms.ctx_raw == '"\\ud800"'
 
 
+def test_permissions_and_parsed_token_are_frozen_values(ed: PrivateKeySigner) -> None:
+    perms = Permissions(exp=2000000000, cmds=("ls",))
+    assert perms == Permissions(2000000000, None, ("ls",), None, False)
+    assert hash(perms) == hash(Permissions(exp=2000000000, cmds=("ls",)))
+    assert dataclasses.replace(perms, exp=None) == Permissions(cmds=("ls",))
+    assert repr(Permissions()) == (
+        "Permissions(exp=None, nbf=None, cmds=None, ctx_raw=None, has_ctx=False)"
+    )
+    parsed = parse_exe0(signed(ed))
+    for obj, field in ((perms, "exp"), (parsed, "payload")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, field, None)
+    assert dataclasses.replace(parsed, token="x").payload == parsed.payload == b"{}"
+
+
 # --- SPEC §8.7 / §2.2: ctx raw text and null members ---------------------------------
 
 

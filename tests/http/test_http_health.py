@@ -1,24 +1,35 @@
-"""``/healthz`` reports the database (SPEC §7): 503 once the server's database is gone."""
+"""When the database cannot be queried (SPEC §7, §8.2–8.3): ``/healthz`` says 503, ``/exec``
+answers 500 ``internal error``, the proxy 500 ``internal server error`` — and the server
+keeps running, without tracebacks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from exec_support import check_api_headers
+from exec_support import assert_error, assert_ok, check_api_headers, post_exec
 from harness import SSHMintServer
-from http_support import curl
+from http_support import RecordingUpstream, curl, new_key, recipe_token
 
 
-def test_s7_healthz_is_503_when_the_database_cannot_be_queried(
+def test_s7_s8_a_vanished_database_is_503_on_healthz_and_500_elsewhere(
     postgres: Any, tmp_path: Path
 ) -> None:
     url = postgres.new_database()
     server = SSHMintServer(tmp_path / "data", url).start()
+    upstream = RecordingUpstream().start()
     try:
+        key = new_key(tmp_path / "key")
+        server.add_user("db@example.com", key.with_name("key.pub"))
+        token = recipe_token(key)
+        assert_ok(
+            post_exec(server, f"new --name=dbvm --upstream={upstream.url}".encode(), token=token)
+        )
         healthz = server.http_url + "/healthz"
         assert curl(healthz).status == 200
+
         postgres.psql(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
         reply = curl(healthz)
         check_api_headers(reply)
         assert (reply.status, reply.json()) == (
@@ -26,7 +37,18 @@ def test_s7_healthz_is_503_when_the_database_cannot_be_queried(
             {"status": "error", "error": "database unavailable"},
         )
         assert curl(healthz, "-I").status == 503
-        assert server.running  # a failing database is reported, not fatal
+        assert_error(post_exec(server, b"whoami", token=token), 500, "internal error")
+        proxied = curl(
+            f"http://dbvm.localhost:{server.http_port}/",
+            "--resolve", f"dbvm.localhost:{server.http_port}:{server.http_host}",
+            "-H", f"Authorization: Bearer {recipe_token(key, '{}', 'v0@dbvm.localhost')}",
+        )  # fmt: skip
+        assert (proxied.status, proxied.body) == (500, b"internal server error\n")
+        assert proxied.header("Content-Type") == "text/plain; charset=utf-8"
+        assert upstream.requests == []
+        assert server.running
     finally:
         server.stop()
+        upstream.stop()
     assert "Traceback" not in server.stderr
+    assert "exe0." not in server.stderr and "exe1." not in server.stderr

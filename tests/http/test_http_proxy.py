@@ -150,8 +150,14 @@ def test_r125_r128_owner_tokens_reach_the_upstream_by_every_route(
     )
     assert generated["namespace"] == f"v0@{vm}.localhost"
     assert via_proxy(live, vm, "/", "-H", basic(generated["token"])).status == 200
-    # The API host is not the proxy (R125).
+    # The API host is not the proxy (R125); an absolute-form target names the VM (SPEC §8.1).
     assert curl(live.http_url + "/hello").status == 404
+    absolute = curl(
+        live.http_url + "/",
+        "--request-target", f"http://{vm}.localhost:{live.http_port}/abs?x=1",
+        "-H", f"Authorization: Bearer {exe0}",
+    )  # fmt: skip
+    assert (absolute.status, absolute.body) == (200, b"upstream saw GET /abs?x=1")
 
 
 def test_r126_unknown_and_invalid_vm_names_are_404(live: SSHMintServer, account: Account) -> None:

@@ -3,9 +3,10 @@
 Usage (the fixtures in ``tests/server/conftest.py`` do this for you)::
 
     server = SSHMintServer(data_dir=tmp_path / "data", db_url=db_url).start()
-    user_id = server.add_user("a@example.com", key_path.with_suffix(".pub"))
+    user_id = server.add_user("a@example.com", Path(f"{key_path}.pub"))  # real admin CLI
     result = server.ssh(key_path, "whoami", "--json")      # a CompletedProcess[str]
     httpx.get(server.http_url + "/healthz")
+    repl = server.interactive(key_path)                      # ssh -tt: send()/expect()/wait()
     server.stop()                                            # SIGTERM, returns the exit status
 
 - The server listens on free ports (``127.0.0.1:0``; ``ssh_listen=None``/``http_listen=None``
@@ -31,6 +32,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -100,8 +102,6 @@ def client_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]
 
 def free_port() -> int:
     """A port that was free a moment ago on 127.0.0.1."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -253,9 +253,17 @@ class InteractiveSession:
         return code
 
     def kill(self) -> None:
+        """End the client if it still runs and release its pipes (safe to call twice)."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        for thread in self._threads:
+            thread.join(5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
 
     @property
     def stdout(self) -> str:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from server.harness import Account, SSHMintServer, free_port, host_keys, run_sshmint
+from sshmint.server.config import ConfigError, load_config, parse_listen_address
 
 
 def _assert_clean(text: str) -> None:
@@ -30,21 +31,17 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_r147_listening_lines_name_the_real_bound_ports(module_server: SSHMintServer) -> None:
-    server = module_server
+def test_r147_r148_r151_listening_lines_signals_and_a_host_key_that_survives_restarts(
+    server: SSHMintServer, new_account: Callable[..., Account]
+) -> None:
+    # R147: one line per listener with the real bound port, printed once it accepts.
     assert server.stdout.splitlines() == [
         f"ssh listening on 127.0.0.1:{server.ssh_port}",
         f"http listening on 127.0.0.1:{server.http_port}",
     ]
     assert server.ssh_port != 0 and server.http_port != 0
-    # Both listeners accept connections once their line is printed.
-    assert len(host_keys("127.0.0.1", server.ssh_port)) == 1
     assert httpx.get(f"{server.http_url}/healthz").json() == {"status": "ok"}
 
-
-def test_r148_r151_sigterm_and_sigint_exit_0_and_the_host_key_survives_restarts(
-    server: SSHMintServer, new_account: Callable[..., Account]
-) -> None:
     # §6.1: Ed25519, OpenSSH format, mode 0600, in the data directory.
     key_file = server.data_dir / "ssh_host_ed25519_key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -63,6 +60,7 @@ def test_r148_r151_sigterm_and_sigint_exit_0_and_the_host_key_survives_restarts(
     assert server.stop(signal.SIGTERM) == 0
     _assert_clean(server.stderr + server.stdout)
     session.wait()
+    session.kill()  # release the pipes
 
     server.start()
     assert host_keys("127.0.0.1", server.ssh_port) == offered  # R151
@@ -74,10 +72,10 @@ def test_r148_r151_sigterm_and_sigint_exit_0_and_the_host_key_survives_restarts(
 
 def test_r149_flag_beats_environment_beats_config_file(
     server_factory: Callable[..., SSHMintServer],
-    db_url: str,
     tmp_path: Path,
     new_account: Callable[..., Account],
 ) -> None:
+    """Options are resolved before any database is opened, so one backend suffices."""
     file_ssh, file_http, env_ssh, env_http, flag_ssh = (free_port() for _ in range(5))
     config = tmp_path / "sshmint.toml"
     # Both spellings of option names are accepted as keys (SPEC A.1).
@@ -87,7 +85,7 @@ def test_r149_flag_beats_environment_beats_config_file(
         'web_host = "file.example"\n'
     )
     server = server_factory(
-        db_url,
+        f"sqlite:///{tmp_path / 'p.db'}",
         ssh_listen=None,
         http_listen=None,
         extra_args=["--config", str(config), "--ssh-listen", f"127.0.0.1:{flag_ssh}"],
@@ -182,17 +180,71 @@ def test_a1_unreachable_database_fails_with_one_line(tmp_path: Path) -> None:
     assert "hunter2" not in result.stderr
 
 
-def test_harness_preload_imports_a_module_before_serving(
-    server_factory: Callable[..., SSHMintServer], tmp_path: Path
+# -- option parsing in-process (SPEC A.1); the process-level tests above cover the wiring --
+
+
+def test_a1_defaults_and_the_default_database_inside_the_data_directory(tmp_path: Path) -> None:
+    config = load_config({}, {})
+    assert config.data_dir == Path("./sshmint-data")
+    assert config.db == f"sqlite:///{Path('./sshmint-data/sshmint.db').absolute()}"
+    assert config.db_is_default
+    assert (str(config.ssh_listen), str(config.http_listen)) == ("127.0.0.1:2222", "127.0.0.1:8080")
+    assert (config.web_host, config.vm_host) == ("localhost", "localhost")
+    assert [str(n) for n in config.upstream_allow] == ["127.0.0.0/8", "::1/128"]
+    moved = load_config({"data-dir": str(tmp_path)}, {})
+    assert moved.db == f"sqlite:///{tmp_path / 'sshmint.db'}"
+
+
+def test_r149_precedence_per_option_and_empty_environment_values_count_as_unset(
+    tmp_path: Path,
 ) -> None:
-    """The harness option other suites use to register test-only commands."""
-    modules = tmp_path / "mods"
-    modules.mkdir()
-    (modules / "preload_marker.py").write_text(
-        "import sys\nprint('preload_marker imported', file=sys.stderr, flush=True)\n"
+    toml = tmp_path / "c.toml"
+    toml.write_text(
+        'vm_host = "file.vm"\nweb-host = "file.web"\nupstream-allow = ["10.1.0.0/16"]\n'
     )
-    server = server_factory(
-        f"sqlite:///{tmp_path / 'p.db'}", preload="preload_marker", pythonpath=[modules]
-    )
-    assert "preload_marker imported" in server.stderr
-    assert server.stop() == 0
+    env = {"SSHMINT_CONFIG": str(toml), "SSHMINT_WEB_HOST": "env.web", "SSHMINT_VM_HOST": ""}
+    config = load_config({"upstream-allow": "192.168.0.0/24, ::1"}, env)
+    assert (config.web_host, config.vm_host) == ("env.web", "file.vm")
+    assert [str(n) for n in config.upstream_allow] == ["192.168.0.0/24", "::1/128"]
+    assert config.config == toml
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:0", ("127.0.0.1", 0)),
+        ("[::1]:2222", ("::1", 2222)),
+        ("localhost:65535", ("localhost", 65535)),
+        (" 0.0.0.0:80 ", ("0.0.0.0", 80)),
+    ],
+)
+def test_a1_listen_addresses(text: str, expected: tuple[str, int]) -> None:
+    address = parse_listen_address(text)
+    assert (address.host, address.port) == expected
+    assert parse_listen_address(str(address)) == address  # printed form round-trips
+
+
+@pytest.mark.parametrize(
+    "text", ["127.0.0.1", "::1:22", "[::1]22", "[not-v6]:22", ":22", "h:65536", "h:-1", "h:２２"]
+)
+def test_a1_malformed_listen_addresses_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_listen_address(text)
+
+
+def test_a1_config_file_problems_are_one_line_errors(tmp_path: Path) -> None:
+    cases = {
+        'data-dir = "a"\ndata_dir = "b"\n': "given twice",
+        "ssh-listen = 2222\n": "expected a string",
+        "upstream-allow = 5\n": "upstream-allow",
+        "[section]\nx = 1\n": "unknown config key 'section'",
+        "not toml at all": "invalid config file",
+    }
+    for text, fragment in cases.items():
+        toml = tmp_path / "bad.toml"
+        toml.write_text(text)
+        with pytest.raises(ConfigError) as caught:
+            load_config({"config": str(toml)}, {})
+        assert fragment in caught.value.message and "\n" not in caught.value.message
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config({"config": str(tmp_path / "missing.toml")}, {})

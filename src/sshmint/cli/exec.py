@@ -58,7 +58,8 @@ async def _post(url: str, token: str, body: str) -> tuple[int, bytes]:
 def _exec_url(base: str) -> str:
     base = base.strip()
     if not base.startswith(("http://", "https://")):
-        raise click.BadParameter("must start with http:// or https://", param_hint="--url")
+        # An invalid option value is a failure (exit 1), not a usage error (SPEC A.3).
+        fail(f"invalid --url {base!r}: must start with http:// or https://")
     return base.rstrip("/") + "/exec"
 
 
@@ -95,8 +96,8 @@ def exec_command(url: str, token: str | None, command: tuple[str, ...], **kwargs
       SSHMINT_URL=https://sshmint.example.com sshmint exec 'ssh-key list'
     """
     options = MintOptions.pop_from(kwargs)
-    endpoint = _exec_url(url)
     with cli_failures():
+        endpoint = _exec_url(url)
         if token is not None and _mint_options_given(options):
             fail("--token cannot be combined with mint options")
         if token is None:

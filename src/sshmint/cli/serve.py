@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 
 import click
@@ -49,20 +50,26 @@ _OPTIONS = [
 ]
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
+
+
 def _serve(**values: str | None) -> None:
     """Run the sshmint server until SIGTERM or SIGINT.
 
     Options come from the command line, else SSHMINT_<NAME> environment variables, else the
     --config TOML file, else the defaults.
     """
-    from sshmint.server.app import configure_logging, run_server
-
+    # Until the event loop takes SIGTERM over, it means a clean exit 0 (SPEC A.1).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     flags = {name.replace("_", "-"): value for name, value in values.items()}
     try:
         config = load_config(flags)
     except ConfigError as exc:
         click.echo(f"sshmint: {exc.message}", err=True)
         sys.exit(1)
+    from sshmint.server.app import configure_logging, run_server
+
     configure_logging()
     try:
         status = asyncio.run(run_server(config))

@@ -20,10 +20,11 @@ from sshmint.cli.minting import (
 )
 from sshmint.errors import PublicKeyError, SSHMintError, TokenClaimError
 from sshmint.keys import PublicKey, format_fingerprint, load_public_key_file, parse_public_key_line
-from sshmint.strictjson import dumps, parse_value, quote
+from sshmint.strictjson import dumps, quote
 from sshmint.token import (
     EXE1_PREFIX,
     ParsedToken,
+    RawJSON,
     check_claims,
     is_well_formed_exe1,
     parse_exe0,
@@ -72,19 +73,23 @@ def _printable(text: str) -> str:
 
 
 def _inspection(parsed: ParsedToken) -> dict[str, Any]:
-    """SPEC A.5 JSON members."""
+    """SPEC A.5 members; ``permissions`` and ``ctx`` as :class:`RawJSON` text.
+
+    The payload passed strict parsing, so its text is itself the JSON object: copying it
+    keeps number formatting exact (``1e400`` is valid JSON but no float).
+    """
     perms = parsed.permissions
-    payload_text = parsed.payload.decode("utf-8")  # step 9 guarantees UTF-8
     sig = parsed.sshsig
+    payload_text = parsed.payload.decode("utf-8")  # step 9 guarantees UTF-8
     return {
         "format": "exe0",
         "payload": payload_text,
-        "permissions": parse_value(payload_text),
+        "permissions": RawJSON(payload_text),
         "exp": perms.exp,
         "nbf": perms.nbf,
         "cmds": list(perms.effective_cmds),
         "cmds_default": perms.cmds is None,
-        "ctx": parse_value(perms.ctx_raw) if perms.ctx_raw is not None else None,
+        "ctx": RawJSON("null" if perms.ctx_raw is None else perms.ctx_raw),
         "key_type": parsed.public_key.key_type,
         "fingerprint": format_fingerprint(parsed.fingerprint),
         "public_key": parsed.public_key.openssh,
@@ -92,6 +97,17 @@ def _inspection(parsed: ParsedToken) -> dict[str, Any]:
         "hash_algorithm": sig.hash_algorithm,
         "signature_algorithm": sig.signature_format,
     }
+
+
+def _json_object(members: dict[str, Any]) -> str:
+    return (
+        "{"
+        + ",".join(
+            f"{dumps(name)}:{value.text if isinstance(value, RawJSON) else dumps(value)}"
+            for name, value in members.items()
+        )
+        + "}"
+    )
 
 
 def _validity_now(parsed: ParsedToken) -> str:
@@ -153,7 +169,7 @@ def inspect(token: str, as_json: bool) -> None:
     with cli_failures():
         parsed = parse_exe0(token)
         info = _inspection(parsed)
-        text = dumps(info) if as_json else _inspection_text(parsed, info)
+        text = _json_object(info) if as_json else _inspection_text(parsed, info)
     click.echo(text)
 
 

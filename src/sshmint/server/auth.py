@@ -30,6 +30,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -51,13 +52,26 @@ from sshmint.token import (
 )
 
 __all__ = [
+    "REDACTED",
     "Authenticator",
     "KeyPermissionsError",
     "Presented",
     "Principal",
+    "redact_tokens",
 ]
 
 Presented = Literal["exe0", "exe1"]
+
+# Anything that looks like a token, for scrubbing text bound for a log (SPEC §2.4, §9.3);
+# clients do put tokens in query strings and Referers.
+_TOKEN_LIKE = re.compile(r"exe[01](?:\.|%2[eE])[^\s\"']*")
+REDACTED = "<redacted token>"
+
+
+def redact_tokens(text: str) -> str:
+    """Replace every exe0/exe1-looking substring of ``text`` with ``<redacted token>``."""
+    return _TOKEN_LIKE.sub(REDACTED, text)
+
 
 _SECONDS_PER_DAY = 86400
 
@@ -140,8 +154,14 @@ class Authenticator:
         self._parsed: _LRU[bytes, ParsedToken] = _LRU(self.PARSE_CACHE_SIZE)
         self._unsealed: _LRU[tuple[bytes, bytes], str] = _LRU(self.EXE1_CACHE_SIZE)
 
-    async def authenticate(self, bearer: str, namespace: str) -> Principal:
+    async def authenticate(
+        self, bearer: str, namespace: str, *, known_user: User | None = None
+    ) -> Principal:
         """SPEC §2.1/§2.3 for ``bearer`` under ``namespace``; raises ``TokenError``.
+
+        ``known_user`` is a user row the caller read moments ago *in the same request*
+        (the proxy's VM owner); when the key belongs to that user, step 20 uses it instead
+        of reading the same row a second time.
 
         Raises :class:`KeyPermissionsError` when the token is valid but the key's stored
         restrictions are unreadable, and ``StoreError`` when the database fails before
@@ -160,7 +180,7 @@ class Authenticator:
             raise TokenVerificationError("no registered key has this fingerprint", 18)
         if not self._signature_ok(parsed, row, namespace):  # step 19
             raise TokenVerificationError("signature does not verify under the namespace", 19)
-        user = await self._owner(row)  # step 20
+        user = await self._owner(row, known_user)  # step 20
         try:
             key_permissions = parse_key_permissions(row.permissions)
         except PermissionsError:
@@ -212,18 +232,24 @@ class Authenticator:
             self._signatures.put(cache_key, ok)
         return ok
 
-    async def _owner(self, row: SSHKeyRow) -> User:
+    async def _owner(self, row: SSHKeyRow, known_user: User | None) -> User:
         """Step 20: the key's owner, not locked out; a database error fails closed."""
-        try:
-            user = await self._store.get_user(row.user_id)
-        except StoreError:
-            self._logger.error("owner lookup failed for key SHA256:%s", row.fingerprint)
-            raise TokenVerificationError("owner lookup failed", 20) from None
+        if known_user is not None and known_user.user_id == row.user_id:
+            user: User | None = known_user
+        else:
+            user = await self._read_user(row)
         if user is None:
             raise TokenVerificationError("the key's owner does not exist", 20)
         if user.locked:
             raise TokenVerificationError("the key's owner is locked out", 20)
         return user
+
+    async def _read_user(self, row: SSHKeyRow) -> User | None:
+        try:
+            return await self._store.get_user(row.user_id)
+        except StoreError:
+            self._logger.error("owner lookup failed for key SHA256:%s", row.fingerprint)
+            raise TokenVerificationError("owner lookup failed", 20) from None
 
     async def _touch(self, row: SSHKeyRow, now: int) -> None:
         """SPEC §5.2: ``last_used_at`` is the day of the most recent use (one write a day)."""

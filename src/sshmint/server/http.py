@@ -2,17 +2,16 @@
 
 ``build_http_app(runtime)`` returns the aiohttp application; requests whose Host names a VM
 go to the reverse proxy (:mod:`sshmint.server.proxy`), everything else to the API.
-``HTTP_HANDLER_ARGS`` must be passed to ``web.AppRunner(handler_args=...)`` so that header
-lines of up to 32 KiB reach the application (SPEC §2.1 notes: an over-long bearer token is
-answered by step 1, not by the HTTP parser). ``ssl_context_from_config`` builds the TLS
-context for ``--tls-cert``/``--tls-key``.
+``HTTP_HANDLER_ARGS`` are keyword arguments for ``web.AppRunner(app, **HTTP_HANDLER_ARGS)``:
+header lines of up to 32 KiB reach the application (SPEC §2.1 notes: an over-long bearer
+token is answered by step 1, not by the HTTP parser) and the access log never shows a
+token. ``ssl_context_from_config`` builds the TLS context for ``--tls-cert``/``--tls-key``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import ssl
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -22,7 +21,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_log import AccessLogger
 
 from sshmint.errors import TokenError
-from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal
+from sshmint.server.auth import (
+    REDACTED,
+    Authenticator,
+    KeyPermissionsError,
+    Principal,
+    redact_tokens,
+)
 from sshmint.server.commands import (
     CommandContext,
     CommandResult,
@@ -31,6 +36,7 @@ from sshmint.server.commands import (
     run_words,
     split_command_line,
 )
+from sshmint.server.config import ServerConfig
 from sshmint.server.permissions import key_restriction_error
 from sshmint.server.proxy import VMProxy, send_continue
 from sshmint.server.ratelimit import RateLimiter
@@ -50,18 +56,6 @@ __all__ = [
     "route_host",
     "ssl_context_from_config",
 ]
-
-# Anything in a logged request line or header that looks like a token (SPEC §2.4, §9.3:
-# logs never contain exe0/exe1 strings); clients do put tokens in query strings.
-_TOKEN_LIKE: Final = re.compile(r"exe[01](?:\.|%2[eE])[^\s\"]*")
-
-
-REDACTED: Final = "<redacted token>"
-
-
-def redact_tokens(text: str) -> str:
-    """Replace every exe0/exe1-looking substring with ``<redacted token>``."""
-    return _TOKEN_LIKE.sub(REDACTED, text)
 
 
 class RedactingAccessLogger(AccessLogger):
@@ -191,7 +185,7 @@ class _API:
             return _unauthorized("missing or invalid Authorization header")
         token = header[7:].strip()
         # Steps 3–5: one authentication path (exe1 resolution, parse, claims, key, signature,
-        # lockout), then the key's stored restrictions.
+        # lockout — which also loads the user, step 4), then the key's stored restrictions.
         try:
             principal = await self._auth.authenticate(token, self._namespace)
         except TokenError as exc:
@@ -278,9 +272,7 @@ class _API:
             task.cancel()
             try:
                 result: CommandResult = await task
-            except asyncio.CancelledError:
-                return _error(504, "command timed out")
-            except Exception:
+            except (asyncio.CancelledError, Exception):
                 return _error(504, "command timed out")
             # It finished while being cancelled: a completed success is never a timeout.
             if result.exit_status != 0:
@@ -325,13 +317,12 @@ def build_http_app(runtime: ServerRuntime) -> web.Application:
     return app
 
 
-def ssl_context_from_config(config: Any) -> ssl.SSLContext | None:
+def ssl_context_from_config(config: ServerConfig) -> ssl.SSLContext | None:
     """A server TLS context from ``config.tls_cert``/``config.tls_key``, or None without them.
 
     Raises ``ValueError`` naming the file when the pair cannot be loaded.
     """
-    cert = getattr(config, "tls_cert", None)
-    key = getattr(config, "tls_key", None)
+    cert, key = config.tls_cert, config.tls_key
     if cert is None and key is None:
         return None
     if cert is None or key is None:

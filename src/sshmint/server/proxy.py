@@ -29,8 +29,8 @@ from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
 from sshmint.errors import TokenError
-from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal
-from sshmint.server.store import VM, StoreError
+from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal, redact_tokens
+from sshmint.server.store import VM, StoreError, User
 from sshmint.server.upstream import UpstreamError, parse_upstream, upstream_allowed
 from sshmint.server.validation import is_valid_vm_name
 from sshmint.token import EXE0_PREFIX, EXE1_PREFIX
@@ -81,6 +81,8 @@ _RELAY_LOW_WATER: Final = 64 * 1024
 # Upstream response header lines may be as long as the ones we accept from clients.
 _UPSTREAM_MAX_FIELD: Final = 32 * 1024
 _CONNECT_TIMEOUT_SECONDS: Final = 10.0
+# Read upstream bodies in large pieces: fewer, bigger writes to the client.
+_READ_BUFSIZE: Final = 1024 * 1024
 # aiohttp's HTTP parser switches a connection to raw bytes for exactly these protocols.
 _RELAYABLE_UPGRADES: Final = frozenset({"websocket", "tcp"})
 
@@ -376,6 +378,7 @@ class VMProxy:
                 total=None, connect=_CONNECT_TIMEOUT_SECONDS, sock_read=None
             ),
             max_line_size=_UPSTREAM_MAX_FIELD,
+            read_bufsize=_READ_BUFSIZE,
             max_field_size=_UPSTREAM_MAX_FIELD,
         )
 
@@ -404,7 +407,7 @@ class VMProxy:
         # 3. Credentials (SPEC §8.4–8.5).
         consumed = bearer_credential(headers)
         try:
-            principal = await self._authenticate(vm, consumed, headers)
+            principal = await self._authenticate(vm, owner, consumed, headers)
         except StoreError:
             self._runtime.logger.error("proxy: database error authenticating for VM %s", label)
             return _text(500, MSG_INTERNAL)
@@ -433,23 +436,24 @@ class VMProxy:
         return await self._forward(request, vm, consumed, identity)
 
     async def _authenticate(
-        self, vm: VM, bearer: BearerCredential | None, headers: MultiMapping[str]
+        self, vm: VM, owner: User, bearer: BearerCredential | None, headers: MultiMapping[str]
     ) -> Principal | None:
         """SPEC §8.4: the bearer token only, else the Basic password; None if neither works."""
         namespace = f"v0@{vm.name}.{self._vm_host}"
         if bearer is not None:
-            principal = await self._try_token(vm, bearer.token, namespace)
+            principal = await self._try_token(vm, owner, bearer.token, namespace)
             if principal is not None:
                 return principal
         password = basic_password(headers)
         if password is not None:
-            return await self._try_token(vm, password, namespace)
+            return await self._try_token(vm, owner, password, namespace)
         return None
 
-    async def _try_token(self, vm: VM, token: str, namespace: str) -> Principal | None:
+    async def _try_token(self, vm: VM, owner: User, token: str, namespace: str) -> Principal | None:
         """SPEC §8.5; failures are silent (never a reason for the client)."""
         try:
-            principal = await self._auth.authenticate(token, namespace)
+            # The owner row was read a moment ago for this request (SPEC §8.3).
+            principal = await self._auth.authenticate(token, namespace, known_user=owner)
         except (TokenError, KeyPermissionsError):
             return None
         key = principal.key_permissions
@@ -516,8 +520,8 @@ class VMProxy:
                 compress=None,
             )
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-            # The exception text names host and port only; never the request's headers.
-            self._runtime.logger.info("proxy: upstream of VM %s unavailable: %r", vm.name, exc)
+            reason = redact_tokens(f"{type(exc).__name__}: {exc}")[:300]
+            self._runtime.logger.info("proxy: upstream of VM %s unavailable: %s", vm.name, reason)
             return _text(502, MSG_UNAVAILABLE)
         try:
             if upgrade and upstream_response.status == 101:
@@ -535,6 +539,10 @@ class VMProxy:
         if close:
             # A refused upgrade leaves the client connection in raw mode: do not reuse it.
             response.force_close()
+        transport = request.transport
+        if isinstance(transport, asyncio.WriteTransport):
+            # Let a body's worth of data queue towards the client before waiting on it.
+            transport.set_write_buffer_limits(high=_READ_BUFSIZE)
         try:
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():

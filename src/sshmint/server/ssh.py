@@ -86,10 +86,11 @@ def load_or_create_host_key(data_dir: Path) -> asyncssh.SSHKey:
                 os.link(tmp, path)
         finally:
             tmp.unlink()
-        pub = path.with_name(HOST_KEY_FILENAME + ".pub")
-        if not pub.exists():
-            pub.write_bytes(key.export_public_key("openssh"))
-    return asyncssh.read_private_key(path)
+    host_key = asyncssh.read_private_key(path)
+    pub = path.with_name(HOST_KEY_FILENAME + ".pub")
+    if not pub.exists():  # for people who want to pin the key in known_hosts
+        pub.write_bytes(host_key.export_public_key("openssh"))
+    return host_key
 
 
 def _enable_quickack(conn: asyncssh.SSHServerConnection) -> None:
@@ -97,8 +98,9 @@ def _enable_quickack(conn: asyncssh.SSHServerConnection) -> None:
 
     Linux leaves quick-ACK mode after a few segments, and the request/response pattern of an
     SSH handshake then waits out two ~40 ms delayed ACKs per connection; re-arming the flag
-    after each chunk (i.e. before the next one arrives) removes those stalls (≈4× more
-    sequential ``ssh HOST cmd`` round trips). Setting it once at connect is not enough.
+    after each chunk (i.e. before the next one arrives) removes those stalls (2.5–4× more
+    sequential ``ssh HOST cmd`` round trips, see bench/bench_ssh.py). Setting it once at
+    connect is not enough.
     """
     quickack = getattr(socket, "TCP_QUICKACK", None)
     sock = conn.get_extra_info("socket")
@@ -257,7 +259,9 @@ class _Session:
             self._error(ACCOUNT_LOCKED)
             return 1
         now = self._runtime.now()
-        await store.touch_key_used(key.id, now - now % 86400)  # UTC midnight (§5.2)
+        today = now - now % 86400  # UTC midnight (§5.2)
+        if key.last_used_at is None or key.last_used_at < today:
+            await store.touch_key_used(key.id, today)
         self._key_id = key.id
         _log.info("SSH session for %s with key SHA256:%s", user.user_id, fp)
         if self._process.subsystem is not None:
@@ -266,15 +270,12 @@ class _Session:
         command = self._process.command
         if command is None:
             return await self._repl(user)
-        return await self._exec(command)
+        # The rows just read are this command's "re-read" (§6.5): nothing ran in between.
+        return await self._exec(command, (key, user))
 
     # -- exec mode ------------------------------------------------------------------------
 
-    async def _exec(self, command: str) -> int:
-        editor = self._line_editor()
-        if editor is not None:
-            # Raw input: ``ssh -t HOST ssh-key add`` reads the key from stdin unedited.
-            editor.set_line_mode(False)
+    async def _exec(self, command: str, login: tuple[SSHKeyRow, User]) -> int:
         try:
             words = split_command_line(command)
         except CommandSyntaxError:
@@ -282,7 +283,7 @@ class _Session:
             return 1
         if not words:
             return 0
-        stdout, stderr, status, _ = await self._run_command(words, interactive=False)
+        stdout, stderr, status, _ = await self._run_command(words, interactive=False, rows=login)
         self._write(stdout)
         self._write(stderr, stderr=True)
         return status
@@ -346,19 +347,29 @@ class _Session:
     # -- one command ----------------------------------------------------------------------
 
     async def _run_command(
-        self, words: list[str], *, interactive: bool
+        self,
+        words: list[str],
+        *,
+        interactive: bool,
+        rows: tuple[SSHKeyRow, User] | None = None,
     ) -> tuple[str, str, int, bool]:
-        """Run one split command line: (stdout, stderr, exit status, session must end)."""
+        """Run one split command line: (stdout, stderr, exit status, session must end).
+
+        ``rows`` are the login key and user when they were read just now; otherwise both
+        are re-read (§6.5, §9.1).
+        """
         store = self._runtime.store
         now = self._runtime.now()
         assert self._key_id is not None
-        key: SSHKeyRow | None = await store.key_by_id(self._key_id)
+        key: SSHKeyRow | None = rows[0] if rows else await store.key_by_id(self._key_id)
         try:
             refusal = key_permission_error(key, resolve_command_name(words), now)
         except PermissionsError:  # unreadable stored permissions: refuse (fail closed)
             _log.warning("SSH key %s has unreadable permissions", self._key_id)
             refusal = KEY_NOT_ALLOWED
-        user = await store.get_user(key.user_id) if key is not None and refusal is None else None
+        user: User | None = None
+        if key is not None and refusal is None:
+            user = rows[1] if rows else await store.get_user(key.user_id)
         if refusal is None and (user is None or user.locked):
             refusal = ACCOUNT_LOCKED
         if refusal is not None:
