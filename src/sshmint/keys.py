@@ -88,12 +88,13 @@ from sshmint.wire import (
 )
 
 __all__ = [
-    "ED25519_BACKEND",
-    "ED25519_SIGNATURE_BYTES",
     "ECDSA_P256",
     "ECDSA_P384",
     "ECDSA_P521",
     "ED25519",
+    "ED25519_BACKEND",
+    "ED25519_SIGNATURE_BYTES",
+    "ED25519_SIGNATURE_HEAD",
     "KEY_TYPES",
     "MAX_KEY_FILE_BYTES",
     "MAX_RSA_BITS",
@@ -268,8 +269,10 @@ ed25519_verifier: Callable[[bytes], Ed25519Verifier] = (
 #: ``"libsodium"`` or ``"cryptography"``: the backend of :data:`ed25519_verifier`.
 ED25519_BACKEND = "libsodium" if _HAVE_SODIUM else "cryptography"
 
-_ED25519_SIGNATURE_HEAD = write_string(b"ssh-ed25519") + ED25519_SIGNATURE_BYTES.to_bytes(4, "big")
-_ED25519_HEAD_LENGTH = len(_ED25519_SIGNATURE_HEAD)
+#: RFC 8709 §6: every well-formed ``ssh-ed25519`` SSH signature is this head (string
+#: "ssh-ed25519", then the length of a 64-byte sigblob) followed by the 64 bytes.
+ED25519_SIGNATURE_HEAD = write_string(b"ssh-ed25519") + ED25519_SIGNATURE_BYTES.to_bytes(4, "big")
+_ED25519_HEAD_LENGTH = len(ED25519_SIGNATURE_HEAD)
 _ED25519_SIGNATURE_LENGTH = _ED25519_HEAD_LENGTH + ED25519_SIGNATURE_BYTES
 
 
@@ -304,10 +307,10 @@ class _Ed25519:
 
     def check(self, signature: bytes, data: bytes) -> bool:
         # RFC 8709 §6: string "ssh-ed25519", string sigblob (64 bytes). Any valid one is
-        # exactly _ED25519_SIGNATURE_HEAD + 64 bytes, so one comparison reads the envelope.
+        # exactly ED25519_SIGNATURE_HEAD + 64 bytes, so one comparison reads the envelope.
         return (
             len(signature) == _ED25519_SIGNATURE_LENGTH
-            and signature[:_ED25519_HEAD_LENGTH] == _ED25519_SIGNATURE_HEAD
+            and signature[:_ED25519_HEAD_LENGTH] == ED25519_SIGNATURE_HEAD
             and self.verify_signature(signature[_ED25519_HEAD_LENGTH:], data)
         )
 
