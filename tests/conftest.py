@@ -7,6 +7,7 @@ service. ``SSHMINT_TEST_PG_URL`` (a superuser URL) uses an existing server inste
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import glob
 import itertools
@@ -75,7 +76,9 @@ class PostgresServer:
             finally:
                 await conn.close()
 
-        asyncio.run(run())
+        # A worker thread has no running event loop, so this also works from async fixtures.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, run()).result()
 
     def new_database(self) -> str:
         """Create an empty database and return its URL."""
@@ -210,10 +213,8 @@ def ssh_keygen_key(tmp_path_factory: pytest.TempPathFactory) -> KeyFactory:
     ) -> Path:
         ident = (kind, bits, name, passphrase)
         if ident not in cache:
-            path = (
-                base
-                / f"id_{kind}{bits or ''}{('_' + name) if name else ''}{'_enc' if passphrase else ''}"
-            )
+            # Numbered: two passphrases for the same kind must not share a file.
+            path = base / f"id_{kind}{bits or ''}{('_' + name) if name else ''}_{len(cache)}"
             cmd = ["ssh-keygen", "-q", "-t", kind, "-f", str(path), "-N", passphrase, "-C", comment]
             if bits:
                 cmd += ["-b", str(bits)]

@@ -15,22 +15,23 @@ checked with libsodium through PyNaCl, about twice as fast as OpenSSL here
 (``bench/bench_token.py``); ``cryptography`` does everything else and is the fallback
 when PyNaCl cannot be imported (:data:`ED25519_BACKEND` names the one in use).
 
-libsodium is deliberately stricter than OpenSSH's ``ssh-keygen`` (which runs the SUPERCOP
-"ref" code); ``tests/core/test_ed25519_backend.py`` records every case against the real
-tools. Where they differ, libsodium refuses and ssh-keygen (and OpenSSL) accept:
+libsodium is deliberately stricter than OpenSSH's ``ssh-keygen`` (SUPERCOP "ref" code);
+``tests/core/test_ed25519_backend.py`` records every case against the real tools. What
+libsodium refuses and ssh-keygen accepts:
 
-- a non-canonical ``S`` (``S + L`` below 2^253; ssh-keygen reduces ``S`` mod ``L``,
+- a non-canonical ``S`` (``S + L`` while below 2^253, which ssh-keygen reduces mod ``L``;
   OpenSSL refuses it too): a malleated copy of a valid signature;
-- a public key ``A`` of small order (the identity ``01 00..00``, its non-canonical or
-  negative-zero encodings, the points of order 2, 4 and 8): such a key has no secret, so
-  anyone can make signatures that ssh-keygen accepts;
-- ``R`` equal to the identity point: an RFC 8032 signer produces it only for a nonce that
-  is a multiple of ``L`` (probability 2^-252).
+- a public key ``A`` of small order (the identity ``01 00..00``, its non-canonical and
+  "negative zero" encodings, the points of order 2, 4 and 8; OpenSSL accepts them): such
+  a key has no secret, anyone can make signatures for it that ssh-keygen accepts;
+- ``R`` = the identity point (OpenSSL accepts it): an RFC 8032 signer produces it only
+  for a nonce that is a multiple of ``L`` (probability 2^-252).
 
-None of these can come from a real signer with a real key (ssh-keygen, ssh-agent, a
-security key, sshmint itself), so refusing them only closes doors; signatures from real
-signers verify identically under both backends. libsodium never accepts a signature that
-ssh-keygen refuses (fail closed).
+No real signer with a real key (ssh-keygen, ssh-agent, a security key, sshmint itself)
+produces any of these, so refusing them only closes doors: their signatures verify
+identically under both backends. All three check the cofactorless equation, so a key of
+mixed order behaves the same everywhere, and libsodium accepts nothing that ssh-keygen
+refuses (fail closed).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 try:
     from nacl.bindings import crypto_sign_open as _sodium_sign_open
     from nacl.exceptions import BadSignatureError as _SodiumBadSignature
-except ImportError:  # pragma: no cover - exercised by calling the fallback directly
+except ImportError:  # pragma: no cover - tests run this in a subprocess without PyNaCl
     _HAVE_SODIUM = False
 else:
     _HAVE_SODIUM = True
@@ -219,9 +220,9 @@ under the key the verifier was made for. Never raises on bad signatures."""
 def sodium_ed25519_verifier(public: bytes) -> Ed25519Verifier:
     """A verifier for the 32-byte Ed25519 key ``public`` using libsodium (PyNaCl).
 
-    libsodium's ``crypto_sign_verify_detached`` rules: ``S`` must be canonical (< L),
-    neither ``A`` nor ``R`` may have small order, ``A`` must be canonically encoded.
-    Raises :class:`RuntimeError` when PyNaCl is not installed.
+    libsodium's rules: ``S`` must be canonical (< L), neither ``A`` nor ``R`` may have
+    small order, ``A`` must be canonically encoded. Raises :class:`RuntimeError` when
+    PyNaCl is not installed.
     """
     if not _HAVE_SODIUM:
         raise RuntimeError("PyNaCl is not installed")
@@ -230,8 +231,8 @@ def sodium_ed25519_verifier(public: bytes) -> Ed25519Verifier:
 
     def verify(sigblob: bytes, data: bytes) -> bool:
         # crypto_sign_open takes `signature || message` (PyNaCl 1.6 has no detached
-        # binding): a sigblob of another length would move the split, as in OpenSSH's
-        # ssh-ed25519.c, so only exactly 64 bytes go in.
+        # binding), so a shorter sigblob would borrow the message's first bytes and
+        # could verify; OpenSSH guards the same split by checking the recovered length.
         if len(sigblob) != ED25519_SIGNATURE_BYTES:
             return False
         try:
@@ -426,7 +427,7 @@ def _ec_point(curve_name: bytes, point: bytes, expected: _Curve) -> ec.EllipticC
         raise PublicKeyError("invalid EC point") from None
 
 
-def _ed25519_point(point: bytes) -> Ed25519Verifier:
+def _ed25519_verifier_for(point: bytes) -> Ed25519Verifier:
     if len(point) != 32:  # RFC 8709 §4
         raise PublicKeyError("Ed25519 key is not 32 bytes")
     try:
@@ -443,7 +444,7 @@ def _parse_fields(key_type: str, blob: bytes, pos: int) -> _Material:
     material: _Material
     if key_type == ED25519:  # RFC 8709 §4: string key
         point, pos = read_string(blob, pos)
-        material = _Ed25519(_ed25519_point(point))
+        material = _Ed25519(_ed25519_verifier_for(point))
     elif key_type == RSA:  # RFC 4253 §6.6: mpint e, mpint n
         e, pos = read_mpint(blob, pos)
         n, pos = read_mpint(blob, pos)
@@ -459,7 +460,7 @@ def _parse_fields(key_type: str, blob: bytes, pos: int) -> _Material:
     elif key_type == SK_ED25519:  # PROTOCOL.u2f: string key, string application
         point, pos = read_string(blob, pos)
         application, pos = read_string(blob, pos)
-        material = _SkEd25519(_ed25519_point(point), application)
+        material = _SkEd25519(_ed25519_verifier_for(point), application)
     elif key_type == SK_ECDSA_P256:  # PROTOCOL.u2f: string curve, string Q, string application
         curve_name, pos = read_string(blob, pos)
         point, pos = read_string(blob, pos)

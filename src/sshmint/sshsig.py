@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sshmint.errors import MalformedSignatureError, PublicKeyError
 from sshmint.keys import (
+    ED25519,
     ED25519_SIGNATURE_BYTES,
     ED25519_SIGNATURE_HEAD,
     RSA,
@@ -174,9 +175,11 @@ def parse_sshsig(blob: bytes) -> SSHSig:
                 f"unsupported hash algorithm {raw_hash.decode('ascii', 'replace')!r}"
             )
         key_type = public_key_from_blob(public_key).key_type
-        # The common case in one comparison: a well-formed ssh-ed25519 signature field.
+        # The common case in one comparison: an ssh-ed25519 key with a signature field of
+        # the one well-formed ssh-ed25519 shape (the full check gives the same answer).
         if not (
-            len(signature) == _ED25519_SIGNATURE_LENGTH
+            key_type == ED25519
+            and len(signature) == _ED25519_SIGNATURE_LENGTH
             and signature.startswith(ED25519_SIGNATURE_HEAD)
         ):
             _check_signature_field(signature, key_type)

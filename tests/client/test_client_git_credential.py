@@ -195,3 +195,26 @@ def test_payload_is_exactly_exp(key) -> None:
     out = helper("get", "--key", str(key), stdin="protocol=https\nhost=myvm.localhost\n\n")
     payload = b64url_decode(answer_fields(out.stdout)["password"].split(".")[1])
     assert payload.startswith(b'{"exp":') and payload.endswith(b"}")
+
+
+def test_short_helper_form_runs_git_credential_sshmint_through_real_git(key, pub, tmp_path) -> None:
+    """`credential.helper = sshmint --key K` makes git run `git credential-sshmint ... get`."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "SSHMINT_KEY_PASSPHRASE")
+    }
+    env.update(HOME=str(tmp_path), GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1")
+    # git looks helpers up on PATH: the virtualenv's bin holds git-credential-sshmint.
+    env["PATH"] = f"{SSHMINT.parent}{os.pathsep}{env.get('PATH', '')}"
+    out = subprocess.run(
+        ["git", "-c", f"credential.helper=sshmint --key {key}", "credential", "fill"],
+        input="protocol=http\nhost=myvm.localhost:8080\n\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    fields = answer_fields(out.stdout)
+    assert fields["host"] == "myvm.localhost:8080"
+    payload = check_token(fields["password"], "v0@myvm.localhost", pub)
+    assert list(payload) == ["exp"]

@@ -7,19 +7,23 @@ proxy alike:
    exe0 string then replaces the bearer string;
 2. strict parse, steps 1–15 (:func:`sshmint.token.parse_exe0`);
 3. claims, steps 16–17;
-4. the registered key by fingerprint, step 18;
+4. the registered key by fingerprint and its owner, read together in one query
+   (:meth:`Store.auth_lookup`), step 18;
 5. the signature under the expected namespace, step 19;
-6. the owner is not locked out, step 20 (a database error here fails closed);
+6. the owner exists and is not locked out, step 20;
 7. the key's stored restrictions are parsed (unreadable text → :class:`KeyPermissionsError`,
    which callers treat as an internal error, never as "allowed").
 
-Failures raise :class:`sshmint.errors.TokenError` carrying the SPEC message. Database
-errors before step 20 propagate as :class:`StoreError` (the caller answers 500).
+Failures raise :class:`sshmint.errors.TokenError` carrying the SPEC message. A database
+error during the key/owner read propagates as :class:`StoreError` (the caller answers
+500: fail closed).
 
 Caching: a signature check's result never changes for the same token bytes, namespace and
-public key, so it is memoised in a bounded LRU keyed by a digest of the three. Everything
-that *can* change — whether the key is registered, the owner's lock-out, the key's
-restrictions, the claims against the clock, exe1 handles — is read on every call
+public key, so it is memoised in a bounded LRU keyed by the three (the token by digest).
+Parsing is a pure function of the token string and unsealing of (handle, sealed bytes),
+so both are memoised too. Everything that *can* change — whether the key is registered,
+its stored public key and restrictions, the owner's existence and lock-out, the claims
+against the clock, exe1 handles — is read from the database or the clock on every call
 (SPEC §9.1: no cache may hide a change). Tokens are never logged; a log line names at
 most a key fingerprint.
 """
@@ -150,22 +154,18 @@ class Authenticator:
         self._store = store
         self._now = now
         self._logger = logger
-        self._signatures: _LRU[tuple[bytes, str, bytes], bool] = _LRU(self.SIGNATURE_CACHE_SIZE)
+        # Keyed by (token digest, namespace, stored "<type> <base64>" of the key).
+        self._signatures: _LRU[tuple[bytes, str, str], bool] = _LRU(self.SIGNATURE_CACHE_SIZE)
         self._parsed: _LRU[bytes, ParsedToken] = _LRU(self.PARSE_CACHE_SIZE)
         self._unsealed: _LRU[tuple[bytes, bytes], str] = _LRU(self.EXE1_CACHE_SIZE)
+        # Keys whose last_used_at write is in progress (at most one write per key).
+        self._touching: set[int] = set()
 
-    async def authenticate(
-        self, bearer: str, namespace: str, *, known_user: User | None = None
-    ) -> Principal:
+    async def authenticate(self, bearer: str, namespace: str) -> Principal:
         """SPEC §2.1/§2.3 for ``bearer`` under ``namespace``; raises ``TokenError``.
 
-        ``known_user`` is a user row the caller read moments ago *in the same request*
-        (the proxy's VM owner); when the key belongs to that user, step 20 uses it instead
-        of reading the same row a second time.
-
         Raises :class:`KeyPermissionsError` when the token is valid but the key's stored
-        restrictions are unreadable, and ``StoreError`` when the database fails before
-        step 20.
+        restrictions are unreadable, and ``StoreError`` when the database fails.
         """
         now = self._now()
         presented: Presented = "exe0"
@@ -173,14 +173,19 @@ class Authenticator:
         if bearer.startswith(EXE1_PREFIX):
             presented = "exe1"
             token = await self._resolve_exe1(bearer, now)
-        parsed = self._parse(token)  # steps 1–15
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        parsed = self._parse(token, digest)  # steps 1–15
         check_claims(parsed.permissions, now)  # steps 16–17
-        row = await self._store.key_by_fingerprint(parsed.fingerprint)  # step 18
-        if row is None:
+        found = await self._store.auth_lookup(parsed.fingerprint)  # steps 18 and 20: one read
+        if found is None:  # step 18
             raise TokenVerificationError("no registered key has this fingerprint", 18)
-        if not self._signature_ok(parsed, row, namespace):  # step 19
+        row, user = found
+        if not self._signature_ok(parsed, digest, row, namespace):  # step 19
             raise TokenVerificationError("signature does not verify under the namespace", 19)
-        user = await self._owner(row, known_user)  # step 20
+        if user is None:  # step 20
+            raise TokenVerificationError("the key's owner does not exist", 20)
+        if user.locked:
+            raise TokenVerificationError("the key's owner is locked out", 20)
         try:
             key_permissions = parse_key_permissions(row.permissions)
         except PermissionsError:
@@ -207,56 +212,46 @@ class Authenticator:
             self._unsealed.put(cache_key, exe0)
         return exe0
 
-    def _parse(self, token: str) -> ParsedToken:
+    def _parse(self, token: str, digest: bytes) -> ParsedToken:
         """``parse_exe0`` memoised by token digest (parsing is pure in the token string)."""
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         parsed = self._parsed.get(digest)
         if parsed is None or parsed.token != token:
             parsed = parse_exe0(token)
             self._parsed.put(digest, parsed)
         return parsed
 
-    def _signature_ok(self, parsed: ParsedToken, row: SSHKeyRow, namespace: str) -> bool:
-        key = _registered_key(row)
-        if key is None:
-            self._logger.error("key SHA256:%s has an unreadable stored public key", row.fingerprint)
-            return False
-        cache_key = (
-            hashlib.sha256(parsed.token.encode("utf-8", "surrogatepass")).digest(),
-            namespace,
-            key.blob,
-        )
+    def _signature_ok(
+        self, parsed: ParsedToken, digest: bytes, row: SSHKeyRow, namespace: str
+    ) -> bool:
+        """Step 19 against the key as stored *now*; memoised per (token, namespace, key)."""
+        cache_key = (digest, namespace, row.public_key)
         ok = self._signatures.get(cache_key)
         if ok is None:
+            key = _registered_key(row)
+            if key is None:
+                self._logger.error(
+                    "key SHA256:%s has an unreadable stored public key", row.fingerprint
+                )
+                return False
             ok = verify_signature(parsed, key, namespace)
             self._signatures.put(cache_key, ok)
         return ok
 
-    async def _owner(self, row: SSHKeyRow, known_user: User | None) -> User:
-        """Step 20: the key's owner, not locked out; a database error fails closed."""
-        if known_user is not None and known_user.user_id == row.user_id:
-            user: User | None = known_user
-        else:
-            user = await self._read_user(row)
-        if user is None:
-            raise TokenVerificationError("the key's owner does not exist", 20)
-        if user.locked:
-            raise TokenVerificationError("the key's owner is locked out", 20)
-        return user
-
-    async def _read_user(self, row: SSHKeyRow) -> User | None:
-        try:
-            return await self._store.get_user(row.user_id)
-        except StoreError:
-            self._logger.error("owner lookup failed for key SHA256:%s", row.fingerprint)
-            raise TokenVerificationError("owner lookup failed", 20) from None
-
     async def _touch(self, row: SSHKeyRow, now: int) -> None:
-        """SPEC §5.2: ``last_used_at`` is the day of the most recent use (one write a day)."""
+        """SPEC §5.2: ``last_used_at`` is the day of the most recent use (one write a day).
+
+        Requests arriving while that write is under way do not queue up behind it with
+        writes of their own: the day is being recorded already.
+        """
         day_start = now - now % _SECONDS_PER_DAY
-        if row.last_used_at == day_start:
+        if row.last_used_at is not None and row.last_used_at >= day_start:
             return
+        if row.id in self._touching:
+            return
+        self._touching.add(row.id)
         try:
             await self._store.touch_key_used(row.id, day_start)
         except StoreError:
             self._logger.warning("could not record use of key SHA256:%s", row.fingerprint)
+        finally:
+            self._touching.discard(row.id)

@@ -11,8 +11,11 @@ token. ``ssl_context_from_config`` builds the TLS context for ``--tls-cert``/``-
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import logging
 import ssl
+import time as time_module
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -59,7 +62,46 @@ __all__ = [
 
 
 class RedactingAccessLogger(AccessLogger):
-    """aiohttp's access log with token-like strings removed from every field."""
+    """aiohttp's access log with token-like strings removed from every field.
+
+    The default format (``%a %t "%r" %s %b "%{Referer}i" "%{User-Agent}i"``) is rendered
+    directly, with the timestamp formatted once per second: aiohttp's generic field
+    machinery costs more than the rest of a proxied request's own work. Any other format
+    goes through aiohttp's formatter.
+    """
+
+    def __init__(self, logger: logging.Logger, log_format: str = AccessLogger.LOG_FORMAT) -> None:
+        super().__init__(logger, log_format)
+        self._default_format = log_format == AccessLogger.LOG_FORMAT
+        self._stamp_second = -1
+        self._stamp = ""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not self._default_format or request is None:
+            super().log(request, response, time)
+            return
+        try:
+            headers = request.headers
+            version = request.version
+            line = (
+                f"{request.remote or '-'} {self._timestamp(time_module.time() - time)}"
+                f' "{request.method} {request.path_qs} HTTP/{version.major}.{version.minor}"'
+                f" {response.status} {response.body_length}"
+                f' "{headers.get("Referer", "-")}" "{headers.get("User-Agent", "-")}"'
+            )
+            if "exe" in line:  # the cheap test before the pattern (see _TOKEN_LIKE)
+                line = redact_tokens(line)
+            self.logger.info(line)
+        except Exception:
+            self.logger.exception("Error in logging")
+
+    def _timestamp(self, start: float) -> str:
+        second = int(start)
+        if second != self._stamp_second:
+            local = datetime.datetime.fromtimestamp(second).astimezone()
+            self._stamp = local.strftime("[%d/%b/%Y:%H:%M:%S %z]")
+            self._stamp_second = second
+        return self._stamp
 
     def _format_line(
         self, request: web.BaseRequest, response: web.StreamResponse, time: float

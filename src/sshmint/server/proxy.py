@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import ipaddress
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ from yarl import URL
 
 from sshmint.errors import TokenError
 from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal, redact_tokens
-from sshmint.server.store import VM, StoreError, User
-from sshmint.server.upstream import UpstreamError, parse_upstream, upstream_allowed
+from sshmint.server.store import VM, StoreError
+from sshmint.server.upstream import Upstream, UpstreamError, parse_upstream, upstream_allowed
 from sshmint.server.validation import is_valid_vm_name
 from sshmint.token import EXE0_PREFIX, EXE1_PREFIX
 
@@ -66,6 +67,7 @@ HOP_BY_HOP: Final = frozenset(
 )
 _EXE_PREFIXES: Final = (EXE0_PREFIX, EXE1_PREFIX)
 _EXEDEV_PREFIX: Final = "x-exedev-"
+_FORWARDED: Final = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-for"})
 
 # SPEC §8.2 table.
 MSG_AMBIGUOUS: Final = "Authorization and X-Exedev-Authorization must not be identical"
@@ -83,6 +85,8 @@ _UPSTREAM_MAX_FIELD: Final = 32 * 1024
 _CONNECT_TIMEOUT_SECONDS: Final = 10.0
 # Read upstream bodies in large pieces: fewer, bigger writes to the client.
 _READ_BUFSIZE: Final = 1024 * 1024
+# Distinct upstream strings whose parse (and IP-literal verdicts) are remembered.
+_UPSTREAM_MEMO_SIZE: Final = 4096
 # aiohttp's HTTP parser switches a connection to raw bytes for exactly these protocols.
 _RELAYABLE_UPGRADES: Final = frozenset({"websocket", "tcp"})
 
@@ -186,44 +190,68 @@ def upstream_request_headers(
     ``headers`` are the client's header lines in order (``Host`` among them). ``upgrade``
     keeps ``Connection: Upgrade`` and ``Upgrade`` (SPEC §8.8).
     """
-    lines = list(headers)
-    incoming_host = next((v for n, v in lines if n.lower() == "host"), "")
-    incoming_proto = next((v for n, v in lines if n.lower() == "x-forwarded-proto"), None)
-    incoming_for = ", ".join(v for n, v in lines if n.lower() == "x-forwarded-for").strip()
-    upgrade_values = [v for n, v in lines if n.lower() == "upgrade"]
+    # Each name is lower-cased once; the steps below then work on (lower, name, value).
+    lines = [(name.lower(), name, value) for name, value in headers]
+    incoming_host = ""
+    incoming_proto: str | None = None
+    incoming_for_values: list[str] = []
+    upgrade_values: list[str] = []
+    connection_values: list[str] = []
+    seen_host = False
+    for lower, _name, value in lines:
+        if lower == "host":
+            if not seen_host:
+                incoming_host, seen_host = value, True
+        elif lower == "x-forwarded-proto":
+            if incoming_proto is None:
+                incoming_proto = value
+        elif lower == "x-forwarded-for":
+            incoming_for_values.append(value)
+        elif lower == "upgrade":
+            upgrade_values.append(value)
+        elif lower == "connection":
+            connection_values.append(value)
+    incoming_for = ", ".join(incoming_for_values).strip()
 
     # 1. Hop-by-hop headers, and every header the Connection header names.
-    drop = HOP_BY_HOP | _connection_tokens(lines)
-    kept = [(n, v) for n, v in lines if n.lower() not in drop]
+    drop = HOP_BY_HOP
+    if connection_values:
+        drop = drop | _connection_tokens(("connection", v) for v in connection_values)
+    kept = [line for line in lines if line[0] not in drop]
     # 2. The consumed header line, whatever token it carried.
     if consumed is not None:
-        for index, (name, value) in enumerate(kept):
-            if name.lower() == consumed.header_name.lower() and value == consumed.header_value:
+        consumed_name = consumed.header_name.lower()
+        for index, (lower, _name, value) in enumerate(kept):
+            if lower == consumed_name and value == consumed.header_value:
                 del kept[index]
                 break
-    # 3. Every X-ExeDev-* header, client-sent identity headers included.
-    kept = [(n, v) for n, v in kept if not n.lower().startswith(_EXEDEV_PREFIX)]
+    # 3. Every X-ExeDev-* header, client-sent identity headers included; and 5.–7.
+    # X-Forwarded-*, replaced below whatever the client sent (the two filters commute
+    # with step 4, which looks at Authorization only).
+    kept = [
+        line
+        for line in kept
+        if not line[0].startswith(_EXEDEV_PREFIX) and line[0] not in _FORWARDED
+    ]
     # 4. Authorization lines when any of them carries an exe0/exe1 token.
-    authorization = [v for n, v in kept if n.lower() == "authorization"]
-    if carries_exe_token(authorization):
-        kept = [(n, v) for n, v in kept if n.lower() != "authorization"]
-    # 5.–7. X-Forwarded-*, replacing whatever the client sent.
-    forwarded = {"x-forwarded-proto", "x-forwarded-host", "x-forwarded-for"}
-    kept = [(n, v) for n, v in kept if n.lower() not in forwarded]
+    authorization = [value for lower, _name, value in kept if lower == "authorization"]
+    if authorization and carries_exe_token(authorization):
+        kept = [line for line in kept if line[0] != "authorization"]
+    out = [(name, value) for _lower, name, value in kept]
     if upgrade:
-        kept.append(("Connection", "Upgrade"))
-        kept.extend(("Upgrade", value) for value in upgrade_values)
+        out.append(("Connection", "Upgrade"))
+        out.extend(("Upgrade", value) for value in upgrade_values)
     proto = incoming_proto if incoming_proto in ("http", "https") else default_proto
-    kept.append(("X-Forwarded-Proto", proto))
-    kept.append(("X-Forwarded-Host", incoming_host))
-    kept.append(("X-Forwarded-For", f"{incoming_for}, {client_ip}" if incoming_for else client_ip))
+    out.append(("X-Forwarded-Proto", proto))
+    out.append(("X-Forwarded-Host", incoming_host))
+    out.append(("X-Forwarded-For", f"{incoming_for}, {client_ip}" if incoming_for else client_ip))
     # 8. Identity of an authenticated request.
     if identity is not None:
-        kept.append(("X-ExeDev-UserID", identity.user_id))
-        kept.append(("X-ExeDev-Email", identity.email))
+        out.append(("X-ExeDev-UserID", identity.user_id))
+        out.append(("X-ExeDev-Email", identity.email))
         if identity.ctx_raw is not None:
-            kept.append(("X-ExeDev-Token-Ctx", identity.ctx_raw))
-    return kept
+            out.append(("X-ExeDev-Token-Ctx", identity.ctx_raw))
+    return out
 
 
 def upstream_response_headers(
@@ -236,6 +264,14 @@ def upstream_response_headers(
     if switching:
         drop = drop - {"connection", "upgrade"}
     return [(n, v) for n, v in lines if n.lower() not in drop]
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _getall(headers: MultiMapping[str], name: str) -> list[str]:
@@ -265,7 +301,12 @@ class _RelayResponse(web.StreamResponse):
 
     aiohttp fills in ``Content-Type``, ``Date`` and ``Server`` when a response lacks them;
     a relayed response must not gain headers the upstream did not send (SPEC §8.8).
+
+    The status line and headers wait in the writer until the first body bytes (or an
+    explicit empty write), so a small response leaves in one ``send``.
     """
+
+    _send_headers_immediately = False
 
     async def _prepare_headers(self) -> None:
         present = {
@@ -361,7 +402,10 @@ class VMProxy:
         self._runtime = runtime
         self._auth = auth
         self._vm_host = runtime.config.vm_host
+        self._networks = tuple(runtime.config.upstream_allow)
         self._session: aiohttp.ClientSession | None = None
+        self._upstreams: dict[str, Upstream | None] = {}
+        self._literal_verdicts: dict[str, bool] = {}
 
     async def on_startup(self, _app: web.Application) -> None:
         connector = aiohttp.TCPConnector(
@@ -397,17 +441,19 @@ class VMProxy:
         if not is_valid_vm_name(label):
             return _text(404, MSG_NOT_FOUND)
         try:
-            vm = await store.vm_by_name(label)
-            owner = None if vm is None else await store.get_user(vm.owner_user_id)
+            found = await store.proxy_lookup(label)  # the VM and its owner in one read
         except StoreError:
             self._runtime.logger.error("proxy: database error looking up VM %s", label)
             return _text(500, MSG_INTERNAL)
-        if vm is None or owner is None or owner.locked:
+        if found is None:
+            return _text(404, MSG_NOT_FOUND)
+        vm, owner = found
+        if owner is None or owner.locked:
             return _text(404, MSG_NOT_FOUND)
         # 3. Credentials (SPEC §8.4–8.5).
         consumed = bearer_credential(headers)
         try:
-            principal = await self._authenticate(vm, owner, consumed, headers)
+            principal = await self._authenticate(vm, consumed, headers)
         except StoreError:
             self._runtime.logger.error("proxy: database error authenticating for VM %s", label)
             return _text(500, MSG_INTERNAL)
@@ -436,24 +482,23 @@ class VMProxy:
         return await self._forward(request, vm, consumed, identity)
 
     async def _authenticate(
-        self, vm: VM, owner: User, bearer: BearerCredential | None, headers: MultiMapping[str]
+        self, vm: VM, bearer: BearerCredential | None, headers: MultiMapping[str]
     ) -> Principal | None:
         """SPEC §8.4: the bearer token only, else the Basic password; None if neither works."""
         namespace = f"v0@{vm.name}.{self._vm_host}"
         if bearer is not None:
-            principal = await self._try_token(vm, owner, bearer.token, namespace)
+            principal = await self._try_token(vm, bearer.token, namespace)
             if principal is not None:
                 return principal
         password = basic_password(headers)
         if password is not None:
-            return await self._try_token(vm, owner, password, namespace)
+            return await self._try_token(vm, password, namespace)
         return None
 
-    async def _try_token(self, vm: VM, owner: User, token: str, namespace: str) -> Principal | None:
+    async def _try_token(self, vm: VM, token: str, namespace: str) -> Principal | None:
         """SPEC §8.5; failures are silent (never a reason for the client)."""
         try:
-            # The owner row was read a moment ago for this request (SPEC §8.3).
-            principal = await self._auth.authenticate(token, namespace, known_user=owner)
+            principal = await self._auth.authenticate(token, namespace)
         except (TokenError, KeyPermissionsError):
             return None
         key = principal.key_permissions
@@ -464,6 +509,33 @@ class VMProxy:
         if key.tag is not None and key.tag not in vm.tags:
             return None
         return principal
+
+    def _parse_upstream(self, text: str) -> Upstream | None:
+        """``parse_upstream`` of the VM's upstream *as just read*, memoised by its text
+        (parsing is a pure function of the string, so this hides no change)."""
+        if text in self._upstreams:
+            return self._upstreams[text]
+        try:
+            parsed: Upstream | None = parse_upstream(text)
+        except UpstreamError:
+            parsed = None
+        if len(self._upstreams) >= _UPSTREAM_MEMO_SIZE:
+            self._upstreams.clear()
+        self._upstreams[text] = parsed
+        return parsed
+
+    async def _allowed(self, host: str) -> bool:
+        """SPEC §8.7: the allow-list check for every request. Host names are resolved
+        every time; only the verdict for an IP literal (which needs no resolution and
+        depends on nothing else) is memoised."""
+        if host in self._literal_verdicts:
+            return self._literal_verdicts[host]
+        allowed = await upstream_allowed(host, self._networks)
+        if _is_ip_literal(host):
+            if len(self._literal_verdicts) >= _UPSTREAM_MEMO_SIZE:
+                self._literal_verdicts.clear()
+            self._literal_verdicts[host] = allowed
+        return allowed
 
     def _upstream_url(self, request: web.Request, base: str) -> URL:
         """Method, path and query exactly as received (SPEC §8.7): no re-encoding."""
@@ -483,12 +555,11 @@ class VMProxy:
         session = self._session
         if session is None:
             return _text(500, MSG_INTERNAL)
-        try:
-            upstream = parse_upstream(vm.upstream)
-        except UpstreamError:
+        upstream = self._parse_upstream(vm.upstream)
+        if upstream is None:
             self._runtime.logger.error("proxy: VM %s has an unusable upstream", vm.name)
             return _text(502, MSG_UNAVAILABLE)
-        if not await upstream_allowed(upstream.host, self._runtime.config.upstream_allow):
+        if not await self._allowed(upstream.host):
             self._runtime.logger.warning(
                 "proxy: upstream of VM %s is not in an allowed network", vm.name
             )
@@ -514,7 +585,7 @@ class VMProxy:
             upstream_response = await session.request(
                 request.method,
                 url,
-                headers=CIMultiDict(out_headers),
+                headers=out_headers,
                 data=body,
                 allow_redirects=False,
                 compress=None,
@@ -543,9 +614,15 @@ class VMProxy:
         if isinstance(transport, asyncio.WriteTransport):
             # Let a body's worth of data queue towards the client before waiting on it.
             transport.set_write_buffer_limits(high=_READ_BUFSIZE)
+        content = upstream.content
         try:
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
+            # Whatever arrived with the upstream's headers goes out with ours in one write;
+            # if nothing has arrived yet, the headers go now (a slow body still streams).
+            first = content.read_nowait()
+            if first or not content.at_eof():
+                await response.write(first)
+            async for chunk in content.iter_any():
                 await response.write(chunk)
             await response.write_eof()
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:

@@ -42,6 +42,7 @@ __all__ = [
     "Backend",
     "DatabaseURL",
     "create_engine",
+    "create_read_engine",
     "is_unavailable",
     "parse_database_url",
     "unavailable",
@@ -130,6 +131,31 @@ def create_engine(db: DatabaseURL) -> AsyncEngine:
         pool_recycle=1800,
         # Connections broken by a server restart are replaced on checkout.
         pool_pre_ping=True,
+        connect_args={
+            "timeout": PG_CONNECT_TIMEOUT_S,
+            "command_timeout": PG_COMMAND_TIMEOUT_S,
+            "server_settings": {"application_name": "sshmint"},
+        },
+    )
+
+
+def create_read_engine(db: DatabaseURL) -> AsyncEngine:
+    """PostgreSQL: a small pool of autocommit connections for single-statement reads.
+
+    Autocommit saves the ``BEGIN``/``COMMIT`` round trips around each read, and without
+    a pre-ping a read is one round trip. A connection broken by a server restart fails its
+    statement instead, which invalidates the pool; the store retries such a read once.
+    """
+    if db.backend != "postgresql":
+        raise ValueError("the autocommit read engine is for PostgreSQL only")
+    return create_async_engine(
+        db.url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=10,
+        pool_recycle=1800,
+        pool_pre_ping=False,
         connect_args={
             "timeout": PG_CONNECT_TIMEOUT_S,
             "command_timeout": PG_COMMAND_TIMEOUT_S,

@@ -3,6 +3,14 @@
 Nothing is cached except the immutable exe1 derivation secret, so a change made by another
 process (``sshmint admin``, another server node) is visible to the next call (SPEC §9.1).
 
+Reads and writes take different routes:
+
+- writes run in one transaction on the async engine (``BEGIN IMMEDIATE`` on SQLite);
+- single-statement reads (:mod:`.queries`) run without an explicit transaction: on SQLite
+  in WAL mode synchronously on a read-only connection (:mod:`.fastread`; a busy or failing
+  read falls back to the engine), on PostgreSQL on an autocommit connection (one round
+  trip: no ``BEGIN``/``COMMIT``, no pre-ping). Each read still queries the database.
+
 Uniqueness violations are detected by the database (unique constraints) and classified
 afterwards by looking at what is there, which is the same on both backends; driver and
 connection failures become :class:`StoreUnavailable`.
@@ -13,21 +21,23 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sshmint.server.store import queries as q
 from sshmint.server.store.engine import (
     WRITE_OPTION,
     Backend,
     DatabaseURL,
     create_engine,
+    create_read_engine,
     is_unavailable,
     parse_database_url,
     unavailable,
@@ -43,11 +53,11 @@ from sshmint.server.store.errors import (
     UserNotFound,
     VMNotFound,
 )
+from sshmint.server.store.fastread import SQLiteFastReader
 from sshmint.server.store.records import VM, KeyIdentity, Share, SSHKeyRow, User
 from sshmint.server.store.schema import (
     EXE1_SECRET_NAME,
     exe1_tokens,
-    server_secrets,
     ssh_keys,
     users,
     vm_shares,
@@ -64,52 +74,79 @@ def new_user_id() -> str:
     return "usr" + secrets.token_hex(8)
 
 
-def _user(row: RowMapping) -> User:
+Row = Sequence[Any]
+
+# Positions of columns in whole-table rows (a select of the table, or RETURNING *table.c).
+_USER_COLS = len(users.c)
+_KEY_COLS = len(ssh_keys.c)
+_VM_COLS = len(vms.c)
+
+
+def _user(row: Row, at: int = 0) -> User:
     return User(
-        user_id=row["user_id"],
-        email=row["email"],
-        locked=bool(row["is_locked_out"]),
-        created_at=int(row["created_at"]),
-        next_ssh_key_number=int(row["next_ssh_key_number"]),
+        user_id=row[at],
+        email=row[at + 1],
+        locked=bool(row[at + 2]),
+        next_ssh_key_number=int(row[at + 3]),
+        created_at=int(row[at + 4]),
     )
 
 
-def _key(row: RowMapping) -> SSHKeyRow:
-    last_used = row["last_used_at"]
+def _key(row: Row, at: int = 0) -> SSHKeyRow:
+    last_used = row[at + 8]
     return SSHKeyRow(
-        id=int(row["id"]),
-        user_id=row["user_id"],
-        public_key=row["public_key"],
-        fingerprint=row["fingerprint"],
-        name=row["comment"],
-        permissions=row["permissions"],
-        api_key_hint=row["api_key_hint"],
-        added_at=int(row["added_at"]),
+        id=int(row[at]),
+        user_id=row[at + 1],
+        public_key=row[at + 2],
+        fingerprint=row[at + 3],
+        name=row[at + 4],
+        permissions=row[at + 5],
+        api_key_hint=row[at + 6],
+        added_at=int(row[at + 7]),
         last_used_at=None if last_used is None else int(last_used),
     )
 
 
-def _vm(row: RowMapping) -> VM:
-    tags = json.loads(row["tags"])
+def _vm(row: Row, at: int = 0) -> VM:
+    tags = json.loads(row[at + 5])
     return VM(
-        id=int(row["id"]),
-        name=row["name"],
-        owner_user_id=row["owner_user_id"],
-        upstream=row["upstream"],
-        share=row["share"],
+        id=int(row[at]),
+        name=row[at + 1],
+        owner_user_id=row[at + 2],
+        upstream=row[at + 3],
+        share=row[at + 4],
         tags=tuple(str(tag) for tag in tags),
-        created_at=int(row["created_at"]),
+        created_at=int(row[at + 6]),
     )
 
 
-def _share(row: RowMapping) -> Share:
+def _share(row: Row) -> Share:
     return Share(
-        vm_id=int(row["vm_id"]),
-        email=row["email"],
-        shared_by_user_id=row["shared_by_user_id"],
-        message=row["message"],
-        created_at=int(row["created_at"]),
+        vm_id=int(row[1]),
+        email=row[2],
+        shared_by_user_id=row[3],
+        message=row[4],
+        created_at=int(row[5]),
     )
+
+
+def _check_column_order() -> None:
+    """The decoders above read whole-table rows by position: pin the order they assume."""
+    expected = {
+        users: ["user_id", "email", "is_locked_out", "next_ssh_key_number", "created_at"],
+        ssh_keys: [
+            "id", "user_id", "public_key", "fingerprint", "comment", "permissions",
+            "api_key_hint", "added_at", "last_used_at",
+        ],
+        vms: ["id", "name", "owner_user_id", "upstream", "share", "tags", "created_at"],
+        vm_shares: ["id", "vm_id", "email", "shared_by_user_id", "message", "created_at"],
+    }  # fmt: skip
+    for table, names in expected.items():
+        if [column.name for column in table.c] != names:
+            raise RuntimeError(f"unexpected column order in table {table.name}")
+
+
+_check_column_order()
 
 
 def _unclassified_conflict() -> StoreError:
@@ -125,9 +162,20 @@ def _tags_text(tags: Iterable[str]) -> str:
 class Store:
     """Async access to the database. Use :meth:`open`; one instance per process."""
 
-    def __init__(self, engine: AsyncEngine, db: DatabaseURL) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        db: DatabaseURL,
+        *,
+        read_engine: AsyncEngine | None = None,
+        fast_reader: SQLiteFastReader | None = None,
+    ) -> None:
         self._engine = engine
         self._db = db
+        # PostgreSQL: a pool of autocommit connections for single-statement reads.
+        self._read_engine = read_engine
+        # SQLite in WAL mode: reads on the calling thread (see fastread.py).
+        self._fast_reader = fast_reader
         self._secret: bytes | None = None
         # SQLite admits one writer at a time anyway: queueing this process's writers here
         # keeps them off the busy-timeout polling, which then only arbitrates between
@@ -154,7 +202,10 @@ class Store:
             if is_unavailable(exc):
                 raise unavailable(exc, db.description) from None
             raise
-        return cls(engine, db)
+        if db.backend == "sqlite":
+            assert db.url.database is not None
+            return cls(engine, db, fast_reader=SQLiteFastReader.open(db.url.database))
+        return cls(engine, db, read_engine=create_read_engine(db))
 
     @property
     def backend(self) -> Backend:
@@ -166,12 +217,60 @@ class Store:
         return self._db.description
 
     async def close(self) -> None:
+        if self._fast_reader is not None:
+            self._fast_reader.close()
+        if self._read_engine is not None:
+            await self._read_engine.dispose()
         await self._engine.dispose()
 
     async def ping(self) -> None:
-        """Raise ``StoreUnavailable`` unless the database answers."""
+        """Raise ``StoreUnavailable`` unless the database answers a query on a table."""
+        await self._read(q.PING, {})
+
+    async def _read(self, query: q.ReadQuery, params: dict[str, Any]) -> Sequence[Row]:
+        """Every row of one read statement, straight from the database (never cached).
+
+        SQLite: answered synchronously when the fast reader can (WAL readers never wait),
+        else through the engine. PostgreSQL: one autocommit round trip.
+        """
+        reader = self._fast_reader
+        if reader is not None:
+            fast_rows = reader.fetch(query.sqlite_sql, query.sqlite_params(params))
+            if fast_rows is not None:
+                return fast_rows
+        if self._read_engine is not None:
+            return await self._autocommit_read(self._read_engine, query, params)
         async with self._transaction() as conn:
-            await conn.execute(sa.select(sa.literal(1)))
+            result = await conn.execute(query.statement, params)
+            rows: Sequence[Row] = result.all()
+        return rows
+
+    async def _autocommit_read(
+        self, engine: AsyncEngine, query: q.ReadQuery, params: dict[str, Any]
+    ) -> Sequence[Row]:
+        """PostgreSQL read without BEGIN/COMMIT and without a pre-ping round trip.
+
+        A pooled connection broken by a server restart fails the first statement, and
+        SQLAlchemy then invalidates the pool; a read is idempotent, so it is retried once
+        on a fresh connection.
+        """
+        for attempt in range(2):
+            try:
+                async with engine.connect() as conn:
+                    result = await conn.execute(query.statement, params)
+                    rows: Sequence[Row] = result.all()
+                return rows
+            except sa_exc.DBAPIError as exc:
+                if attempt == 0 and exc.connection_invalidated:
+                    continue
+                if is_unavailable(exc):
+                    raise unavailable(exc, self._db.description) from None
+                raise
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise unavailable(exc, self._db.description) from None
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @asynccontextmanager
     async def _transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
@@ -229,7 +328,7 @@ class Store:
                         conn, user_id, key, key_name or f"key-{number}", key_permissions, None, now
                     )
                 result = await conn.execute(sa.select(users).where(users.c.user_id == user_id))
-                user = _user(result.mappings().one())
+                user = _user(result.one())
         except sa_exc.IntegrityError:
             if await self.get_user_by_email(email) is not None:
                 raise EmailTaken(email) from None
@@ -239,16 +338,12 @@ class Store:
         return user, key_row
 
     async def get_user(self, user_id: str) -> User | None:
-        async with self._transaction() as conn:
-            result = await conn.execute(sa.select(users).where(users.c.user_id == user_id))
-            row = result.mappings().first()
-        return None if row is None else _user(row)
+        rows = await self._read(q.USER_BY_ID, {"user_id": user_id})
+        return _user(rows[0]) if rows else None
 
     async def get_user_by_email(self, email: str) -> User | None:
-        async with self._transaction() as conn:
-            result = await conn.execute(sa.select(users).where(users.c.email == email))
-            row = result.mappings().first()
-        return None if row is None else _user(row)
+        rows = await self._read(q.USER_BY_EMAIL, {"email": email})
+        return _user(rows[0]) if rows else None
 
     async def set_locked(self, email: str, locked: bool) -> User | None:
         """Set or clear the locked-out flag (idempotent); ``None`` for an unknown email."""
@@ -259,7 +354,7 @@ class Store:
                 .values(is_locked_out=1 if locked else 0)
                 .returning(*users.c)
             )
-            row = result.mappings().first()
+            row = result.first()
         return None if row is None else _user(row)
 
     async def list_users(self) -> list[tuple[User, int]]:
@@ -272,8 +367,8 @@ class Store:
         )
         async with self._transaction() as conn:
             result = await conn.execute(sa.select(users, key_count).order_by(users.c.email))
-            rows = result.mappings().all()
-        return [(_user(row), int(row["key_count"])) for row in rows]
+            rows = result.all()
+        return [(_user(row), int(row[_USER_COLS])) for row in rows]
 
     async def emails_with_accounts(self, emails: Iterable[str]) -> set[str]:
         """The subset of ``emails`` that belong to an account (share status, SPEC §6.6.6)."""
@@ -287,21 +382,31 @@ class Store:
     # -- keys ------------------------------------------------------------------------
 
     async def key_by_fingerprint(self, fingerprint: str) -> SSHKeyRow | None:
-        return await self._one_key(ssh_keys.c.fingerprint == fingerprint)
+        rows = await self._read(q.KEY_BY_FINGERPRINT, {"fp": fingerprint})
+        return _key(rows[0]) if rows else None
 
     async def key_by_public_key(self, openssh: str) -> SSHKeyRow | None:
-        return await self._one_key(ssh_keys.c.public_key == openssh)
+        rows = await self._read(q.KEY_BY_PUBLIC_KEY, {"openssh": openssh})
+        return _key(rows[0]) if rows else None
 
     async def key_by_id(self, key_id: int) -> SSHKeyRow | None:
-        return await self._one_key(ssh_keys.c.id == key_id)
+        rows = await self._read(q.KEY_BY_ID, {"key_id": key_id})
+        return _key(rows[0]) if rows else None
+
+    async def auth_lookup(self, fingerprint: str) -> tuple[SSHKeyRow, User | None] | None:
+        """The key with ``fingerprint`` and its owner, read together in one query (SPEC
+        §2.1 steps 18 and 20); ``None`` when no key has the fingerprint, and a ``None``
+        user when the key's owner row is missing."""
+        rows = await self._read(q.AUTH_LOOKUP, {"fp": fingerprint})
+        if not rows:
+            return None
+        row = rows[0]
+        user = None if row[_KEY_COLS] is None else _user(row, _KEY_COLS)
+        return _key(row), user
 
     async def keys_of_user(self, user_id: str) -> list[SSHKeyRow]:
         """The user's keys in insertion order."""
-        async with self._transaction() as conn:
-            result = await conn.execute(
-                sa.select(ssh_keys).where(ssh_keys.c.user_id == user_id).order_by(ssh_keys.c.id)
-            )
-            return [_key(row) for row in result.mappings()]
+        return [_key(row) for row in await self._read(q.KEYS_OF_USER, {"user_id": user_id})]
 
     async def add_key(
         self, user_id: str, public_key: KeyIdentity, name: str, permissions: str, now: int
@@ -376,7 +481,7 @@ class Store:
                 .values(comment=new_name)
                 .returning(*ssh_keys.c)
             )
-            row = result.mappings().first()
+            row = result.first()
         return None if row is None else _key(row)
 
     async def touch_key_used(self, key_id: int, day_start: int) -> None:
@@ -385,12 +490,8 @@ class Store:
         Only moves forward, and writes at most once per key and day: the common case
         (already recorded today) is a read and takes no write lock.
         """
-        async with self._transaction() as conn:
-            result = await conn.execute(
-                sa.select(ssh_keys.c.last_used_at).where(ssh_keys.c.id == key_id)
-            )
-            row = result.first()
-        if row is None or (row.last_used_at is not None and row.last_used_at >= day_start):
+        rows = await self._read(q.KEY_LAST_USED, {"key_id": key_id})
+        if not rows or (rows[0][0] is not None and rows[0][0] >= day_start):
             return
         async with self._transaction(write=True) as conn:
             await conn.execute(
@@ -401,12 +502,6 @@ class Store:
                 )
                 .values(last_used_at=day_start)
             )
-
-    async def _one_key(self, where: sa.ColumnElement[bool]) -> SSHKeyRow | None:
-        async with self._transaction() as conn:
-            result = await conn.execute(sa.select(ssh_keys).where(where))
-            row = result.mappings().first()
-        return None if row is None else _key(row)
 
     async def _take_key_number(self, conn: AsyncConnection, user_id: str) -> int:
         """Read and increment the key counter atomically (SPEC §9.2).
@@ -469,55 +564,32 @@ class Store:
             )
             .returning(*ssh_keys.c)
         )
-        return _key(result.mappings().one())
+        return _key(result.one())
 
     async def _raise_if_key_taken(self, key: KeyIdentity) -> None:
         """After a unique violation: raise ``KeyTaken`` if the key (or its fingerprint) is
         registered; otherwise return and let the caller re-raise."""
-        async with self._transaction() as conn:
-            result = await conn.execute(
-                sa.select(ssh_keys.c.user_id)
-                .where(
-                    sa.or_(
-                        ssh_keys.c.public_key == key.openssh,
-                        ssh_keys.c.fingerprint == key.fingerprint,
-                    )
-                )
-                .limit(1)
-            )
-            owner = result.scalar()
-        if owner is not None:
-            raise KeyTaken(str(owner))
+        rows = await self._read(q.KEY_OWNER_BY_KEY, {"openssh": key.openssh, "fp": key.fingerprint})
+        if rows:
+            raise KeyTaken(str(rows[0][0]))
 
     # -- exe1 handles (SPEC §1.9, §2.3, §9.3) -------------------------------------------
 
     async def exe1_secret(self) -> bytes:
         """The ``exe1-derivation`` secret (immutable once made, so it is cached)."""
         if self._secret is None:
-            async with self._transaction() as conn:
-                result = await conn.execute(
-                    sa.select(server_secrets.c.value).where(
-                        server_secrets.c.name == EXE1_SECRET_NAME
-                    )
-                )
-                value = result.scalar()
-            if value is None:
+            rows = await self._read(q.EXE1_SECRET, {})
+            if not rows:
                 raise StoreUnavailable(
                     f"the {EXE1_SECRET_NAME} secret is missing from the database"
                 )
-            self._secret = bytes(value)
+            self._secret = bytes(rows[0][0])
         return self._secret
 
     async def exe1_lookup(self, exe1_hash: str, now: int) -> bytes | None:
         """The sealed exe0 of a live handle (``expires_at >= now``), else ``None``."""
-        async with self._transaction() as conn:
-            result = await conn.execute(
-                sa.select(exe1_tokens.c.exe0_sealed).where(
-                    exe1_tokens.c.exe1_hash == exe1_hash, exe1_tokens.c.expires_at >= now
-                )
-            )
-            value = result.scalar()
-        return None if value is None else bytes(value)
+        rows = await self._read(q.EXE1_LOOKUP, {"exe1_hash": exe1_hash, "now": now})
+        return bytes(rows[0][0]) if rows else None
 
     async def exe1_put(self, exe1_hash: str, exe0_sealed: bytes, expires_at: int, now: int) -> bool:
         """Store a handle: insert, or replace an expired row with the same hash.
@@ -581,7 +653,7 @@ class Store:
                     )
                     .returning(*vms.c)
                 )
-                return _vm(result.mappings().one())
+                return _vm(result.one())
         except sa_exc.IntegrityError:
             if await self.vm_by_name(name) is not None:
                 raise NameTaken(name) from None
@@ -590,18 +662,27 @@ class Store:
             raise _unclassified_conflict() from None
 
     async def vm_by_name(self, name: str) -> VM | None:
-        return await self._one_vm(vms.c.name == name)
+        rows = await self._read(q.VM_BY_NAME, {"name": name})
+        return _vm(rows[0]) if rows else None
 
     async def vm_by_id(self, vm_id: int) -> VM | None:
-        return await self._one_vm(vms.c.id == vm_id)
+        rows = await self._read(q.VM_BY_ID, {"vm_id": vm_id})
+        return _vm(rows[0]) if rows else None
+
+    async def proxy_lookup(self, name: str) -> tuple[VM, User | None] | None:
+        """The VM named ``name`` and its owner, read together in one query (SPEC §8.3: a
+        missing VM or a locked-out owner is "VM not found"); ``None`` without such a VM,
+        and a ``None`` user when the owner row is missing."""
+        rows = await self._read(q.PROXY_LOOKUP, {"name": name})
+        if not rows:
+            return None
+        row = rows[0]
+        owner = None if row[_VM_COLS] is None else _user(row, _VM_COLS)
+        return _vm(row), owner
 
     async def vms_of_owner(self, user_id: str) -> list[VM]:
         """The user's VMs sorted by name (code-point order on both backends)."""
-        async with self._transaction() as conn:
-            result = await conn.execute(
-                sa.select(vms).where(vms.c.owner_user_id == user_id).order_by(vms.c.name)
-            )
-            return [_vm(row) for row in result.mappings()]
+        return [_vm(row) for row in await self._read(q.VMS_OF_OWNER, {"user_id": user_id})]
 
     async def delete_vm(self, vm_id: int) -> bool:
         """Delete the VM and (by cascade) its shares; False if it did not exist."""
@@ -620,13 +701,7 @@ class Store:
 
     async def shares_of_vm(self, vm_id: int) -> list[Share]:
         """Ordered by creation time, then email (SPEC §6.6.6)."""
-        async with self._transaction() as conn:
-            result = await conn.execute(
-                sa.select(vm_shares)
-                .where(vm_shares.c.vm_id == vm_id)
-                .order_by(vm_shares.c.created_at, vm_shares.c.email)
-            )
-            return [_share(row) for row in result.mappings()]
+        return [_share(row) for row in await self._read(q.SHARES_OF_VM, {"vm_id": vm_id})]
 
     async def add_share(
         self, vm_id: int, email: str, by_user_id: str, message: str | None, now: int
@@ -646,7 +721,7 @@ class Store:
                     )
                     .returning(*vm_shares.c)
                 )
-                return _share(result.mappings().one())
+                return _share(result.one())
         except sa_exc.IntegrityError:
             if await self.is_shared_with(vm_id, email):
                 raise AlreadyShared(vm_id, email) from None
@@ -666,26 +741,14 @@ class Store:
             return result.first() is not None
 
     async def is_shared_with(self, vm_id: int, email: str) -> bool:
-        async with self._transaction() as conn:
-            result = await conn.execute(
-                sa.select(vm_shares.c.id)
-                .where(vm_shares.c.vm_id == vm_id, vm_shares.c.email == email)
-                .limit(1)
-            )
-            return result.first() is not None
-
-    async def _one_vm(self, where: sa.ColumnElement[bool]) -> VM | None:
-        async with self._transaction() as conn:
-            result = await conn.execute(sa.select(vms).where(where))
-            row = result.mappings().first()
-        return None if row is None else _vm(row)
+        return bool(await self._read(q.SHARE_EXISTS, {"vm_id": vm_id, "email": email}))
 
     async def _update_vm(self, vm_id: int, **values: str) -> VM | None:
         async with self._transaction(write=True) as conn:
             result = await conn.execute(
                 sa.update(vms).where(vms.c.id == vm_id).values(**values).returning(*vms.c)
             )
-            row = result.mappings().first()
+            row = result.first()
         return None if row is None else _vm(row)
 
     # -- tests and audits ---------------------------------------------------------------

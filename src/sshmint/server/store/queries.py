@@ -1,0 +1,142 @@
+"""The store's read statements, built once (SPEC §9.2 schema).
+
+Each :class:`ReadQuery` carries the SQLAlchemy statement (run through the async engine on
+PostgreSQL, and on SQLite when a fast read falls back) and the same statement compiled
+once for SQLite with named parameters (run by :class:`~.fastread.SQLiteFastReader`). Both
+return the selected columns in the same order, so one positional row decoder serves both.
+
+Column order of whole-table selects is the table's column order (see ``schema.py``):
+
+- ``users``: user_id, email, is_locked_out, next_ssh_key_number, created_at
+- ``ssh_keys``: id, user_id, public_key, fingerprint, comment, permissions, api_key_hint,
+  added_at, last_used_at
+- ``vms``: id, name, owner_user_id, upstream, share, tags, created_at
+- ``vm_shares``: id, vm_id, email, shared_by_user_id, message, created_at
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+
+from sshmint.server.store.schema import (
+    EXE1_SECRET_NAME,
+    exe1_tokens,
+    server_secrets,
+    ssh_keys,
+    users,
+    vm_shares,
+    vms,
+)
+
+__all__ = [
+    "AUTH_LOOKUP",
+    "EXE1_LOOKUP",
+    "EXE1_SECRET",
+    "KEYS_OF_USER",
+    "KEY_BY_FINGERPRINT",
+    "KEY_BY_ID",
+    "KEY_BY_PUBLIC_KEY",
+    "KEY_LAST_USED",
+    "KEY_OWNER_BY_KEY",
+    "PING",
+    "PROXY_LOOKUP",
+    "SHARES_OF_VM",
+    "SHARE_EXISTS",
+    "USER_BY_EMAIL",
+    "USER_BY_ID",
+    "VMS_OF_OWNER",
+    "VM_BY_ID",
+    "VM_BY_NAME",
+    "ReadQuery",
+]
+
+_SQLITE = sqlite.dialect(paramstyle="named")
+
+
+@dataclass(frozen=True)
+class ReadQuery:
+    """A ``SELECT`` with bind parameters, plus its SQLite text compiled once."""
+
+    statement: sa.Select[Any]
+    sqlite_sql: str = field(init=False)
+    # Values of parameters fixed in the statement itself (e.g. LIMIT 1).
+    sqlite_defaults: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        compiled = self.statement.compile(dialect=_SQLITE)
+        object.__setattr__(self, "sqlite_sql", str(compiled))
+        object.__setattr__(
+            self, "sqlite_defaults", {k: v for k, v in compiled.params.items() if v is not None}
+        )
+
+    def sqlite_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not self.sqlite_defaults:
+            return params
+        return {**self.sqlite_defaults, **params}
+
+
+def _p(name: str) -> sa.BindParameter[Any]:
+    return sa.bindparam(name)
+
+
+# A query that reads the schema and a table page, not just "SELECT 1" (which SQLite answers
+# without opening the database file): /healthz must prove the database can be queried.
+PING = ReadQuery(sa.select(sa.literal_column("1")).select_from(server_secrets).limit(1))
+
+USER_BY_ID = ReadQuery(sa.select(users).where(users.c.user_id == _p("user_id")))
+USER_BY_EMAIL = ReadQuery(sa.select(users).where(users.c.email == _p("email")))
+
+KEY_BY_FINGERPRINT = ReadQuery(sa.select(ssh_keys).where(ssh_keys.c.fingerprint == _p("fp")))
+KEY_BY_PUBLIC_KEY = ReadQuery(sa.select(ssh_keys).where(ssh_keys.c.public_key == _p("openssh")))
+KEY_BY_ID = ReadQuery(sa.select(ssh_keys).where(ssh_keys.c.id == _p("key_id")))
+KEYS_OF_USER = ReadQuery(
+    sa.select(ssh_keys).where(ssh_keys.c.user_id == _p("user_id")).order_by(ssh_keys.c.id)
+)
+KEY_LAST_USED = ReadQuery(sa.select(ssh_keys.c.last_used_at).where(ssh_keys.c.id == _p("key_id")))
+KEY_OWNER_BY_KEY = ReadQuery(
+    sa.select(ssh_keys.c.user_id)
+    .where(sa.or_(ssh_keys.c.public_key == _p("openssh"), ssh_keys.c.fingerprint == _p("fp")))
+    .limit(1)
+)
+# The token path's one round trip: the key by fingerprint and its owner (SPEC §2.1 steps
+# 18 and 20). An outer join keeps "no such key" apart from "key without owner".
+AUTH_LOOKUP = ReadQuery(
+    sa.select(ssh_keys, users)
+    .select_from(ssh_keys.outerjoin(users, users.c.user_id == ssh_keys.c.user_id))
+    .where(ssh_keys.c.fingerprint == _p("fp"))
+)
+
+EXE1_SECRET = ReadQuery(
+    sa.select(server_secrets.c.value).where(server_secrets.c.name == EXE1_SECRET_NAME)
+)
+EXE1_LOOKUP = ReadQuery(
+    sa.select(exe1_tokens.c.exe0_sealed).where(
+        exe1_tokens.c.exe1_hash == _p("exe1_hash"), exe1_tokens.c.expires_at >= _p("now")
+    )
+)
+
+VM_BY_NAME = ReadQuery(sa.select(vms).where(vms.c.name == _p("name")))
+VM_BY_ID = ReadQuery(sa.select(vms).where(vms.c.id == _p("vm_id")))
+VMS_OF_OWNER = ReadQuery(
+    sa.select(vms).where(vms.c.owner_user_id == _p("user_id")).order_by(vms.c.name)
+)
+# The proxy's VM lookup: the VM by name and its owner (lock-out, SPEC §8.3).
+PROXY_LOOKUP = ReadQuery(
+    sa.select(vms, users)
+    .select_from(vms.outerjoin(users, users.c.user_id == vms.c.owner_user_id))
+    .where(vms.c.name == _p("name"))
+)
+SHARES_OF_VM = ReadQuery(
+    sa.select(vm_shares)
+    .where(vm_shares.c.vm_id == _p("vm_id"))
+    .order_by(vm_shares.c.created_at, vm_shares.c.email)
+)
+SHARE_EXISTS = ReadQuery(
+    sa.select(vm_shares.c.id)
+    .where(vm_shares.c.vm_id == _p("vm_id"), vm_shares.c.email == _p("email"))
+    .limit(1)
+)
