@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 serve: $(STAMP)
+	@echo "sshmint: state in ./sshmint-data. Create the first user from another terminal:"
+	@echo "  $(BIN)/sshmint admin add-user you@example.com --key-file ~/.ssh/id_ed25519.pub"
+	@echo "then: ssh -p 2222 localhost whoami"
 	$(BIN)/sshmint serve --data-dir ./sshmint-data
 
 lint: $(STAMP)

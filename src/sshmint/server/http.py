@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_log import AccessLogger
+from yarl import URL
 
 from sshmint.errors import TokenError
 from sshmint.server.auth import (
@@ -34,6 +35,7 @@ from sshmint.server.auth import (
 from sshmint.server.commands import (
     CommandContext,
     CommandResult,
+    CommandSettings,
     CommandSyntaxError,
     resolve_command_name,
     run_words,
@@ -59,6 +61,9 @@ __all__ = [
     "route_host",
     "ssl_context_from_config",
 ]
+
+
+_LOG_SOURCE = "aiohttp access log"
 
 
 class RedactingAccessLogger(AccessLogger):
@@ -89,9 +94,14 @@ class RedactingAccessLogger(AccessLogger):
                 f" {response.status} {response.body_length}"
                 f' "{headers.get("Referer", "-")}" "{headers.get("User-Agent", "-")}"'
             )
-            if "exe" in line:  # the cheap test before the pattern (see _TOKEN_LIKE)
+            if "exe0" in line or "exe1" in line:  # cheap tests before the pattern
                 line = redact_tokens(line)
-            self.logger.info(line)
+            # logger.info() minus the stack walk for the caller's file and line, which
+            # would only ever name aiohttp's protocol module.
+            logger = self.logger
+            logger.handle(
+                logger.makeRecord(logger.name, logging.INFO, _LOG_SOURCE, 0, line, (), None)
+            )
         except Exception:
             self.logger.exception("Error in logging")
 
@@ -156,10 +166,17 @@ def route_host(host: str, web_host: str, vm_host: str) -> str | None:
 
 def request_host(request: web.BaseRequest) -> str:
     """The Host that routes a request: the authority of an absolute-form target, else Host."""
-    target = request.message.url
-    if target.is_absolute() and target.raw_authority:
-        return target.raw_authority
+    raw = request.raw_path  # the request target exactly as received
+    if not raw.startswith("/"):
+        target = URL(raw, encoded=True)
+        if target.is_absolute() and target.raw_authority:
+            return target.raw_authority
     return request.headers.get("Host", "")
+
+
+# SPEC §7 /healthz bodies, rendered once.
+_HEALTH_OK: Final = '{"status":"ok"}\n'
+_HEALTH_UNAVAILABLE: Final = '{"status":"error","error":"database unavailable"}\n'
 
 
 def _json_response(
@@ -198,6 +215,7 @@ class _API:
         self._auth = auth
         self._limiter = RateLimiter()
         self._namespace = f"v0@{runtime.config.web_host}"
+        self._settings: CommandSettings | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -214,8 +232,8 @@ class _API:
             await self._runtime.store.ping()
         except Exception:  # any failure to query the database means "unavailable"
             self._runtime.logger.warning("healthz: database unavailable")
-            return _json_response(503, {"status": "error", "error": "database unavailable"})
-        return _json_response(200, {"status": "ok"})
+            return _json_response(503, _HEALTH_UNAVAILABLE)
+        return _json_response(200, _HEALTH_OK)
 
     async def _exec(self, request: web.Request) -> web.Response:
         # Step 1.
@@ -283,51 +301,60 @@ class _API:
     async def _read_body(request: web.Request) -> bytes:
         """Read at most MAX_BODY_BYTES + 1 bytes: enough to tell an over-long body."""
         await send_continue(request)
+        content = request.content
         chunks: list[bytes] = []
         size = 0
         while size <= MAX_BODY_BYTES:
-            chunk = await request.content.read(MAX_BODY_BYTES + 1 - size)
+            chunk = await content.read(MAX_BODY_BYTES + 1 - size)
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
-        return b"".join(chunks)
+            if content.at_eof():  # the usual one-piece body: no extra read for the EOF
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _command_settings(self) -> CommandSettings:
+        """The runtime's command settings, rebuilt only if the bound HTTP port changed."""
+        settings = self._settings
+        if settings is None or settings.http_port != self._runtime.http_port:
+            settings = self._settings = self._runtime.command_settings()
+        return settings
 
     async def _run(self, principal: Principal, words: list[str]) -> web.Response:
+        """Step 17: run the command in this request's task, cancelled at the 30-second
+        deadline (no extra task: ``asyncio.timeout`` cancels the running one)."""
         runtime = self._runtime
         ctx = CommandContext(
             store=runtime.store,
-            settings=runtime.command_settings(),
+            settings=self._command_settings(),
             user=principal.user,
             key=principal.key,
             now=runtime.now,
             stdin=None,
             indent_json=False,
         )
-        task = asyncio.ensure_future(run_words(ctx, words, force_json=True))
+        deadline = asyncio.timeout(EXEC_TIMEOUT_SECONDS)
         try:
-            done, _ = await asyncio.wait({task}, timeout=EXEC_TIMEOUT_SECONDS)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if not done:
-            task.cancel()
-            try:
-                result: CommandResult = await task
-            except (asyncio.CancelledError, Exception):
+            async with deadline:
+                result: CommandResult = await run_words(ctx, words, force_json=True)
+        except TimeoutError:
+            if deadline.expired():
                 return _error(504, "command timed out")
-            # It finished while being cancelled: a completed success is never a timeout.
-            if result.exit_status != 0:
-                return _error(504, "command timed out")
-        else:
-            try:
-                result = task.result()
-            except Exception as exc:
-                runtime.logger.error(
-                    "exec: command %r failed: %s", words[0], type(exc).__name__, exc_info=exc
-                )
-                return _error(500, "internal error")
+            return self._internal_error(words[0], TimeoutError())
+        except Exception as exc:
+            return self._internal_error(words[0], exc)
+        # A command that finished while being cancelled (it absorbed the cancellation): a
+        # completed success is never a timeout (SPEC §7), a failure still is.
+        if deadline.expired() and result.exit_status != 0:
+            return _error(504, "command timed out")
         return self._command_response(result)
+
+    def _internal_error(self, command: str, exc: BaseException) -> web.Response:
+        self._runtime.logger.error(
+            "exec: command %r failed: %s", command, type(exc).__name__, exc_info=exc
+        )
+        return _error(500, "internal error")
 
     @staticmethod
     def _command_response(result: CommandResult) -> web.Response:

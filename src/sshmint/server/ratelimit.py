@@ -28,7 +28,7 @@ FLOOR = -120
 _SWEEP_THRESHOLD = 4096
 
 
-@dataclass
+@dataclass(slots=True)
 class _Bucket:
     balance: int
     # Time from which the next whole second of refill is counted.

@@ -248,8 +248,8 @@ class _Session:
     async def _run(self) -> int:
         store = self._runtime.store
         fp = fingerprint(self._key_blob)
-        key = await store.key_by_fingerprint(fp)
-        user = await store.get_user(key.user_id) if key is not None else None
+        found = await store.auth_lookup(fp)  # the key and its owner in one query
+        key, user = found if found is not None else (None, None)
         if key is None or user is None:
             _log.info("SSH login with unregistered key SHA256:%s", fp)
             self._error(f"sshmint: SSH key SHA256:{fp} is not registered to any account")

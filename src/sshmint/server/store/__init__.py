@@ -38,7 +38,8 @@ core's ``sshmint.keys.PublicKey`` fits).
   ``add_key(user_id, public_key, name, permissions, now) -> SSHKeyRow`` (reads and
   increments the key counter in the same transaction, always; empty ``name`` becomes
   ``key-<n>``; names not checked; ``KeyTaken``, ``UserNotFound``);
-  ``delete_key(id) -> bool``; ``rename_key(id, new_name) -> SSHKeyRow | None``
+  ``auth_lookup(fp) -> tuple[SSHKeyRow, User | None] | None`` (the key and its owner in one
+  query, for the token and login paths); ``delete_key(id) -> bool``; ``rename_key(id, new_name) -> SSHKeyRow | None``
   (``NameTaken`` if another key of the user has the name; ``None`` if the key is gone);
   ``touch_key_used(id, day_start) -> None`` (only moves forward);
   ``add_generated_key(user_id, public_key, name, permissions, api_key_hint, exe1_hash,
@@ -50,6 +51,7 @@ core's ``sshmint.keys.PublicKey`` fits).
   ``False`` returned); ``exe1_purge_expired(now) -> int``.
 - vms: ``create_vm(name, owner_user_id, upstream, tags, now) -> VM`` (``NameTaken``,
   ``UserNotFound``); ``vm_by_name(name)``, ``vm_by_id(id)`` (``VM | None``);
+  ``proxy_lookup(name) -> tuple[VM, User | None] | None`` (the VM and its owner in one query);
   ``vms_of_owner(user_id)`` (by name); ``delete_vm(id) -> bool`` (shares cascade);
   ``set_vm_upstream(id, upstream) -> VM | None``; ``set_vm_share(id, share) -> VM | None``
   (``ValueError`` unless ``"private"``/``"public"``); ``shares_of_vm(id)`` (by created_at,

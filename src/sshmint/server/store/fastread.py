@@ -2,9 +2,10 @@
 
 Why: every call through the async engine crosses to aiosqlite's worker thread and back
 several times (pool checkout, ``BEGIN``, the query, ``COMMIT``), and each crossing costs a
-thread wake-up — measured here at 1–4 ms per store call against ≈ 3 µs for the same
-indexed lookup on a plain ``sqlite3`` connection. The request hot paths (token
-authentication, VM lookup, share check, ``/healthz``) are such lookups.
+thread wake-up — measured here at 1–4 ms per store call against ≈ 20 µs for the same
+indexed lookup on a plain ``sqlite3`` connection (half of it SQLite's own read-transaction
+start and end). The request hot paths (token authentication, VM lookup, share check,
+``/healthz``) are such lookups.
 
 Why it is safe (SPEC §9.1, "no cache may hide a change"):
 
@@ -25,6 +26,8 @@ Why it is bounded (the event loop never waits on a lock):
   timeout of seconds, on its worker thread), which also turns real failures into the
   store's usual ``StoreUnavailable``.
 - The statements are indexed lookups of one row, or of one user's keys, VMs or shares.
+  With two other processes writing continuously, 136k reads took p50 15 µs, p99.9 0.1 ms
+  (the rare slower ones were preemption on a busy 2-core machine) and none fell back.
 """
 
 from __future__ import annotations

@@ -1,0 +1,214 @@
+"""Reads without explicit transactions (SPEC §9.1): no cache hides a change, and a read
+never waits on a lock on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from store_fixtures import StoreKey, make_keys
+
+from sshmint.server.store import Store
+from sshmint.server.store.fastread import SQLiteFastReader
+
+NOW = 1_700_000_000
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> list[StoreKey]:
+    return make_keys(tmp_path_factory.mktemp("fast-read-keys"), 3)
+
+
+@pytest.fixture
+async def stores(db_url: str) -> AsyncIterator[tuple[Store, Store]]:
+    """Two stores on one database: the second stands for ``sshmint admin`` or another node."""
+    first = await Store.open(db_url)
+    second = await Store.open(db_url)
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_s9_1_auth_lookup_sees_removal_lockout_and_permissions_at_once(
+    stores: tuple[Store, Store], keys: list[StoreKey]
+) -> None:
+    server, admin = stores
+    user, key = await admin.create_user("ann@example.test", NOW, keys[0], "laptop", "")
+    assert key is not None
+    assert await server.auth_lookup(key.fingerprint) == (key, user)
+    assert await server.auth_lookup(keys[1].fingerprint) is None
+
+    locked = await admin.set_locked("ann@example.test", True)
+    found = await server.auth_lookup(key.fingerprint)
+    assert found is not None and found[1] == locked and found[1].locked
+
+    await admin.set_locked("ann@example.test", False)
+    found = await server.auth_lookup(key.fingerprint)
+    assert found is not None and found[1] is not None and not found[1].locked
+
+    await admin.touch_key_used(key.id, NOW - NOW % 86400)
+    found = await server.auth_lookup(key.fingerprint)
+    assert found is not None and found[0].last_used_at == NOW - NOW % 86400
+
+    assert await admin.delete_key(key.id)
+    assert await server.auth_lookup(key.fingerprint) is None
+    assert await server.key_by_fingerprint(key.fingerprint) is None
+    assert await server.keys_of_user(user.user_id) == []
+
+
+async def test_s8_3_proxy_lookup_sees_vm_owner_lockout_and_shares_at_once(
+    stores: tuple[Store, Store],
+) -> None:
+    server, admin = stores
+    owner, _ = await admin.create_user("own@example.test", NOW)
+    assert await server.proxy_lookup("app") is None
+    vm = await admin.create_vm("app", owner.user_id, "http://127.0.0.1:9", ["web"], NOW)
+    assert await server.proxy_lookup("app") == (vm, owner)
+
+    await admin.set_locked("own@example.test", True)
+    found = await server.proxy_lookup("app")
+    assert found is not None and found[1] is not None and found[1].locked
+
+    public = await admin.set_vm_share(vm.id, "public")
+    found = await server.proxy_lookup("app")
+    assert found is not None and found[0] == public and found[0].share == "public"
+
+    assert not await server.is_shared_with(vm.id, "bob@example.test")
+    await admin.add_share(vm.id, "bob@example.test", owner.user_id, None, NOW)
+    assert await server.is_shared_with(vm.id, "bob@example.test")
+    await admin.remove_share(vm.id, "bob@example.test")
+    assert not await server.is_shared_with(vm.id, "bob@example.test")
+
+    await admin.delete_vm(vm.id)
+    assert await server.proxy_lookup("app") is None
+
+
+async def test_s9_1_sqlite_a_raw_write_by_another_connection_is_seen_by_the_next_read(
+    tmp_path: Path, keys: list[StoreKey]
+) -> None:
+    path = tmp_path / "sshmint.db"
+    store = await Store.open(f"sqlite:///{path}")
+    try:
+        user, key = await store.create_user("ann@example.test", NOW, keys[0])
+        assert key is not None
+        assert await store.auth_lookup(key.fingerprint) is not None
+        with sqlite3.connect(path) as other:
+            other.execute(
+                "UPDATE ssh_keys SET permissions = ? WHERE id = ?", ('{"vm":"x"}', key.id)
+            )
+        found = await store.auth_lookup(key.fingerprint)
+        assert found is not None and found[0].permissions == '{"vm":"x"}'
+        with sqlite3.connect(path) as other:
+            other.execute("UPDATE users SET is_locked_out = 1 WHERE user_id = ?", (user.user_id,))
+        found = await store.auth_lookup(key.fingerprint)
+        assert found is not None and found[1] is not None and found[1].locked
+    finally:
+        await store.close()
+
+
+async def test_s9_1_sqlite_reads_leave_no_snapshot_open(
+    tmp_path: Path, keys: list[StoreKey]
+) -> None:
+    # A read transaction left open would pin an old snapshot (and hide later changes);
+    # a TRUNCATE checkpoint only completes when no reader holds one.
+    path = tmp_path / "sshmint.db"
+    store = await Store.open(f"sqlite:///{path}")
+    try:
+        user, key = await store.create_user("ann@example.test", NOW, keys[0])
+        assert key is not None
+        await store.auth_lookup(key.fingerprint)
+        await store.keys_of_user(user.user_id)
+        await store.ping()
+        other = sqlite3.connect(path)
+        try:
+            other.execute("UPDATE users SET next_ssh_key_number = 7")
+            other.commit()
+            busy, _log, _done = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            other.close()
+        assert busy == 0
+        found = await store.get_user(user.user_id)
+        assert found is not None and found.next_ssh_key_number == 7
+    finally:
+        await store.close()
+
+
+def test_s9_1_sqlite_fast_read_of_a_locked_database_answers_none_at_once(
+    tmp_path: Path,
+) -> None:
+    # Busy must never mean "wait on the event loop": the reader gives up at once and the
+    # store repeats the read through the engine. (A rollback-journal file is used because
+    # WAL readers are never blocked by the writers a test can set up.)
+    path = tmp_path / "plain.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    reader = SQLiteFastReader(sqlite3.connect(path, timeout=0, isolation_level=None))
+    try:
+        started = time.monotonic()
+        assert reader.fetch("SELECT x FROM t", {}) is None
+        assert time.monotonic() - started < 1.0
+        assert reader.fallbacks == 1
+        holder.execute("COMMIT")
+        assert reader.fetch("SELECT x FROM t", {}) == [(1,)]
+    finally:
+        reader.close()
+        holder.close()
+
+
+def test_s9_1_sqlite_fast_reads_are_used_only_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "plain.db"
+    sqlite3.connect(path).close()
+    assert SQLiteFastReader.open(str(path)) is None
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+    reader = SQLiteFastReader.open(str(path))
+    assert reader is not None
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader._connection.execute("CREATE TABLE t (x INTEGER)")  # type: ignore[union-attr]
+    finally:
+        reader.close()
+
+
+async def test_s9_1_sqlite_a_failing_fast_read_is_repeated_through_the_engine(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'sshmint.db'}")
+    try:
+        user, _ = await store.create_user("ann@example.test", NOW)
+        reader = store._fast_reader
+        assert reader is not None and reader._connection is not None
+        reader._connection.close()  # every fast read now fails
+        assert await store.get_user(user.user_id) == user
+        assert await store.proxy_lookup("none") is None
+        assert reader.fallbacks == 2
+    finally:
+        await store.close()
+
+
+async def test_s9_1_postgres_reads_recover_after_a_server_restart(
+    db_url: str, postgres: Any
+) -> None:
+    if not db_url.startswith("postgresql") or postgres.data_dir is None:
+        assert db_url.startswith("sqlite") or postgres.data_dir is None
+        return
+    store = await Store.open(db_url)
+    try:
+        user, _ = await store.create_user("ann@example.test", NOW)
+        assert await store.get_user(user.user_id) == user  # pooled read connection
+        await asyncio.to_thread(postgres.stop)
+        await asyncio.to_thread(postgres.start)
+        # The pooled connection is dead; the first read after the restart still answers.
+        await store.ping()
+        assert await store.get_user(user.user_id) == user
+    finally:
+        await store.close()
