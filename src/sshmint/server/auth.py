@@ -1,7 +1,7 @@
 """The one authentication path for bearer tokens (SPEC §2.1, §2.3, §5.5, §8.5).
 
 ``Authenticator.authenticate(bearer, namespace)`` is used by ``POST /exec`` and the VM
-proxy alike:
+proxy alike (``check_trade`` runs the same steps in ``exe0-to-exe1``'s order):
 
 1. exe1 resolution (§2.3): shape check, live handle by ``exe1_hash``, unseal; the stored
    exe0 string then replaces the bearer string;
@@ -193,6 +193,24 @@ class Authenticator:
             raise KeyPermissionsError(row.fingerprint) from None
         await self._touch(row, now)
         return Principal(user, row, key_permissions, parsed.permissions, parsed, presented)
+
+    async def check_trade(self, token: str, namespace: str, user_id: str) -> ParsedToken:
+        """``exe0-to-exe1`` (SPEC §6.6.17 steps 2–5) on the same parse, key and signature
+        steps, in the trade's order: parse → the caller's own key → signature → ``exp``
+        only (§3 trade exception: a future ``nbf`` may be traded).
+
+        Raises ``TokenFormatError`` (parse), ``TokenVerificationError`` (key or
+        signature), ``TokenExpiredError``; ``StoreError`` when the database fails.
+        """
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        parsed = self._parse(token, digest)
+        found = await self._store.auth_lookup(parsed.fingerprint)
+        if found is None or found[0].user_id != user_id:
+            raise TokenVerificationError("the signing key is not one of the caller's keys", 18)
+        if not self._signature_ok(parsed, digest, found[0], namespace):
+            raise TokenVerificationError("signature does not verify under the namespace", 19)
+        check_claims(parsed.permissions, self._now(), check_nbf=False)
+        return parsed
 
     async def _resolve_exe1(self, bearer: str, now: int) -> str:
         """SPEC §2.3: the exe0 string a live, well-formed handle stands for."""

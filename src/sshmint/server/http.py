@@ -333,6 +333,7 @@ class _API:
             now=runtime.now,
             stdin=None,
             indent_json=False,
+            authenticator=runtime.authenticator,
         )
         deadline = asyncio.timeout(EXEC_TIMEOUT_SECONDS)
         try:
@@ -369,7 +370,7 @@ class _API:
 def build_http_app(runtime: ServerRuntime) -> web.Application:
     """The aiohttp application serving the API and the VM proxy on one listener."""
     app = web.Application()
-    auth = Authenticator(runtime.store, runtime.now, runtime.logger)
+    auth = runtime.authenticator
     api = _API(runtime, auth)
     proxy = VMProxy(runtime, auth)
     config = runtime.config

@@ -6,11 +6,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from sshmint.server.config import ServerConfig
 
 if TYPE_CHECKING:
+    from sshmint.server.auth import Authenticator
     from sshmint.server.commands import CommandSettings
     from sshmint.server.store import Store
 
@@ -36,6 +38,14 @@ class ServerRuntime:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("sshmint.server"))
     ssh_port: int = 0
     http_port: int = 0
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        """The one authentication path (and its memo) shared by /exec, the proxy and
+        ``exe0-to-exe1`` over SSH."""
+        from sshmint.server.auth import Authenticator
+
+        return Authenticator(self.store, self.now, self.logger)
 
     def command_settings(self) -> CommandSettings:
         from sshmint.server.commands import CommandSettings

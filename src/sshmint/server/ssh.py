@@ -385,6 +385,7 @@ class _Session:
             now=self._runtime.now,
             stdin=stdin,
             indent_json=interactive,
+            authenticator=self._runtime.authenticator,
         )
         result = await run_words(ctx, words, force_json=False)
         return result.stdout, result.stderr, result.exit_status, False

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sshmint.server.store import SSHKeyRow, Store, User
 from sshmint.server.upstream import IPNetwork
+
+if TYPE_CHECKING:
+    from sshmint.server.auth import Authenticator
 
 __all__ = ["CommandContext", "CommandResult", "CommandSettings", "StdinReader"]
 
@@ -38,6 +42,9 @@ class CommandContext:
     stdin: StdinReader | None = None
     # Indented JSON (the REPL); compact otherwise (SPEC §6.4).
     indent_json: bool = False
+    # The server's one authentication path (``exe0-to-exe1`` validates through it); a
+    # context built without one (tests) gets a fresh instance.
+    authenticator: Authenticator | None = None
 
 
 @dataclass(frozen=True)

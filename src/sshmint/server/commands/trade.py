@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from sshmint.errors import INVALID_TOKEN, PublicKeyError, TokenExpiredError, TokenFormatError
-from sshmint.keys import parse_public_key_line
+import logging
+
+from sshmint.errors import (
+    INVALID_TOKEN,
+    TokenExpiredError,
+    TokenFormatError,
+    TokenVerificationError,
+)
+from sshmint.server.auth import Authenticator
 from sshmint.server.commands.access import accessible_vm, reduce, vm_access_denied
 from sshmint.server.commands.tree import CommandError, Invocation, Output
 from sshmint.server.exe1 import DEFAULT_EXE1_EXPIRY, derive_exe1, exe1_hash, seal
-from sshmint.token import check_claims, parse_exe0, verify_signature
 
 __all__ = ["run_exe0_to_exe1"]
 
 USAGE = "usage: exe0-to-exe1 [--vm=VMNAME] <exe0-token>"
+
+_log = logging.getLogger("sshmint.server")
 
 
 async def run_exe0_to_exe1(inv: Invocation) -> Output:
@@ -28,28 +36,19 @@ async def run_exe0_to_exe1(inv: Invocation) -> Output:
         if await accessible_vm(ctx, vm_name) is None:
             raise CommandError(vm_access_denied(vm_name))
         namespace = f"v0@{vm_name}.{ctx.settings.vm_host}"
-    # Step 2: parse (SPEC §2.1 steps 1-15); the reason is shown, prefixed (§2.4).
+    # Steps 2-5 through the server's one authentication path; the messages are §2.4's:
+    # parse failures are shown (prefixed), key and signature failures are not.
+    auth = ctx.authenticator or Authenticator(ctx.store, ctx.now, _log)
     try:
-        parsed = parse_exe0(token)
+        parsed = await auth.check_trade(token, namespace, ctx.user.user_id)
     except TokenFormatError as exc:
         raise CommandError(f"invalid token: {exc.message}") from None
-    # Steps 3-4: the caller's own registered key, and a signature under the namespace.
-    row = await ctx.store.key_by_fingerprint(parsed.fingerprint)
-    if row is None or row.user_id != ctx.user.user_id:
-        raise CommandError(INVALID_TOKEN)
-    try:
-        registered = parse_public_key_line(row.public_key)
-    except PublicKeyError:
+    except TokenVerificationError:
         raise CommandError(INVALID_TOKEN) from None
-    if not verify_signature(parsed, registered, namespace):
-        raise CommandError(INVALID_TOKEN)
-    # Step 5: exp only; a future nbf may be traded (SPEC §3, trade exception).
-    now = ctx.now()
-    try:
-        check_claims(parsed.permissions, now, check_nbf=False)
     except TokenExpiredError:
         raise CommandError("token has expired") from None
     # Steps 6-7: the derived handle is stable, so a live row means "already traded".
+    now = ctx.now()
     exe1 = derive_exe1(await ctx.store.exe1_secret(), token)
     digest = exe1_hash(exe1)
     if await ctx.store.exe1_lookup(digest, now) is None:
