@@ -6,12 +6,15 @@ import asyncio
 import json
 import logging
 import os
+import shlex
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from command_helpers import BACKENDS, Env, backend_env, json_of, open_env
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sshmint.server.commands import (
     COMMAND_NAMES,
@@ -317,3 +320,17 @@ async def test_s6_4_real_database_outage_is_database_unavailable(db_url: str) ->
             )
         result = await run_words(ctx, ["ls"], force_json=True)
         assert json_of(result) == {"error": DATABASE_UNAVAILABLE}
+
+
+@given(st.text(alphabet=" \t\r\n\x0b\x0c\xa0\u2028ab#-=$*é'\"\\", max_size=16))
+def test_s6_3_splitting_equals_posix_shlex_for_every_line(line: str) -> None:
+    """The quote-free fast path and shlex agree on words and on syntax errors."""
+    try:
+        expected: list[str] | None = shlex.split(line, comments=False, posix=True)
+    except ValueError:
+        expected = None
+    try:
+        got: list[str] | None = split_command_line(line)
+    except CommandSyntaxError:
+        got = None
+    assert got == expected
