@@ -20,12 +20,10 @@ from harness import SSHMintServer
 from http_support import (
     Account,
     add_key,
-    curl,
     db_execute,
     new_key,
     public_line,
     recipe_token,
-    wait_for,
 )
 
 
@@ -184,20 +182,3 @@ def test_r50_expired_key_is_403_and_unreadable_permissions_are_500(
     assert_error(post_exec(live, b"whoami", token=token), 500, "internal error")
     db_execute(live.db_url, sql, ("", account.fingerprint))
     assert_ok(post_exec(live, b"whoami", token=token))
-
-
-def test_zz_logs_never_contain_tokens(live: SSHMintServer, account: Account) -> None:
-    """SPEC §2.4/§9.3: after everything above, not one token in the server's output — even
-    when a client puts one in the query string or the Referer."""
-    token = account.token()
-    curl(
-        live.http_url + f"/exec?token={token}",
-        "-H", f"Referer: http://localhost/?t={token}",
-        "-H", f"Authorization: Bearer {token}",
-        data=b"whoami",
-    )  # fmt: skip
-    curl(live.http_url + "/healthz", "-H", f"User-Agent: {token}")
-    # The access log line of that request (with the token redacted) proves logging is on.
-    assert wait_for(lambda: "<redacted token>" in live.stderr), live.stderr[-2000:]
-    output = live.stdout + live.stderr
-    assert "exe0." not in output and "exe1." not in output
