@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) lint
-	bash scripts/ensure-postgres
+	bash scripts/ensure-test-tools
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

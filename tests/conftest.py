@@ -123,7 +123,7 @@ def _start_private_cluster() -> PostgresServer:
     initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not initdbs:
         raise RuntimeError(
-            "PostgreSQL is not installed: run scripts/ensure-postgres (make test does)"
+            "PostgreSQL is not installed: run scripts/ensure-test-tools (make test does)"
         )
     bin_dir = os.path.dirname(initdbs[-1])
     data_dir = tempfile.mkdtemp(prefix="sshmint-pg-")
