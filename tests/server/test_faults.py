@@ -127,20 +127,3 @@ def test_spec_6_4_unexpected_exception_is_internal_error_and_the_server_carries_
     assert (failed.returncode, failed.stdout, failed.stderr) == (1, "", "internal error\n")
     assert "injected failure" in server.stderr  # logged on the server side only
     assert server.ssh(account.key, "whoami").returncode == 0
-
-
-def test_a1_without_the_http_module_the_server_still_answers_healthz(
-    server_factory: Callable[..., SSHMintServer], tmp_path: Path
-) -> None:
-    """The start-up fallback: GET /healthz is served even when sshmint.server.http is absent."""
-    modules = tmp_path / "mods"
-    modules.mkdir()
-    (modules / "no_http.py").write_text(
-        "import sys\nsys.modules['sshmint.server.http'] = None  # import now fails\n"
-    )
-    server = server_factory(
-        f"sqlite:///{tmp_path / 'h.db'}", preload="no_http", pythonpath=[modules]
-    )
-    health = httpx.get(f"{server.http_url}/healthz")
-    assert (health.status_code, health.json()) == (200, {"status": "ok"})
-    assert httpx.post(f"{server.http_url}/exec", content="whoami").status_code == 404

@@ -15,9 +15,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -29,12 +27,6 @@ __all__ = ["StartupError", "bind_sockets", "configure_logging", "run_server"]
 
 # How long the HTTP listener lets in-flight requests finish on shutdown.
 HTTP_SHUTDOWN_TIMEOUT = 3.0
-# A header line may carry a 16 KiB token; aiohttp's default line limit is 8190.
-_FALLBACK_HANDLER_ARGS: Mapping[str, Any] = {
-    "max_line_size": 32 * 1024,
-    "max_field_size": 32 * 1024,
-}
-
 _log = logging.getLogger("sshmint.server")
 
 
@@ -127,50 +119,6 @@ def _redact(text: str, db_url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
-def _fallback_http_app(runtime: ServerRuntime) -> web.Application:
-    """Serves ``GET /healthz`` only; used while ``sshmint.server.http`` is absent."""
-    from sshmint.server.store import StoreUnavailable
-
-    async def healthz(request: web.Request) -> web.Response:
-        try:
-            await runtime.store.ping()
-        except StoreUnavailable:
-            return web.json_response(
-                {"status": "error", "error": "database unavailable"}, status=503
-            )
-        return web.json_response({"status": "ok"})
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    return app
-
-
-@dataclass(frozen=True)
-class _HTTPParts:
-    build_app: Callable[[ServerRuntime], web.Application]
-    handler_args: Mapping[str, Any]
-    tls_context: Callable[[ServerConfig], ssl.SSLContext | None]
-
-
-def _http_parts() -> _HTTPParts:
-    """The HTTP module's application, or the /healthz-only fallback while it is absent."""
-    try:
-        from sshmint.server import http
-    except ModuleNotFoundError as exc:
-        if exc.name != "sshmint.server.http":
-            raise
-        return _HTTPParts(_fallback_http_app, _FALLBACK_HANDLER_ARGS, _fallback_tls_context)
-    return _HTTPParts(http.build_http_app, http.HTTP_HANDLER_ARGS, http.ssl_context_from_config)
-
-
-def _fallback_tls_context(config: ServerConfig) -> ssl.SSLContext | None:
-    if config.tls_cert is None or config.tls_key is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.tls_cert, config.tls_key)
-    return context
-
-
 async def run_server(config: ServerConfig) -> int:
     """Run until SIGTERM/SIGINT; 0 after a clean stop, 1 when start-up fails."""
     loop = asyncio.get_running_loop()
@@ -200,6 +148,7 @@ async def run_server(config: ServerConfig) -> int:
 async def _serve(
     config: ServerConfig, stop: asyncio.Event, cleanups: list[Callable[[], object]]
 ) -> None:
+    from sshmint.server.http import HTTP_HANDLER_ARGS, build_http_app, ssl_context_from_config
     from sshmint.server.ssh import load_or_create_host_key, start_ssh_server
     from sshmint.server.store import Store, StoreError
 
@@ -213,9 +162,8 @@ async def _serve(
         host_key = load_or_create_host_key(config.data_dir)
     except Exception as exc:  # asyncssh raises several types for unreadable or corrupt keys
         raise StartupError(f"cannot load SSH host key {config.host_key_path}: {exc}") from None
-    http = _http_parts()
     try:
-        tls = http.tls_context(config)
+        tls = ssl_context_from_config(config)
     except (OSError, ValueError, ssl.SSLError) as exc:
         raise StartupError(f"cannot load TLS certificate or key: {exc}") from None
 
@@ -253,10 +201,10 @@ async def _serve(
 
     # AppRunner passes its keyword arguments on to every request handler.
     runner = web.AppRunner(
-        http.build_app(runtime),
+        build_http_app(runtime),
         handle_signals=False,
         shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
-        **http.handler_args,
+        **HTTP_HANDLER_ARGS,
     )
     await runner.setup()
     cleanups.append(runner.cleanup)
