@@ -15,7 +15,9 @@ import signal
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Callable
+from typing import TextIO
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -34,11 +36,83 @@ class StartupError(Exception):
     """The server cannot start; ``str(exc)`` is the one line printed on stderr."""
 
 
+class _LogFormatter(logging.Formatter):
+    """``%(asctime)s`` with the date and time rendered once per second: with an access log
+    line per request, ``time.strftime`` for every record is a measurable share of a
+    proxied request."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self._second = -1
+        self._stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._stamp = time.strftime(self.default_time_format, self.converter(second))
+            self._second = second
+        return f"{self._stamp},{int(record.msecs):03d}"
+
+
+class _BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that, on an event loop, writes INFO and DEBUG lines (the access
+    log) within ``FLUSH_DELAY`` seconds instead of one ``write`` per line; warnings and
+    errors, and lines logged outside the loop's thread, are written at once."""
+
+    FLUSH_DELAY = 0.05
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._flush_pending = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING:
+            self.flush()
+            return
+        if self._flush_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on the event loop's thread
+            self.flush()
+            return
+        self._flush_pending = True
+        loop.call_later(self.FLUSH_DELAY, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._flush_pending = False
+        self.flush()
+
+
+def _buffered_stderr() -> TextIO:
+    """A block-buffered text stream on file descriptor 2 (``sys.stderr`` writes through on
+    every line, or on every write under ``PYTHONUNBUFFERED``), so that the handler decides
+    when lines go out."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a stream without a file
+        return sys.stderr
+    return open(
+        fd, "w", buffering=1 << 16, encoding="utf-8", errors="backslashreplace", closefd=False
+    )
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Log to stderr. asyncssh logs exec command lines at INFO, and those can carry tokens
     (``exe0-to-exe1 TOKEN``), so its logger is held at WARNING."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # The format uses none of these; collecting them costs time on every record.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler = _BatchingStreamHandler(_buffered_stderr())
+    handler.setFormatter(_LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -148,7 +222,7 @@ async def run_server(config: ServerConfig) -> int:
 async def _serve(
     config: ServerConfig, stop: asyncio.Event, cleanups: list[Callable[[], object]]
 ) -> None:
-    from sshmint.server.http import HTTP_HANDLER_ARGS, build_http_app, ssl_context_from_config
+    from sshmint.server.http import HTTPFrontEnd, build_http_server, ssl_context_from_config
     from sshmint.server.ssh import load_or_create_host_key, start_ssh_server
     from sshmint.server.store import Store, StoreError
 
@@ -199,12 +273,13 @@ async def _serve(
     cleanups.append(ssh_listener.close)
     _announce(f"ssh listening on {_bound(ssh_sockets)}")
 
-    # AppRunner passes its keyword arguments on to every request handler.
-    runner = web.AppRunner(
-        build_http_app(runtime),
+    front_end = HTTPFrontEnd(runtime)
+    await front_end.start()
+    cleanups.append(front_end.close)  # after the listener (cleanups run in reverse)
+    runner = web.ServerRunner(
+        build_http_server(front_end),
         handle_signals=False,
         shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
-        **HTTP_HANDLER_ARGS,
     )
     await runner.setup()
     cleanups.append(runner.cleanup)

@@ -1,8 +1,8 @@
 """The HTTP listener: host routing (SPEC §8.1), the API (``POST /exec``, ``/healthz``, §7).
 
-``build_http_app(runtime)`` returns the aiohttp application; requests whose Host names a VM
-go to the reverse proxy (:mod:`sshmint.server.proxy`), everything else to the API.
-``HTTP_HANDLER_ARGS`` are keyword arguments for ``web.AppRunner(app, **HTTP_HANDLER_ARGS)``:
+:class:`HTTPFrontEnd` handles every request: those whose Host names a VM go to the reverse
+proxy (:mod:`sshmint.server.proxy`), everything else to the API. ``build_http_server``
+wraps it in aiohttp's low-level server with ``HTTP_HANDLER_ARGS``:
 header lines of up to 32 KiB reach the application (SPEC §2.1 notes: an over-long bearer
 token is answered by step 1, not by the HTTP parser) and the access log never shows a
 token. ``ssl_context_from_config`` builds the TLS context for ``--tls-cert``/``--tls-key``.
@@ -55,8 +55,9 @@ __all__ = [
     "HTTP_HANDLER_ARGS",
     "MAX_BODY_BYTES",
     "REDACTED",
+    "HTTPFrontEnd",
     "RedactingAccessLogger",
-    "build_http_app",
+    "build_http_server",
     "redact_tokens",
     "route_host",
     "ssl_context_from_config",
@@ -122,7 +123,7 @@ class RedactingAccessLogger(AccessLogger):
         ]
 
 
-# For web.AppRunner(**HTTP_HANDLER_ARGS): header lines up to 32 KiB (SPEC §2.1 needs
+# For web.Server(handler, **HTTP_HANDLER_ARGS): header lines up to 32 KiB (SPEC §2.1 needs
 # ≥ 16 KiB for Authorization values) and the redacting access log.
 HTTP_HANDLER_ARGS: Final[Mapping[str, Any]] = {
     "max_line_size": 32 * 1024,
@@ -203,10 +204,6 @@ def _unauthorized(message: str) -> web.Response:
     return _error(401, message, {"WWW-Authenticate": "Bearer"})
 
 
-async def _no_expect(request: web.Request) -> None:
-    """Answer ``Expect: 100-continue`` only once the body is wanted (see ``send_continue``)."""
-
-
 class _API:
     """``/exec`` and ``/healthz`` on every non-VM host (SPEC §7)."""
 
@@ -217,7 +214,7 @@ class _API:
         self._namespace = f"v0@{runtime.config.web_host}"
         self._settings: CommandSettings | None = None
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
         if path == "/exec":
             return await self._exec(request)
@@ -225,7 +222,7 @@ class _API:
             return await self._healthz(request)
         return _error(404, "not found")
 
-    async def _healthz(self, request: web.Request) -> web.Response:
+    async def _healthz(self, request: web.BaseRequest) -> web.Response:
         if request.method not in ("GET", "HEAD"):
             return _error(405, "method not allowed", {"Allow": "GET, HEAD"})
         try:
@@ -235,7 +232,7 @@ class _API:
             return _json_response(503, _HEALTH_UNAVAILABLE)
         return _json_response(200, _HEALTH_OK)
 
-    async def _exec(self, request: web.Request) -> web.Response:
+    async def _exec(self, request: web.BaseRequest) -> web.Response:
         # Step 1.
         if request.method != "POST":
             return _error(405, "method not allowed", {"Allow": "POST"})
@@ -298,7 +295,7 @@ class _API:
         return await self._run(principal, words)
 
     @staticmethod
-    async def _read_body(request: web.Request) -> bytes:
+    async def _read_body(request: web.BaseRequest) -> bytes:
         """Read at most MAX_BODY_BYTES + 1 bytes: enough to tell an over-long body."""
         await send_continue(request)
         content = request.content
@@ -367,24 +364,39 @@ class _API:
         return _json_response(422, output + "\n")
 
 
-def build_http_app(runtime: ServerRuntime) -> web.Application:
-    """The aiohttp application serving the API and the VM proxy on one listener."""
-    app = web.Application()
-    auth = runtime.authenticator
-    api = _API(runtime, auth)
-    proxy = VMProxy(runtime, auth)
-    config = runtime.config
+class HTTPFrontEnd:
+    """The one request handler of the HTTP listener: VM hosts go to the proxy, every other
+    host to the API (SPEC §8.1).
 
-    async def dispatch(request: web.Request) -> web.StreamResponse:
-        vm_label = route_host(request_host(request), config.web_host, config.vm_host)
+    It runs under aiohttp's low-level ``web.Server`` (see ``build_http_server``): with one
+    handler for every path, an ``Application`` would only add a router lookup and request
+    wrapping to every request. That server also never answers ``Expect: 100-continue`` by
+    itself, which is what the API and the proxy want (see ``send_continue``).
+    """
+
+    def __init__(self, runtime: ServerRuntime) -> None:
+        auth = runtime.authenticator
+        self._api = _API(runtime, auth)
+        self._proxy = VMProxy(runtime, auth)
+        self._web_host = runtime.config.web_host
+        self._vm_host = runtime.config.vm_host
+
+    async def start(self) -> None:
+        await self._proxy.start()
+
+    async def close(self) -> None:
+        await self._proxy.close()
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        vm_label = route_host(request_host(request), self._web_host, self._vm_host)
         if vm_label is not None:
-            return await proxy.handle(request, vm_label)
-        return await api.handle(request)
+            return await self._proxy.handle(request, vm_label)
+        return await self._api.handle(request)
 
-    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=_no_expect)
-    app.on_startup.append(proxy.on_startup)
-    app.on_cleanup.append(proxy.on_cleanup)
-    return app
+
+def build_http_server(front_end: HTTPFrontEnd) -> web.Server:
+    """aiohttp's low-level server around ``front_end`` with ``HTTP_HANDLER_ARGS``."""
+    return web.Server(front_end.handle, **HTTP_HANDLER_ARGS)
 
 
 def ssl_context_from_config(config: ServerConfig) -> ssl.SSLContext | None:

@@ -5,10 +5,11 @@ selection and validation (§8.4–8.5) → access rules for private VMs (401/403
 forwarding (§8.7–8.8) or 502. The header rules are pure functions at the top of this
 module so they can be tested without sockets; :class:`VMProxy` does the I/O.
 
-Bodies stream both ways through one shared ``aiohttp.ClientSession``: nothing is buffered
-beyond aiohttp's flow-control windows, responses are never decompressed, cookies are never
-stored, redirects never followed. ``Connection: Upgrade`` requests (WebSocket) are relayed
-byte for byte after a ``101 Switching Protocols``.
+Requests go out through :mod:`sshmint.server.upstream_client` on pooled keep-alive
+connections, with exactly the head built here; bodies stream both ways with flow control
+(nothing is buffered beyond a few hundred KiB), responses are never decompressed, cookies
+never stored, redirects never followed. ``Connection: Upgrade`` requests (WebSocket) are
+relayed byte for byte after a ``101 Switching Protocols``.
 """
 
 from __future__ import annotations
@@ -21,18 +22,27 @@ import ipaddress
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import aiohttp
 from aiohttp import hdrs, web
-from aiohttp.http_writer import StreamWriter
+from aiohttp.streams import StreamReader
 from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
 from sshmint.errors import TokenError
 from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal, redact_tokens
+from sshmint.server.splice import SpliceError, splice_available, splice_exactly, transport_fd
 from sshmint.server.store import VM, StoreError
 from sshmint.server.upstream import Upstream, UpstreamError, parse_upstream, upstream_allowed
+from sshmint.server.upstream_client import (
+    ResponseHead,
+    UpstreamBodyError,
+    UpstreamConnection,
+    UpstreamPool,
+    UpstreamUnavailable,
+    encode_request_head,
+)
 from sshmint.server.validation import is_valid_vm_name
 from sshmint.token import EXE0_PREFIX, EXE1_PREFIX
 
@@ -80,14 +90,12 @@ MSG_UNAVAILABLE: Final = "upstream unavailable"
 # Upgraded connections: stop reading a side once this much is queued for the other.
 _RELAY_HIGH_WATER: Final = 256 * 1024
 _RELAY_LOW_WATER: Final = 64 * 1024
-# Upstream response header lines may be as long as the ones we accept from clients.
-_UPSTREAM_MAX_FIELD: Final = 32 * 1024
 _CONNECT_TIMEOUT_SECONDS: Final = 10.0
-# Upstream bodies are read in pieces of up to this size (aiohttp's flow-control window is
-# twice it). Measured on 1 MiB responses: 256 KiB relays faster than 64 KiB (more Python
-# per byte) and than 1 MiB (allocations that large are returned to the OS and page-faulted
-# back in on every response).
-_READ_BUFSIZE: Final = 256 * 1024
+# Response bytes that may queue towards a client before the relay waits for it.
+_CLIENT_WRITE_HIGH_WATER: Final = 256 * 1024
+# Smaller body remainders are copied: setting up a splice costs about as much as copying
+# this much.
+_SPLICE_MIN_BYTES: Final = 64 * 1024
 # Distinct upstream strings whose parse (and IP-literal verdicts) are remembered.
 _UPSTREAM_MEMO_SIZE: Final = 4096
 # aiohttp's HTTP parser switches a connection to raw bytes for exactly these protocols.
@@ -369,8 +377,9 @@ class _Pipe:
         return chunk
 
     def _set_reading(self, reading: bool) -> None:
-        transport = self._transport
-        if not isinstance(transport, asyncio.ReadTransport) or transport.is_closing():
+        # Stream transports only (uvloop's do not subclass asyncio's, hence the cast).
+        transport = cast(asyncio.Transport | None, self._transport)
+        if transport is None or transport.is_closing():
             return
         if reading:
             transport.resume_reading()
@@ -379,9 +388,13 @@ class _Pipe:
         self._paused = not reading
 
 
-async def _pump(source: _Pipe, write: StreamWriter | web.StreamResponse) -> None:
+class _AsyncWriter(Protocol):
+    async def write(self, data: bytes) -> None: ...
+
+
+async def _pump(source: _Pipe, sink: _AsyncWriter) -> None:
     while chunk := await source.read():
-        await write.write(chunk)
+        await sink.write(chunk)
 
 
 # --- the proxy ----------------------------------------------------------------------------
@@ -408,35 +421,19 @@ class VMProxy:
         self._auth = auth
         self._vm_host = runtime.config.vm_host
         self._networks = tuple(runtime.config.upstream_allow)
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: UpstreamPool | None = None
         self._upstreams: dict[str, Upstream | None] = {}
         self._literal_verdicts: dict[str, bool] = {}
 
-    async def on_startup(self, _app: web.Application) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=0,  # no pool-wide cap: each client request gets its upstream connection
-            use_dns_cache=False,  # resolve as upstream_allowed just did (SPEC §8.7)
-            enable_cleanup_closed=False,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),  # never keep one client's cookies for another
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            timeout=aiohttp.ClientTimeout(
-                total=None, connect=_CONNECT_TIMEOUT_SECONDS, sock_read=None
-            ),
-            max_line_size=_UPSTREAM_MAX_FIELD,
-            read_bufsize=_READ_BUFSIZE,
-            max_field_size=_UPSTREAM_MAX_FIELD,
-        )
+    async def start(self) -> None:
+        self._pool = UpstreamPool(connect_timeout=_CONNECT_TIMEOUT_SECONDS)
 
-    async def on_cleanup(self, _app: web.Application) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
-    async def handle(self, request: web.Request, label: str) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest, label: str) -> web.StreamResponse:
         headers = request.headers
         # 1. Ambiguity (SPEC §8.4), before anything else.
         if is_ambiguous(headers):
@@ -542,25 +539,32 @@ class VMProxy:
             self._literal_verdicts[host] = allowed
         return allowed
 
-    def _upstream_url(self, request: web.Request, base: str) -> URL:
-        """Method, path and query exactly as received (SPEC §8.7): no re-encoding."""
+    @staticmethod
+    def _target(request: web.BaseRequest) -> str:
+        """Method, path and query exactly as received (SPEC §8.7): no re-encoding. An
+        absolute-form target (``GET http://host/path``) is sent in origin form."""
         raw = request.raw_path  # the request target exactly as received
+        if raw == "*" and request.method == "OPTIONS":  # asterisk form (RFC 9112 §3.2.4)
+            return raw
         if not raw.startswith("/"):
             target = URL(raw, encoded=True)
             raw = (target.raw_path_qs or "/") if target.is_absolute() else raw
-        if not raw.startswith("/"):
-            raw = "/" + raw
-        return URL(base + raw, encoded=True)
+        return raw if raw.startswith("/") else "/" + raw
+
+    def _unavailable(self, vm: VM, exc: BaseException) -> web.Response:
+        reason = redact_tokens(f"{type(exc).__name__}: {exc}")[:300]
+        self._runtime.logger.info("proxy: upstream of VM %s unavailable: %s", vm.name, reason)
+        return _text(502, MSG_UNAVAILABLE)
 
     async def _forward(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         vm: VM,
         consumed: BearerCredential | None,
         identity: Identity | None,
     ) -> web.StreamResponse:
-        session = self._session
-        if session is None:
+        pool = self._pool
+        if pool is None:
             return _text(500, MSG_INTERNAL)
         upstream = self._parse_upstream(vm.upstream)
         if upstream is None:
@@ -571,97 +575,161 @@ class VMProxy:
                 "proxy: upstream of VM %s is not in an allowed network", vm.name
             )
             return _text(502, MSG_UNAVAILABLE)
+        headers = request.headers
         # Only protocols aiohttp's parser hands over as raw bytes can be relayed; any other
         # Upgrade request is forwarded as a plain request (SPEC §8.8 makes upgrades optional).
         upgrade = (
-            is_upgrade_request(request.headers)
-            and request.headers.get("Upgrade", "").lower() in _RELAYABLE_UPGRADES
+            is_upgrade_request(headers)
+            and headers.get("Upgrade", "").lower() in _RELAYABLE_UPGRADES
         )
         out_headers = upstream_request_headers(
-            request.headers.items(),
+            headers.items(),
             consumed=consumed,
             client_ip=request.remote or "",
             default_proto=request.scheme,
             identity=identity,
             upgrade=upgrade,
         )
-        url = self._upstream_url(request, upstream.url)
+        has_body = request.body_exists and not upgrade
+        # A body without Content-Length came chunked (its Transfer-Encoding is hop-by-hop
+        # and was removed): it goes on chunked.
+        chunked = has_body and request.content_length is None
+        if chunked:
+            out_headers.append(("Transfer-Encoding", "chunked"))
+        try:
+            head = encode_request_head(request.method, self._target(request), out_headers)
+        except ValueError as exc:  # a ctx with a line break cannot travel in a header
+            return self._unavailable(vm, exc)
         await send_continue(request)
-        body = request.content if request.body_exists and not upgrade else None
+        body = request.content
+        if has_body and body.is_eof():  # the whole body is here: one write with the head
+            data = body.read_nowait()
+            head += _chunk(data) + _LAST_CHUNK if chunked else data
+            has_body = False
+        host, port = upstream.host, upstream.port
+        head_request = request.method == "HEAD"
+        conn: UpstreamConnection | None = None
+        sender: asyncio.Task[None] | None = None
         try:
-            upstream_response = await session.request(
-                request.method,
-                url,
-                headers=out_headers,
-                data=body,
-                allow_redirects=False,
-                compress=None,
-            )
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-            reason = redact_tokens(f"{type(exc).__name__}: {exc}")[:300]
-            self._runtime.logger.info("proxy: upstream of VM %s unavailable: %s", vm.name, reason)
-            return _text(502, MSG_UNAVAILABLE)
-        try:
-            if upgrade and upstream_response.status == 101:
-                return await self._relay_upgrade(request, upstream_response)
-            return await self._relay_response(request, upstream_response, close=upgrade)
+            # A pooled connection the upstream has just closed fails before any response
+            # byte: the request is sent once more on a new connection, unless a body
+            # stream (which cannot be replayed) was already being sent.
+            for attempt in range(2):
+                try:
+                    conn = await (
+                        pool.acquire(host, port) if attempt == 0 else pool.connect(host, port)
+                    )
+                except (OSError, TimeoutError) as exc:
+                    return self._unavailable(vm, exc)
+                conn.send(head, head_request=head_request)
+                if has_body:
+                    sender = asyncio.ensure_future(_send_body(conn, body, chunked=chunked))
+                try:
+                    response_head = await conn.read_head()
+                    break
+                except UpstreamUnavailable as exc:
+                    conn.abort()
+                    if (
+                        attempt == 0
+                        and conn.reused
+                        and not has_body
+                        and not conn.got_response_bytes
+                    ):
+                        continue
+                    return self._unavailable(vm, exc)
+            else:  # pragma: no cover - the loop always breaks or returns
+                return _text(502, MSG_UNAVAILABLE)
+            if upgrade and response_head.status == 101 and conn.upgraded:
+                return await self._relay_upgrade(request, conn, response_head)
+            if response_head.status == 101:  # a switch nobody asked for
+                return self._unavailable(vm, ValueError("unexpected 101 response"))
+            return await self._relay_response(request, conn, response_head, close=upgrade)
         finally:
-            upstream_response.release()
+            if sender is not None:
+                if not sender.done():
+                    sender.cancel()  # the response ended first: the rest is not wanted
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sender
+                    if conn is not None:
+                        conn.abort()  # half a request body went out: the connection is spent
+                elif not sender.cancelled() and sender.exception() is not None and conn:
+                    conn.abort()
+            if conn is not None and not conn.upgraded:
+                pool.release(conn, host, port)
 
     async def _relay_response(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, *, close: bool
+        self,
+        request: web.BaseRequest,
+        conn: UpstreamConnection,
+        head: ResponseHead,
+        *,
+        close: bool,
     ) -> web.StreamResponse:
-        response = _CoalescingRelayResponse(status=upstream.status, reason=upstream.reason)
-        for name, value in upstream_response_headers(upstream.headers.items(), switching=False):
+        response = _CoalescingRelayResponse(status=head.status, reason=head.reason)
+        for name, value in upstream_response_headers(head.headers, switching=False):
             response.headers.add(name, value)
         if close:
             # A refused upgrade leaves the client connection in raw mode: do not reuse it.
             response.force_close()
         transport = request.transport
-        if isinstance(transport, asyncio.WriteTransport):
+        if transport is not None:
             # Let a body's worth of data queue towards the client before waiting on it.
-            transport.set_write_buffer_limits(high=_READ_BUFSIZE)
-        content = upstream.content
+            transport.set_write_buffer_limits(high=_CLIENT_WRITE_HIGH_WATER)
+        spliceable: bool | None = None  # decided once a large remainder turns up
         try:
             await response.prepare(request)
             # Whatever arrived with the upstream's headers goes out with ours in one write;
             # if nothing has arrived yet, the headers go now (a slow body still streams).
-            first = content.read_nowait()
-            if first or not content.at_eof():
+            first = conn.read_body_nowait()
+            if first or not conn.body_done:
                 await response.write(first)
-            async for chunk in content.iter_any():
+            while True:
+                # A large rest of a sized body moves socket to socket inside the kernel,
+                # once everything before it has left (splice.py).
+                if transport is not None and not transport.get_write_buffer_size():
+                    remainder = conn.spliceable_remainder()
+                    if remainder >= _SPLICE_MIN_BYTES and conn.transport is not None:
+                        if spliceable is None:
+                            loop = asyncio.get_running_loop()
+                            spliceable = splice_available(loop, transport, conn.transport)
+                        if spliceable:
+                            fd = transport_fd(transport)
+                            await splice_exactly(conn.begin_splice(), fd, remainder)
+                            conn.end_splice()
+                chunk = await conn.read_body()
+                if not chunk:
+                    break
                 await response.write(chunk)
             await response.write_eof()
-        except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
+        except (UpstreamBodyError, SpliceError, OSError) as exc:
             # The status line is gone already: all that is left is to cut the connection.
             self._runtime.logger.info("proxy: relay interrupted: %s", type(exc).__name__)
+            conn.abort()
             response.force_close()
             if request.transport is not None:
                 request.transport.close()
         return response
 
     async def _relay_upgrade(
-        self, request: web.Request, upstream: aiohttp.ClientResponse
+        self, request: web.BaseRequest, conn: UpstreamConnection, head: ResponseHead
     ) -> web.StreamResponse:
         """SPEC §8.8: relay the 101, then copy bytes both ways until either side closes."""
-        connection = upstream.connection
         client_protocol = request.protocol
-        if connection is None or connection.protocol is None or client_protocol is None:
+        if client_protocol is None or conn.transport is None:
+            conn.close()
             return _text(502, MSG_UNAVAILABLE)
-        upstream_protocol = connection.protocol
-        response = _RelayResponse(status=101, reason=upstream.reason)
-        for name, value in upstream_response_headers(upstream.headers.items(), switching=True):
+        response = _RelayResponse(status=101, reason=head.reason)
+        for name, value in upstream_response_headers(head.headers, switching=True):
             response.headers.add(name, value)
         response.force_close()
         await response.prepare(request)
 
         from_client = _Pipe(request.transport)
-        from_upstream = _Pipe(upstream_protocol.transport)
+        from_upstream = _Pipe(conn.transport)
         client_protocol.set_parser(from_client)  # type: ignore[arg-type]
-        upstream_protocol.set_parser(from_upstream, None)
-        to_upstream = StreamWriter(upstream_protocol, asyncio.get_running_loop())
+        conn.take_raw_stream(from_upstream.feed_data, from_upstream.feed_eof)
         pumps = [
-            asyncio.ensure_future(_pump(from_client, to_upstream)),
+            asyncio.ensure_future(_pump(from_client, _ConnectionWriter(conn))),
             asyncio.ensure_future(_pump(from_upstream, response)),
         ]
         try:
@@ -672,7 +740,46 @@ class VMProxy:
             for task in pumps:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            connection.close()
+            conn.close()
             if request.transport is not None:
                 request.transport.close()
         return response
+
+
+# --- request bodies -----------------------------------------------------------------------
+
+_LAST_CHUNK: Final = b"0\r\n\r\n"
+
+
+def _chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (RFC 9112 §7.1); empty data makes no chunk."""
+    return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+
+
+async def _send_body(conn: UpstreamConnection, body: StreamReader, *, chunked: bool) -> None:
+    """Stream the client's request body to the upstream as it arrives (SPEC §8.7)."""
+    try:
+        while chunk := await body.readany():
+            if chunked:
+                conn.write(b"%x\r\n" % len(chunk))
+                conn.write(chunk)
+                conn.write(b"\r\n")
+            else:
+                conn.write(chunk)
+            await conn.drain()
+        if chunked:
+            conn.write(_LAST_CHUNK)
+    except BaseException:
+        conn.abort()  # the upstream must not take a truncated body for a whole one
+        raise
+
+
+class _ConnectionWriter:
+    """The upstream side of an upgraded connection, as ``_pump`` writes to it."""
+
+    def __init__(self, conn: UpstreamConnection) -> None:
+        self._conn = conn
+
+    async def write(self, data: bytes) -> None:
+        self._conn.write(data)
+        await self._conn.drain()

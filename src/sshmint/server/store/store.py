@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
@@ -75,6 +75,7 @@ def new_user_id() -> str:
 
 
 Row = Sequence[Any]
+_T = TypeVar("_T")
 
 # Positions of columns in whole-table rows (a select of the table, or RETURNING *table.c).
 _USER_COLS = len(users.c)
@@ -147,6 +148,39 @@ def _check_column_order() -> None:
 
 
 _check_column_order()
+
+
+class _RowMemo(Generic[_T]):
+    """Records built from rows *as just read*, remembered by the row's exact values.
+
+    Turning a row into records is a pure function of its values, so this hides no change
+    (SPEC §9.1): a changed row is a different key. It only saves rebuilding the same
+    records (and re-parsing a VM's tags) on every proxied request.
+    """
+
+    def __init__(self, build: Callable[[tuple[Any, ...]], _T], size: int = 4096) -> None:
+        self._build = build
+        self._size = size
+        self._memo: dict[tuple[Any, ...], _T] = {}
+
+    def __call__(self, row: Row) -> _T:
+        key = tuple(row)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._build(key)
+            if len(self._memo) >= self._size:
+                self._memo.clear()
+            self._memo[key] = found
+        return found
+
+
+# The two reads of every authenticated or proxied request (see _RowMemo).
+_auth_records: _RowMemo[tuple[SSHKeyRow, User | None]] = _RowMemo(
+    lambda row: (_key(row), None if row[_KEY_COLS] is None else _user(row, _KEY_COLS))
+)
+_proxy_records: _RowMemo[tuple[VM, User | None]] = _RowMemo(
+    lambda row: (_vm(row), None if row[_VM_COLS] is None else _user(row, _VM_COLS))
+)
 
 
 def _unclassified_conflict() -> StoreError:
@@ -398,11 +432,7 @@ class Store:
         §2.1 steps 18 and 20); ``None`` when no key has the fingerprint, and a ``None``
         user when the key's owner row is missing."""
         rows = await self._read(q.AUTH_LOOKUP, {"fp": fingerprint})
-        if not rows:
-            return None
-        row = rows[0]
-        user = None if row[_KEY_COLS] is None else _user(row, _KEY_COLS)
-        return _key(row), user
+        return _auth_records(rows[0]) if rows else None
 
     async def keys_of_user(self, user_id: str) -> list[SSHKeyRow]:
         """The user's keys in insertion order."""
@@ -674,11 +704,7 @@ class Store:
         missing VM or a locked-out owner is "VM not found"); ``None`` without such a VM,
         and a ``None`` user when the owner row is missing."""
         rows = await self._read(q.PROXY_LOOKUP, {"name": name})
-        if not rows:
-            return None
-        row = rows[0]
-        owner = None if row[_VM_COLS] is None else _user(row, _VM_COLS)
-        return _vm(row), owner
+        return _proxy_records(rows[0]) if rows else None
 
     async def vms_of_owner(self, user_id: str) -> list[VM]:
         """The user's VMs sorted by name (code-point order on both backends)."""

@@ -1,0 +1,539 @@
+"""A lean HTTP/1.1 client for VM upstreams: one exchange per request, pooled connections.
+
+The proxy (:mod:`sshmint.server.proxy`) sends each request's head exactly as it built it
+(SPEC §8.7: method and target as received, the filtered header lines in order) and relays
+what comes back (§8.8). A general-purpose client would add headers, re-encode the target
+and cost several times the rest of a proxied request, so this module does only what the
+proxy needs:
+
+- :class:`UpstreamPool` hands out keep-alive connections per ``(host, port)`` and takes
+  them back only when the last exchange ended cleanly (whole response read, whole request
+  body sent, the upstream willing to keep the connection);
+- :class:`UpstreamConnection` is an ``asyncio.Protocol`` that parses responses with
+  ``httptools`` (llhttp, the parser Node.js uses), skips interim ``1xx`` responses, and
+  queues body bytes with flow control: reading from the upstream pauses while more than
+  ``BODY_HIGH_WATER`` bytes wait for a slow client;
+- after a ``101 Switching Protocols`` the connection is handed over as a raw byte stream.
+
+Errors::
+
+    UpstreamUnavailable        no usable response head (refused, closed, timed out, garbage)
+    UpstreamBodyError          the response ended early or was malformed after its head
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, cast
+
+import httptools
+
+__all__ = [
+    "BODY_HIGH_WATER",
+    "BODY_LOW_WATER",
+    "IDLE_SECONDS",
+    "ResponseHead",
+    "UpstreamBodyError",
+    "UpstreamConnection",
+    "UpstreamPool",
+    "UpstreamUnavailable",
+    "encode_request_head",
+]
+
+# Response body bytes queued for the client before reading from the upstream pauses.
+BODY_HIGH_WATER: Final = 512 * 1024
+BODY_LOW_WATER: Final = 128 * 1024
+# An idle pooled connection is closed after this long (upstreams usually allow more).
+IDLE_SECONDS: Final = 30.0
+# Idle connections kept per upstream address; more are closed when released.
+MAX_IDLE_PER_UPSTREAM: Final = 64
+# Response head size cap (status line plus header lines), like the 32 KiB per line the
+# listener accepts from clients, for a whole head.
+MAX_HEAD_BYTES: Final = 256 * 1024
+
+
+class UpstreamUnavailable(Exception):
+    """No usable response head: SPEC §8.8's 502 ``upstream unavailable``."""
+
+
+class UpstreamBodyError(Exception):
+    """The response broke off or turned malformed after its head had been relayed."""
+
+
+@dataclass(frozen=True)
+class ResponseHead:
+    """A final (non-1xx, or 101) response's status line and header lines, decoded as
+    aiohttp decodes client headers (UTF-8 with surrogate escapes, so nothing is lost)."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def encode_request_head(method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
+    """``METHOD target HTTP/1.1`` and the header lines, in order, as bytes.
+
+    Raises ``ValueError`` if any part contains CR, LF or NUL: a line break in a value
+    (a token's ``ctx`` may hold JSON whitespace) would otherwise start a new header.
+    """
+    text = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{n}: {v}\r\n" for n, v in headers)
+    # Exactly the line ends written above, and no NUL: one scan per character class is
+    # cheaper than checking every value.
+    lines = len(headers) + 1
+    if text.count("\n") != lines or text.count("\r") != lines or "\0" in text:
+        raise ValueError("line break or NUL inside the request head")
+    return (text + "\r\n").encode("utf-8", "surrogateescape")
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One HTTP/1.1 connection to an upstream, used for one exchange at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_bytes = 0  # bytes received since the exchange began, until its head
+        self._head_size = 0  # status line and header lines of the response being parsed
+        self._exchanging = False  # between send() and reset(): bytes are expected
+        self._status_raw = b""
+        self._header_lines: list[tuple[bytes, bytes]] = []
+        self._head: ResponseHead | None = None
+        self._head_waiter: asyncio.Future[ResponseHead] | None = None
+        self._chunks: deque[bytes] = deque()
+        self._queued = 0
+        self._content_length: int | None = None  # of the current response, when framed so
+        self._body_received = 0
+        self._body_done = False
+        self._body_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._keep_alive = False
+        self._head_request = False
+        self._upgraded = False
+        self._raw_sink: Callable[[bytes], object] | None = None
+        self._raw_eof: Callable[[], None] | None = None
+        self._early_raw: bytes = b""
+        self.closed = False
+        self._spent = False  # closed or aborted by us: never pooled again
+        self.error: BaseException | None = None
+        self.reused = False
+        self.idle_since = 0.0  # loop time when it was last pooled
+
+    # --- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's does not subclass asyncio.Transport, so no check).
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._raw_sink is not None:
+            self._raw_sink(data)
+            return
+        if self._upgraded:  # raw bytes before anyone took the stream over
+            self._early_raw += data
+            return
+        if not self._exchanging:
+            # Bytes on an idle connection answer no request of ours: taking them for the
+            # next request's response would hand one client another's answer.
+            self._fail(ValueError("unsolicited bytes from the upstream"))
+            return
+        if self._head is None:
+            self._head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._early_raw = data[upgrade.args[0] :]
+            self._upgraded = True
+        except httptools.HttpParserError as exc:
+            self._fail(exc)
+            return
+        if self._head is None and self._head_bytes > MAX_HEAD_BYTES:
+            self._fail(ValueError("upstream response head too large"))
+
+    def eof_received(self) -> bool | None:
+        self._raw_end()
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._raw_eof is not None:
+            self._raw_end()
+            return
+        if self._head is not None and not self._body_done and self._reads_until_close():
+            # HTTP/1.0-style body: the end of the connection is the end of the body.
+            self._finish_body()
+        self._fail(exc or ConnectionResetError("upstream closed the connection"))
+        drain = self._drain_waiter
+        if drain is not None and not drain.done():
+            drain.set_exception(ConnectionResetError("upstream closed the connection"))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- httptools callbacks -----------------------------------------------------------
+
+    def on_status(self, status: bytes) -> None:
+        self._status_raw += status
+        self._head_size += len(status)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_lines.append((name, value))
+        self._head_size += len(name) + len(value) + 4
+
+    def on_headers_complete(self) -> None:
+        if self._head_size > MAX_HEAD_BYTES:  # a head that completed in one large read
+            self._fail(ValueError("upstream response head too large"))
+            return
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            return  # interim response: skipped at its message end
+        self._keep_alive = bool(self._parser.should_keep_alive())
+        self._content_length = _content_length(self._header_lines)
+        self._head = ResponseHead(
+            status,
+            _text(self._status_raw),
+            [(_text(name), _text(value)) for name, value in self._header_lines],
+        )
+        if self._head_request or status in (204, 304):
+            # No body whatever the headers say (RFC 9112 §6.3); llhttp cannot be told
+            # about HEAD, so this connection is not reused after one.
+            self._keep_alive = self._keep_alive and not self._head_request
+            self._finish_body()
+        waiter = self._head_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self._head)
+
+    def on_body(self, body: bytes) -> None:
+        if self._body_done:
+            return
+        self._chunks.append(body)
+        self._queued += len(body)
+        self._body_received += len(body)
+        if self._queued > BODY_HIGH_WATER and not self._reading_paused:
+            self._set_reading(False)
+        self._wake_body()
+
+    def on_message_complete(self) -> None:
+        if self._head is None:  # the end of an interim 1xx response (or of a refused head)
+            self._status_raw = b""
+            self._header_lines = []
+            self._head_size = 0
+            return
+        self._finish_body()
+
+    # --- the exchange ------------------------------------------------------------------
+
+    def send(self, data: bytes, *, head_request: bool) -> None:
+        """Start an exchange by writing the request head (and any body bytes at hand)."""
+        assert self.transport is not None
+        self._head_request = head_request
+        self._exchanging = True
+        self.transport.write(data)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionResetError("upstream closed the connection")
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.closed:
+            raise ConnectionResetError("upstream closed the connection")
+        if not self._write_paused:
+            return
+        self._drain_waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._drain_waiter
+        finally:
+            self._drain_waiter = None
+
+    async def read_head(self) -> ResponseHead:
+        """The final response head, or :class:`UpstreamUnavailable`."""
+        if self._head is not None:
+            return self._head
+        if self.error is not None:
+            raise UpstreamUnavailable(_describe(self.error))
+        self._head_waiter = asyncio.get_running_loop().create_future()
+        try:
+            return await self._head_waiter
+        finally:
+            self._head_waiter = None
+
+    @property
+    def body_done(self) -> bool:
+        return self._body_done
+
+    @property
+    def got_response_bytes(self) -> bool:
+        return self._head_bytes > 0
+
+    def read_body_nowait(self) -> bytes:
+        """Every body byte queued so far (possibly none)."""
+        if not self._chunks:
+            return b""
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._queued = 0
+        if self._reading_paused:
+            self._set_reading(True)
+        return data
+
+    async def read_body(self) -> bytes:
+        """The next body bytes, ``b""`` at the end; :class:`UpstreamBodyError` if the
+        response breaks off."""
+        while not self._chunks:
+            if self._body_done:
+                return b""
+            if self.error is not None:
+                raise UpstreamBodyError(_describe(self.error))
+            self._body_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._body_waiter
+            finally:
+                self._body_waiter = None
+        return self.read_body_nowait()
+
+    @property
+    def reusable(self) -> bool:
+        return (
+            not self._spent
+            and self._body_done
+            and self._keep_alive
+            and not self._upgraded
+            and not self.closed
+            and self.error is None
+            and not self._chunks
+        )
+
+    def reset(self) -> None:
+        """Ready for the next exchange (called only when :attr:`reusable`)."""
+        self._head_bytes = 0
+        self._head_size = 0
+        self._exchanging = False
+        self._status_raw = b""
+        self._header_lines = []
+        self._head = None
+        self._body_done = False
+        self._content_length = None
+        self._body_received = 0
+        self._keep_alive = False
+        self._head_request = False
+        self.reused = True
+
+    # --- zero-copy relay of the rest of a sized body ------------------------------------
+
+    def spliceable_remainder(self) -> int:
+        """Body bytes still to come that may bypass the parser: those of a
+        Content-Length response when nothing is queued; 0 otherwise."""
+        if (
+            self._content_length is None
+            or self._body_done
+            or self._chunks
+            or self.error is not None
+            or self.transport is None
+            or self.transport.is_closing()
+        ):
+            return 0
+        return self._content_length - self._body_received
+
+    def begin_splice(self) -> int:
+        """Stop reading (the caller now takes the body bytes from the socket itself) and
+        return the socket's file descriptor."""
+        assert self.transport is not None
+        self._set_reading(False)
+        return int(self.transport.get_extra_info("socket").fileno())
+
+    def end_splice(self) -> None:
+        """The rest of the body was moved past the parser: start a fresh parser, mark the
+        response complete and read again."""
+        self._parser = httptools.HttpResponseParser(self)
+        self._body_received = self._content_length or 0
+        self._finish_body()
+        self._set_reading(True)
+
+    # --- after 101 Switching Protocols -------------------------------------------------
+
+    @property
+    def upgraded(self) -> bool:
+        return self._upgraded
+
+    def take_raw_stream(self, sink: Callable[[bytes], object], eof: Callable[[], None]) -> None:
+        """From now on every byte from the upstream goes to ``sink``; ``eof`` is called
+        once, when it stops sending. Bytes that arrived with the 101 are delivered first."""
+        early, self._early_raw = self._early_raw, b""
+        self._raw_sink, self._raw_eof = sink, eof
+        if early:
+            sink(early)
+        if self.closed:
+            self._raw_end()
+
+    def close(self) -> None:
+        self._spent = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self._spent = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def set_reading(self, reading: bool) -> None:
+        """Pause or resume reading (the raw relay's flow control)."""
+        self._set_reading(reading)
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _raw_end(self) -> None:
+        eof, self._raw_eof = self._raw_eof, None
+        if eof is not None:
+            eof()
+
+    def _reads_until_close(self) -> bool:
+        """RFC 9112 §6.3: no Content-Length and no final ``chunked`` coding means the
+        body ends when the connection does."""
+        head = self._head
+        if head is None:
+            return False
+        codings = ""
+        for name, value in head.headers:
+            lower = name.lower()
+            if lower == "content-length":
+                return False
+            if lower == "transfer-encoding":
+                codings = value
+        return codings.rpartition(",")[2].strip().lower() != "chunked"
+
+    def _finish_body(self) -> None:
+        self._body_done = True
+        self._wake_body()
+
+    def _wake_body(self) -> None:
+        waiter = self._body_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        head_waiter = self._head_waiter
+        if head_waiter is not None and not head_waiter.done():
+            head_waiter.set_exception(UpstreamUnavailable(_describe(exc)))
+        self._wake_body()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+    def _set_reading(self, reading: bool) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if reading:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
+        self._reading_paused = not reading
+
+
+def _content_length(lines: list[tuple[bytes, bytes]]) -> int | None:
+    """The body length a response head declares (RFC 9112 §6.3): one ``Content-Length``
+    and no ``Transfer-Encoding``; None otherwise (llhttp has refused malformed values)."""
+    length: int | None = None
+    for name, value in lines:
+        lower = name.lower()
+        if lower == b"transfer-encoding":
+            return None
+        if lower == b"content-length":
+            if length is not None:
+                return None
+            try:
+                length = int(value)
+            except ValueError:
+                return None
+    return length
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class UpstreamPool:
+    """Keep-alive connections to upstreams, per ``(host, port)``.
+
+    The most recently pooled connection is reused first (it is the least likely to have
+    been closed by the upstream); a sweep every ``IDLE_SECONDS`` closes those idle longer.
+    """
+
+    def __init__(self, connect_timeout: float) -> None:
+        self._connect_timeout = connect_timeout
+        self._idle: dict[tuple[str, int], deque[UpstreamConnection]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    async def acquire(self, host: str, port: int) -> UpstreamConnection:
+        """An idle connection to ``host:port``, or a new one (``OSError`` or
+        ``TimeoutError`` when it cannot be made)."""
+        idle = self._idle.get((host, port))
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and conn.error is None:
+                return conn
+        return await self.connect(host, port)
+
+    async def connect(self, host: str, port: int) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._connect_timeout):
+            _transport, conn = await loop.create_connection(UpstreamConnection, host, port)
+        return conn
+
+    def release(self, conn: UpstreamConnection, host: str, port: int) -> None:
+        """Pool ``conn`` if its exchange ended cleanly, else close it."""
+        if self._closed or not conn.reusable:
+            conn.close()
+            return
+        idle = self._idle.setdefault((host, port), deque())
+        if len(idle) >= MAX_IDLE_PER_UPSTREAM:
+            conn.close()
+            return
+        conn.reset()
+        loop = asyncio.get_running_loop()
+        conn.idle_since = loop.time()
+        idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(IDLE_SECONDS, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close connections idle for ``IDLE_SECONDS`` or more (oldest are leftmost)."""
+        self._sweeper = None
+        loop = asyncio.get_running_loop()
+        cutoff = loop.time() - IDLE_SECONDS
+        for address, idle in list(self._idle.items()):
+            while idle and (idle[0].closed or idle[0].idle_since <= cutoff):
+                idle.popleft().close()
+            if not idle:
+                del self._idle[address]
+        if self._idle:
+            self._sweeper = loop.call_later(IDLE_SECONDS, self._sweep)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for idle in self._idle.values():
+            for conn in idle:
+                with contextlib.suppress(Exception):
+                    conn.close()
+        self._idle.clear()
