@@ -13,7 +13,9 @@ Cases (each ``DURATION``, 2 wrk threads, 16 connections unless noted, loopback o
 The machine is shared (2 cores; wrk, the upstream and the server compete for them, and so
 may other work), so every case runs ``ROUNDS`` times, interleaved, and the report gives
 each run and the range; ratios are taken within a round (a case against its baseline
-measured seconds before).
+measured seconds before). Each line also gives the CPU time the sshmint process (and, for
+proxy cases, the upstream) spent per request, which varies less than req/s with other
+load on the machine; the summary repeats the main ratios computed from it.
 
 Rate limiting (SPEC §7: 60-request burst per signing key, then 1/s) would otherwise turn
 nearly every /exec request into a 429. Each /exec case gets its own ``KEYS_PER_CASE``
@@ -137,6 +139,9 @@ class Result:
     p50_ms: float
     p99_ms: float
     transfer_mb: float
+    requests: int = 0
+    server_cpu_us: float = 0.0  # CPU time of the sshmint process per request
+    upstream_cpu_us: float = 0.0  # ... and of the upstream process
     ok: int | None = None
     limited: int | None = None
     other: int | None = None
@@ -149,6 +154,12 @@ class Result:
         if self.ok is None or self.sent is None or self.sent == 0:
             return self.rps
         return self.rps * self.ok / self.sent
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -185,7 +196,8 @@ def _parse(output: str) -> Result:
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
     transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", output)
     mb = float(transfer.group(1)) * _SIZES[transfer.group(2)] if transfer else 0.0
-    result = Result(rps, p50, p99, mb)
+    total = re.search(r"(\d+) requests in", output)
+    result = Result(rps, p50, p99, mb, int(total.group(1)) if total else 0)
     status = re.search(r"STATUS ok=(\d+) limited=(\d+) other=(\d+) sent=(\d+) tokens=(\d+)", output)
     if status:
         result.ok, result.limited, result.other, result.sent, result.tokens = map(
@@ -376,8 +388,11 @@ def _line(name: str, results: Sequence[Result], *, mb: bool = False) -> None:
         value = f"{_span([r.ok_rps for r in results], '.0f'):>11} req/s"
     p50 = _span([r.p50_ms for r in results], ".2f")
     p99 = _span([r.p99_ms for r in results], ".2f")
+    cpu = f"  cpu/req {_span([r.server_cpu_us for r in results], '.0f'):>9} µs"
+    if any(r.upstream_cpu_us >= 1 for r in results):
+        cpu += f" (+ upstream {_span([r.upstream_cpu_us for r in results], '.0f')})"
     print(
-        f"   {name:<36} {value}  p50 {p50:>11} ms  p99 {p99:>13} ms{_statuses(results)}",
+        f"   {name:<36} {value}  p50 {p50:>11} ms  p99 {p99:>13} ms{cpu}{_statuses(results)}",
         flush=True,
     )
 
@@ -387,6 +402,10 @@ def _verdict(label: str, values: Sequence[float], target: float, higher: bool = 
     verdict = "met" if all(met) else ("NOT met" if not any(met) else "met in some runs")
     sign = "≥" if higher else "<"
     print(f"   {label:<46} {_span(values, '.3f'):>13}  (target {sign} {target}: {verdict})")
+
+
+def _info(label: str, values: Sequence[float]) -> None:
+    print(f"   {label:<46} {_span(values, '.3f'):>13}", flush=True)
 
 
 def main() -> None:
@@ -447,7 +466,15 @@ def main() -> None:
         runs: dict[str, list[Result]] = {name: [] for name in cases}
         for _ in range(ROUNDS):
             for name, run in cases.items():
-                runs[name].append(run())
+                server_cpu, upstream_cpu = _cpu_seconds(server.pid), _cpu_seconds(upstream.pid)
+                result = run()
+                if result.requests:
+                    per_request = 1e6 / result.requests
+                    result.server_cpu_us = (_cpu_seconds(server.pid) - server_cpu) * per_request
+                    result.upstream_cpu_us = (
+                        _cpu_seconds(upstream.pid) - upstream_cpu
+                    ) * per_request
+                runs[name].append(result)
 
         _line("GET /healthz", runs["healthz"])
         _line("/exec whoami, repeated exe0", runs["repeated"])
@@ -472,9 +499,20 @@ def main() -> None:
             return result.ok_rps
 
         _verdict("/exec repeated token / healthz req/s", ratios("repeated", "healthz", rps), 0.5)
+        _info(
+            "  same, by sshmint CPU per request",
+            ratios("healthz", "repeated", lambda r: r.server_cpu_us),
+        )
         _verdict("/exec fresh token / healthz req/s", ratios("fresh", "healthz", rps), 0.0)
         _verdict("/exec exe1 / healthz req/s", ratios("exe1", "healthz", rps), 0.0)
         _verdict("proxy / direct req/s (16 connections)", ratios("proxied", "direct", rps), 0.3)
+        _info(
+            "  direct upstream CPU / (proxy + upstream CPU)",
+            [
+                d.upstream_cpu_us / (p.server_cpu_us + p.upstream_cpu_us)
+                for p, d in zip(runs["proxied"], runs["direct"], strict=True)
+            ],
+        )
         added_1, added_16 = added_p50("proxied_1", "direct_1"), added_p50("proxied", "direct")
         _verdict("proxy added p50 at 1 connection, ms", added_1, 0.3, higher=False)
         _verdict("proxy added p50 at 16 connections, ms", added_16, 0.3, higher=False)

@@ -299,6 +299,8 @@ class _API:
         """Read at most MAX_BODY_BYTES + 1 bytes: enough to tell an over-long body."""
         await send_continue(request)
         content = request.content
+        if content.is_eof():  # the usual small body, already complete: no awaiting
+            return content.read_nowait()
         chunks: list[bytes] = []
         size = 0
         while size <= MAX_BODY_BYTES:

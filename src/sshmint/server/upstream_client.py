@@ -51,6 +51,9 @@ BODY_LOW_WATER: Final = 128 * 1024
 IDLE_SECONDS: Final = 30.0
 # Idle connections kept per upstream address; more are closed when released.
 MAX_IDLE_PER_UPSTREAM: Final = 64
+# Read sizes (see UpstreamConnection).
+SMALL_READ: Final = 64 * 1024
+LARGE_READ: Final = 256 * 1024
 # Response head size cap (status line plus header lines), like the 32 KiB per line the
 # listener accepts from clients, for a whole head.
 MAX_HEAD_BYTES: Final = 256 * 1024
@@ -93,10 +96,17 @@ def encode_request_head(method: str, target: str, headers: list[tuple[str, str]]
     return (text + "\r\n").encode("utf-8", "surrogateescape")
 
 
-class UpstreamConnection(asyncio.Protocol):
-    """One HTTP/1.1 connection to an upstream, used for one exchange at a time."""
+class UpstreamConnection(asyncio.BufferedProtocol):
+    """One HTTP/1.1 connection to an upstream, used for one exchange at a time.
 
-    def __init__(self) -> None:
+    Reads go into a caller-supplied buffer (shared by the connections of one pool: each
+    read is parsed, and its bytes copied out, before the next read starts). Until the
+    head of a sized response is parsed, reads take at most ``SMALL_READ`` bytes, so that
+    a large body mostly stays in the socket for the zero-copy relay (see splice.py).
+    """
+
+    def __init__(self, read_buffer: bytearray | None = None) -> None:
+        self._read_view = memoryview(read_buffer or bytearray(LARGE_READ))
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._head_bytes = 0  # bytes received since the exchange began, until its head
@@ -133,9 +143,17 @@ class UpstreamConnection(asyncio.Protocol):
         # A stream transport (uvloop's does not subclass asyncio.Transport, so no check).
         self.transport = cast(asyncio.Transport, transport)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._head is not None and self._content_length is None:
+            return self._read_view[:LARGE_READ]  # chunked or close-delimited: no splice
+        return self._read_view[:SMALL_READ]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._read_view[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         if self._raw_sink is not None:
-            self._raw_sink(data)
+            self._raw_sink(bytes(data))
             return
         if self._upgraded:  # raw bytes before anyone took the stream over
             self._early_raw += data
@@ -150,7 +168,7 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            self._early_raw = data[upgrade.args[0] :]
+            self._early_raw = bytes(data[upgrade.args[0] :])
             self._upgraded = True
         except httptools.HttpParserError as exc:
             self._fail(exc)
@@ -479,6 +497,7 @@ class UpstreamPool:
     def __init__(self, connect_timeout: float) -> None:
         self._connect_timeout = connect_timeout
         self._idle: dict[tuple[str, int], deque[UpstreamConnection]] = {}
+        self._read_buffer = bytearray(LARGE_READ)  # shared: see UpstreamConnection
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -495,7 +514,9 @@ class UpstreamPool:
     async def connect(self, host: str, port: int) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self._connect_timeout):
-            _transport, conn = await loop.create_connection(UpstreamConnection, host, port)
+            _transport, conn = await loop.create_connection(
+                lambda: UpstreamConnection(self._read_buffer), host, port
+            )
         return conn
 
     def release(self, conn: UpstreamConnection, host: str, port: int) -> None:

@@ -17,9 +17,12 @@ def dump_json(obj: Mapping[str, object], *, indent: bool) -> str:
     Not HTML-escaped and not ASCII-escaped: ``<``, ``>``, ``&`` and non-ASCII text appear
     literally (SPEC §0).
     """
-    if indent:
-        return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return (_INDENTED if indent else _COMPACT).encode(obj) + "\n"
+
+
+# Built once: json.dumps with options constructs a new encoder on every call.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_INDENTED = json.JSONEncoder(ensure_ascii=False, indent=2)
 
 
 def rfc3339(unix_seconds: int) -> str:

@@ -174,13 +174,14 @@ class _RowMemo(Generic[_T]):
         return found
 
 
-# The two reads of every authenticated or proxied request (see _RowMemo).
+# The reads of every authenticated or proxied request (see _RowMemo).
 _auth_records: _RowMemo[tuple[SSHKeyRow, User | None]] = _RowMemo(
     lambda row: (_key(row), None if row[_KEY_COLS] is None else _user(row, _KEY_COLS))
 )
 _proxy_records: _RowMemo[tuple[VM, User | None]] = _RowMemo(
     lambda row: (_vm(row), None if row[_VM_COLS] is None else _user(row, _VM_COLS))
 )
+_key_record: _RowMemo[SSHKeyRow] = _RowMemo(_key)  # keys of a user (whoami, ssh-key list)
 
 
 def _unclassified_conflict() -> StoreError:
@@ -436,7 +437,7 @@ class Store:
 
     async def keys_of_user(self, user_id: str) -> list[SSHKeyRow]:
         """The user's keys in insertion order."""
-        return [_key(row) for row in await self._read(q.KEYS_OF_USER, {"user_id": user_id})]
+        return [_key_record(row) for row in await self._read(q.KEYS_OF_USER, {"user_id": user_id})]
 
     async def add_key(
         self, user_id: str, public_key: KeyIdentity, name: str, permissions: str, now: int
