@@ -5,6 +5,7 @@ with ``cryptography``, checked by the real curl (``--cacert``) and ``sshmint exe
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from harness import SSHMintServer, run_sshmint
 from http_support import RecordingUpstream, curl, new_key, recipe_token
+from upstream_client_support import RawPeer, ThreadedRawUpstream, response
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -36,6 +38,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
                 [
                     x509.DNSName("localhost"),
                     x509.DNSName("tlsvm.localhost"),
+                    x509.DNSName("tlsbig.localhost"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                 ]
             ),
@@ -119,5 +122,48 @@ def test_tls_healthz_exec_and_proxy_over_https(
         )  # fmt: skip
         assert (reply.status, reply.body) == (200, b"upstream saw GET /x")
         assert upstream.last().all("X-Forwarded-Proto") == [b"https"]
+    finally:
+        upstream.stop()
+
+
+async def _large_body_script(peer: RawPeer) -> None:
+    while await peer.read_request() is not None:
+        await peer.send(response(LARGE_BODY))
+
+
+LARGE_BODY = hashlib.sha256(b"tls").digest() * (3 * 1024 * 1024 // 32) + b"end"
+
+
+def test_s88_large_bodies_over_tls_are_copied_whole(
+    tls_server: tuple[SSHMintServer, Path], tmp_path: Path
+) -> None:
+    # A TLS listener rules out the splice(2) relay (the bytes must be encrypted): the
+    # copying relay carries the body, byte-exact, twice on one connection.
+    server, cert = tls_server
+    port = server.http_port
+    key = new_key(tmp_path / "key")
+    server.add_user("tls-large@example.com", key.with_name("key.pub"))
+    upstream = ThreadedRawUpstream(_large_body_script).start()
+    try:
+        reply = curl(
+            f"https://localhost:{port}/exec",
+            "--resolve", f"localhost:{port}:127.0.0.1", "--cacert", str(cert),
+            "-H", f"Authorization: Bearer {recipe_token(key)}",
+            data=f"new --name=tlsbig --upstream={upstream.url}".encode(),
+        )  # fmt: skip
+        assert reply.status == 200, reply.body
+        vm_token = recipe_token(key, "{}", "v0@tlsbig.localhost")
+        url = f"https://tlsbig.localhost:{port}/big"
+        result = subprocess.run(
+            [
+                "curl", "-sS", "--fail", "--max-time", "60",
+                "--resolve", f"tlsbig.localhost:{port}:127.0.0.1", "--cacert", str(cert),
+                "-H", f"Authorization: Bearer {vm_token}", url, url,
+            ],
+            capture_output=True, timeout=90, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == LARGE_BODY + LARGE_BODY
+        assert upstream.connections == 1
     finally:
         upstream.stop()
