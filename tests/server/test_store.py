@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 import sqlite3
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,7 +29,12 @@ from sshmint.server.store import (
     UserNotFound,
     VMNotFound,
 )
-from sshmint.server.store.engine import create_engine, parse_database_url
+from sshmint.server.store.engine import (
+    HEAD_REVISION,
+    MIGRATIONS_DIR,
+    create_engine,
+    parse_database_url,
+)
 from sshmint.server.store.schema import metadata
 
 TABLES = {"users", "ssh_keys", "exe1_tokens", "server_secrets", "vms", "vm_shares"}
@@ -85,6 +91,39 @@ async def test_s9_2_migrated_schema_matches_table_definitions(store: Store, db_u
     finally:
         await engine.dispose()
     assert diff == []
+
+
+def test_s9_1_head_revision_constant_is_the_newest_migration() -> None:
+    # A database at HEAD_REVISION is opened without Alembic: a new migration must move it.
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_heads() == [HEAD_REVISION]
+
+
+_OPEN_AND_REPORT = """
+import asyncio, sys
+from sshmint.server.store import Store
+async def main():
+    store = await Store.open(sys.argv[1])
+    await store.close()
+asyncio.run(main())
+print("alembic loaded" if "alembic" in sys.modules else "alembic not loaded")
+"""
+
+
+def test_s9_1_a_database_at_head_opens_without_loading_alembic(db_url: str) -> None:
+    def open_in_new_process() -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", _OPEN_AND_REPORT, db_url],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        return result.stdout.strip()
+
+    assert open_in_new_process() == "alembic loaded"  # a new database is migrated
+    assert open_in_new_process() == "alembic not loaded"  # then found at head
 
 
 async def test_s9_3_first_migration_makes_one_32_byte_secret_stable_across_opens(
