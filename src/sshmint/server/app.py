@@ -15,14 +15,13 @@ import signal
 import socket
 import ssl
 import sys
-import time
 from collections.abc import Callable
-from typing import TextIO
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from sshmint.server.config import ListenAddress, ServerConfig, format_host_port
+from sshmint.server.logs import configure_logging
 from sshmint.server.runtime import ServerRuntime
 
 __all__ = ["StartupError", "bind_sockets", "configure_logging", "run_server"]
@@ -34,90 +33,6 @@ _log = logging.getLogger("sshmint.server")
 
 class StartupError(Exception):
     """The server cannot start; ``str(exc)`` is the one line printed on stderr."""
-
-
-class _LogFormatter(logging.Formatter):
-    """``%(asctime)s`` with the date and time rendered once per second: with an access log
-    line per request, ``time.strftime`` for every record is a measurable share of a
-    proxied request."""
-
-    def __init__(self, fmt: str) -> None:
-        super().__init__(fmt)
-        self._second = -1
-        self._stamp = ""
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._stamp = time.strftime(self.default_time_format, self.converter(second))
-            self._second = second
-        return f"{self._stamp},{int(record.msecs):03d}"
-
-
-class _BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A stream handler that, on an event loop, writes INFO and DEBUG lines (the access
-    log) within ``FLUSH_DELAY`` seconds instead of one ``write`` per line; warnings and
-    errors, and lines logged outside the loop's thread, are written at once."""
-
-    FLUSH_DELAY = 0.05
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__(stream)
-        self._flush_pending = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.stream.write(self.format(record) + self.terminator)
-        except RecursionError:
-            raise
-        except Exception:
-            self.handleError(record)
-            return
-        if record.levelno >= logging.WARNING:
-            self.flush()
-            return
-        if self._flush_pending:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not on the event loop's thread
-            self.flush()
-            return
-        self._flush_pending = True
-        loop.call_later(self.FLUSH_DELAY, self._flush_later)
-
-    def _flush_later(self) -> None:
-        self._flush_pending = False
-        self.flush()
-
-
-def _buffered_stderr() -> TextIO:
-    """A block-buffered text stream on file descriptor 2 (``sys.stderr`` writes through on
-    every line, or on every write under ``PYTHONUNBUFFERED``), so that the handler decides
-    when lines go out."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # replaced by a stream without a file
-        return sys.stderr
-    return open(
-        fd, "w", buffering=1 << 16, encoding="utf-8", errors="backslashreplace", closefd=False
-    )
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Log to stderr. asyncssh logs exec command lines at INFO, and those can carry tokens
-    (``exe0-to-exe1 TOKEN``), so its logger is held at WARNING."""
-    # The format uses none of these; collecting them costs time on every record.
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    handler = _BatchingStreamHandler(_buffered_stderr())
-    handler.setFormatter(_LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    logging.getLogger("asyncssh").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration plugin
 
 
 def bind_sockets(address: ListenAddress) -> list[socket.socket]:

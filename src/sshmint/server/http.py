@@ -42,6 +42,7 @@ from sshmint.server.commands import (
     split_command_line,
 )
 from sshmint.server.config import ServerConfig
+from sshmint.server.logs import direct_line_writer
 from sshmint.server.permissions import key_restriction_error
 from sshmint.server.proxy import VMProxy, send_continue
 from sshmint.server.ratelimit import RateLimiter
@@ -79,6 +80,8 @@ class RedactingAccessLogger(AccessLogger):
     def __init__(self, logger: logging.Logger, log_format: str = AccessLogger.LOG_FORMAT) -> None:
         super().__init__(logger, log_format)
         self._default_format = log_format == AccessLogger.LOG_FORMAT
+        # One per connection: logging's configuration is looked at when it opens.
+        self._write_line = direct_line_writer(logger)
         self._stamp_second = -1
         self._stamp = ""
 
@@ -97,6 +100,9 @@ class RedactingAccessLogger(AccessLogger):
             )
             if "exe0" in line or "exe1" in line:  # cheap tests before the pattern
                 line = redact_tokens(line)
+            if self._write_line is not None:
+                self._write_line(line)
+                return
             # logger.info() minus the stack walk for the caller's file and line, which
             # would only ever name aiohttp's protocol module.
             logger = self.logger
