@@ -512,9 +512,10 @@ class PublicKey:
     blob: bytes
     comment: str = ""
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """SPEC §1.7: 43 characters, no ``SHA256:`` prefix."""
+        """SPEC §1.7: 43 characters, no ``SHA256:`` prefix (computed once: the blob is
+        immutable, and a memoised token is looked up by it on every request)."""
         return fingerprint(self.blob)
 
     @property

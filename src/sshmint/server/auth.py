@@ -109,6 +109,8 @@ class Principal:
     permissions: Permissions
     token: ParsedToken
     presented: Presented
+    # Every key of the user, read with the signing key (``with_user_keys=True``).
+    user_keys: tuple[SSHKeyRow, ...] | None = None
 
 
 class _LRU(Generic[_K, _V]):
@@ -161,8 +163,13 @@ class Authenticator:
         # Keys whose last_used_at write is in progress (at most one write per key).
         self._touching: set[int] = set()
 
-    async def authenticate(self, bearer: str, namespace: str) -> Principal:
+    async def authenticate(
+        self, bearer: str, namespace: str, *, with_user_keys: bool = False
+    ) -> Principal:
         """SPEC §2.1/§2.3 for ``bearer`` under ``namespace``; raises ``TokenError``.
+
+        ``with_user_keys`` also reads every key of the user in the same statement (for a
+        command that may list them: ``/exec``).
 
         Raises :class:`KeyPermissionsError` when the token is valid but the key's stored
         restrictions are unreadable, and ``StoreError`` when the database fails.
@@ -176,7 +183,14 @@ class Authenticator:
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         parsed = self._parse(token, digest)  # steps 1–15
         check_claims(parsed.permissions, now)  # steps 16–17
-        found = await self._store.auth_lookup(parsed.fingerprint)  # steps 18 and 20: one read
+        # Steps 18 and 20: one read.
+        user_keys: tuple[SSHKeyRow, ...] | None = None
+        if with_user_keys:
+            caller = await self._store.caller_lookup(parsed.fingerprint)
+            found = None if caller is None else caller[:2]
+            user_keys = None if caller is None else caller[2]
+        else:
+            found = await self._store.auth_lookup(parsed.fingerprint)
         if found is None:  # step 18
             raise TokenVerificationError("no registered key has this fingerprint", 18)
         row, user = found
@@ -192,7 +206,9 @@ class Authenticator:
             self._logger.error("key SHA256:%s has unreadable stored permissions", row.fingerprint)
             raise KeyPermissionsError(row.fingerprint) from None
         await self._touch(row, now)
-        return Principal(user, row, key_permissions, parsed.permissions, parsed, presented)
+        return Principal(
+            user, row, key_permissions, parsed.permissions, parsed, presented, user_keys
+        )
 
     async def check_trade(self, token: str, namespace: str, user_id: str) -> ParsedToken:
         """``exe0-to-exe1`` (SPEC §6.6.17 steps 2–5) on the same parse, key and signature

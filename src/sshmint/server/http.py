@@ -250,7 +250,7 @@ class _API:
         # Steps 3–5: one authentication path (exe1 resolution, parse, claims, key, signature,
         # lockout — which also loads the user, step 4), then the key's stored restrictions.
         try:
-            principal = await self._auth.authenticate(token, self._namespace)
+            principal = await self._auth.authenticate(token, self._namespace, with_user_keys=True)
         except TokenError as exc:
             return _unauthorized(exc.message)
         except (StoreError, KeyPermissionsError) as exc:
@@ -339,6 +339,7 @@ class _API:
             stdin=None,
             indent_json=False,
             authenticator=runtime.authenticator,
+            user_keys=principal.user_keys,
         )
         deadline = asyncio.timeout(EXEC_TIMEOUT_SECONDS)
         try:

@@ -7,7 +7,8 @@ No transport code lives here: a transport builds a :class:`CommandContext` and c
 - ``CommandContext(store, settings, user, key, now, stdin, indent_json)`` — ``key`` is the
   calling key (SSH login key, or the key that signed the ``/exec`` token), re-read by the
   transport; ``stdin(limit)`` reads up to ``limit`` bytes to EOF (SSH exec mode only, else
-  ``None``); ``indent_json`` selects two-space JSON (the REPL).
+  ``None``); ``indent_json`` selects two-space JSON (the REPL); ``user_keys``, when given,
+  are the user's keys read together with ``key`` (``/exec``), else commands read them.
 - ``CommandResult(stdout, stderr, exit_status)``.
 - ``COMMAND_NAMES: frozenset[str]`` — every resolvable name of the product tree.
 - ``resolve_command_name(words) -> str | None`` — SPEC §4.2 (also finds test commands).

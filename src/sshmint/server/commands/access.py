@@ -34,7 +34,9 @@ def key_tag(row: SSHKeyRow) -> str | None:
 async def visible_keys(ctx: CommandContext) -> list[SSHKeyRow]:
     """The caller's keys in insertion order; a tag-scoped caller sees only keys with its
     tag (SPEC §4.7)."""
-    keys = await ctx.store.keys_of_user(ctx.user.user_id)
+    keys = ctx.user_keys
+    if keys is None:
+        keys = await ctx.store.keys_of_user(ctx.user.user_id)
     tag = caller_permissions(ctx).tag
     if tag is None:
         return list(keys)

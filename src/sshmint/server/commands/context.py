@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -45,6 +45,8 @@ class CommandContext:
     # The server's one authentication path (``exe0-to-exe1`` validates through it); a
     # context built without one (tests) gets a fresh instance.
     authenticator: Authenticator | None = None
+    # The user's keys as read together with ``key`` (``/exec``); None: read when needed.
+    user_keys: Sequence[SSHKeyRow] | None = None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from sshmint.server.store.schema import (
 
 __all__ = [
     "AUTH_LOOKUP",
+    "CALLER_LOOKUP",
     "EXE1_LOOKUP",
     "EXE1_SECRET",
     "KEYS_OF_USER",
@@ -108,6 +109,19 @@ AUTH_LOOKUP = ReadQuery(
     sa.select(ssh_keys, users)
     .select_from(ssh_keys.outerjoin(users, users.c.user_id == ssh_keys.c.user_id))
     .where(ssh_keys.c.fingerprint == _p("fp"))
+)
+# /exec's variant: also every key of the same owner (one row each, in insertion order),
+# so that commands listing the caller's keys need no second read.
+_peer = ssh_keys.alias("peer")
+CALLER_LOOKUP = ReadQuery(
+    sa.select(ssh_keys, users, _peer)
+    .select_from(
+        ssh_keys.outerjoin(users, users.c.user_id == ssh_keys.c.user_id).outerjoin(
+            _peer, _peer.c.user_id == ssh_keys.c.user_id
+        )
+    )
+    .where(ssh_keys.c.fingerprint == _p("fp"))
+    .order_by(_peer.c.id)
 )
 
 EXE1_SECRET = ReadQuery(

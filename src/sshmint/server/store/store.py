@@ -182,6 +182,7 @@ _proxy_records: _RowMemo[tuple[VM, User | None]] = _RowMemo(
     lambda row: (_vm(row), None if row[_VM_COLS] is None else _user(row, _VM_COLS))
 )
 _key_record: _RowMemo[SSHKeyRow] = _RowMemo(_key)  # keys of a user (whoami, ssh-key list)
+_CALLER_PEER_AT = _KEY_COLS + _USER_COLS  # where CALLER_LOOKUP's "every key" columns start
 
 
 def _unclassified_conflict() -> StoreError:
@@ -434,6 +435,17 @@ class Store:
         user when the key's owner row is missing."""
         rows = await self._read(q.AUTH_LOOKUP, {"fp": fingerprint})
         return _auth_records(rows[0]) if rows else None
+
+    async def caller_lookup(
+        self, fingerprint: str
+    ) -> tuple[SSHKeyRow, User | None, tuple[SSHKeyRow, ...]] | None:
+        """``auth_lookup`` plus every key of the same owner in insertion order, all read
+        in one statement (one consistent snapshot, one round trip)."""
+        rows = await self._read(q.CALLER_LOOKUP, {"fp": fingerprint})
+        if not rows:
+            return None
+        key, user = _auth_records(rows[0][:_CALLER_PEER_AT])
+        return key, user, tuple(_key_record(row[_CALLER_PEER_AT:]) for row in rows)
 
     async def keys_of_user(self, user_id: str) -> list[SSHKeyRow]:
         """The user's keys in insertion order."""
