@@ -322,6 +322,8 @@ class RecordingUpstream:
         self.requests.append(
             Recorded(request.method, request.raw_path, list(request.raw_headers), b"")
         )
+        # Each /stream request waits for a release() of its own (the fixture is shared).
+        self._release.clear()
         response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
         await response.prepare(request)
         await response.write(b"first chunk\n")
