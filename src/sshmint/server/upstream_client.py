@@ -9,16 +9,19 @@ proxy needs:
 - :class:`UpstreamPool` hands out keep-alive connections per ``(host, port)`` and takes
   them back only when the last exchange ended cleanly (whole response read, whole request
   body sent, the upstream willing to keep the connection);
-- :class:`UpstreamConnection` is an ``asyncio.Protocol`` that parses responses with
-  ``httptools`` (llhttp, the parser Node.js uses), skips interim ``1xx`` responses, and
-  queues body bytes with flow control: reading from the upstream pauses while more than
-  ``BODY_HIGH_WATER`` bytes wait for a slow client;
+- :class:`UpstreamConnection` is an ``asyncio.BufferedProtocol`` that parses responses
+  with ``httptools`` (llhttp, the parser Node.js uses), skips interim ``1xx`` responses,
+  and queues body bytes with flow control: reading from the upstream pauses while more
+  than ``BODY_HIGH_WATER`` bytes wait for a slow client. The rest of a sized body can
+  instead be taken straight from the socket (``begin_splice``/``end_splice``, see
+  :mod:`sshmint.server.splice`);
 - after a ``101 Switching Protocols`` the connection is handed over as a raw byte stream.
 
 Errors::
 
-    UpstreamUnavailable        no usable response head (refused, closed, timed out, garbage)
-    UpstreamBodyError          the response ended early or was malformed after its head
+    UpstreamClientError
+    ├── UpstreamUnavailable    no usable response head (refused, closed, timed out, garbage)
+    └── UpstreamBodyError      the response ended early or was malformed after its head
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __all__ = [
     "IDLE_SECONDS",
     "ResponseHead",
     "UpstreamBodyError",
+    "UpstreamClientError",
     "UpstreamConnection",
     "UpstreamPool",
     "UpstreamUnavailable",
@@ -59,11 +63,15 @@ LARGE_READ: Final = 256 * 1024
 MAX_HEAD_BYTES: Final = 256 * 1024
 
 
-class UpstreamUnavailable(Exception):
+class UpstreamClientError(Exception):
+    """Root of this module's errors."""
+
+
+class UpstreamUnavailable(UpstreamClientError):
     """No usable response head: SPEC §8.8's 502 ``upstream unavailable``."""
 
 
-class UpstreamBodyError(Exception):
+class UpstreamBodyError(UpstreamClientError):
     """The response broke off or turned malformed after its head had been relayed."""
 
 
@@ -408,10 +416,6 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._spent = True
         if self.transport is not None:
             self.transport.abort()
-
-    def set_reading(self, reading: bool) -> None:
-        """Pause or resume reading (the raw relay's flow control)."""
-        self._set_reading(reading)
 
     # --- internals ---------------------------------------------------------------------
 
