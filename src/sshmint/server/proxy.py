@@ -184,7 +184,7 @@ def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
 
 def is_upgrade_request(headers: MultiMapping[str]) -> bool:
     """SPEC §8.8: ``Connection: Upgrade`` together with an ``Upgrade`` header."""
-    return "upgrade" in _connection_tokens(headers.items()) and "Upgrade" in headers
+    return "Upgrade" in headers and "upgrade" in _connection_tokens(headers.items())
 
 
 def upstream_request_headers(
