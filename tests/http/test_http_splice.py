@@ -18,6 +18,7 @@ from harness import SSHMintServer
 from http_support import Account
 from upstream_client_support import RawPeer, ThreadedRawUpstream, response
 
+from sshmint.server import splice
 from sshmint.server.splice import SpliceError, splice_available, splice_exactly, transport_fd
 
 WAIT = 20.0
@@ -79,6 +80,25 @@ async def test_s88_splice_moves_exactly_count_bytes_and_leaves_the_rest(
         assert await receiving == body
         # What followed the body is still in the source socket, in order.
         assert await _receive(src, len(after)) == after
+
+
+async def test_s88_splice_through_a_small_pipe_waits_on_the_real_obstacle(
+    pairs: tuple[socket.socket, socket.socket, socket.socket, socket.socket],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A pipe of one page (as a capped system might grant) fills up long before the
+    # body ends: the relay must wait for the client, not spin on the readable source.
+    monkeypatch.setattr(splice, "_PIPE_SIZE", 4096)
+    monkeypatch.setattr(splice, "_IDLE_PIPES", [])
+    up_w, src, dst, cl_r = pairs
+    body = bytes(range(256)) * (2 * MiB // 256)
+    async with asyncio.timeout(WAIT):
+        feeding = asyncio.ensure_future(_send_all(up_w, body))
+        receiving = asyncio.ensure_future(_receive(cl_r, len(body)))
+        await splice.splice_exactly(src.fileno(), dst.fileno(), len(body))
+        await feeding
+        assert await receiving == body
+    assert splice._IDLE_PIPES and splice._IDLE_PIPES[0][2] == 4096  # capacity as granted
 
 
 async def test_s88_splice_of_a_body_cut_short_is_an_error(

@@ -23,9 +23,10 @@ from typing import Final
 
 __all__ = ["SpliceError", "splice_available", "splice_exactly", "transport_fd"]
 
-# Bytes moved per splice call and pipe capacity (the default pipe holds 64 KiB).
+# Pipe capacity asked for (the default pipe holds 64 KiB): bytes moved per splice call.
 _PIPE_SIZE: Final = 1 << 20
 _F_SETPIPE_SZ: Final = 1031  # fcntl.h (Linux)
+_F_GETPIPE_SZ: Final = 1032
 _FLAGS: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 
 
@@ -63,15 +64,15 @@ async def splice_exactly(source_fd: int, destination_fd: int, count: int) -> Non
     loop = asyncio.get_running_loop()
     src = os.dup(source_fd)
     dst = os.dup(destination_fd)
-    pipe_r, pipe_w = _take_pipe()
+    pipe_r, pipe_w, capacity = _take_pipe()
     in_pipe = 0
     try:
         remaining = count
         while remaining or in_pipe:
             moved = False
-            if remaining and in_pipe < _PIPE_SIZE:
+            if remaining and in_pipe < capacity:
                 try:
-                    n = os.splice(src, pipe_w, min(remaining, _PIPE_SIZE - in_pipe), flags=_FLAGS)
+                    n = os.splice(src, pipe_w, min(remaining, capacity - in_pipe), flags=_FLAGS)
                 except BlockingIOError:
                     n = -1
                 except OSError as exc:
@@ -95,7 +96,7 @@ async def splice_exactly(source_fd: int, destination_fd: int, count: int) -> Non
             if not moved:
                 await _ready(
                     loop,
-                    src if remaining and in_pipe < _PIPE_SIZE else None,
+                    src if remaining and in_pipe < capacity else None,
                     dst if in_pipe else None,
                 )
     finally:
@@ -105,27 +106,34 @@ async def splice_exactly(source_fd: int, destination_fd: int, count: int) -> Non
             os.close(pipe_r)
             os.close(pipe_w)
         else:
-            _give_back_pipe(pipe_r, pipe_w)
+            _give_back_pipe(pipe_r, pipe_w, capacity)
 
 
 # Empty pipes kept for the next relay: creating and sizing one costs about as much as
 # splicing 64 KiB. Each holds no data between uses, only its buffer pages.
-_IDLE_PIPES: list[tuple[int, int]] = []
+_IDLE_PIPES: list[tuple[int, int, int]] = []
 _MAX_IDLE_PIPES: Final = 8
 
 
-def _take_pipe() -> tuple[int, int]:
+def _take_pipe() -> tuple[int, int, int]:
+    """An empty non-blocking pipe (read end, write end) and its capacity in bytes."""
     if _IDLE_PIPES:
         return _IDLE_PIPES.pop()
     pipe_r, pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     with contextlib.suppress(OSError):  # a smaller pipe only means more calls
         fcntl.fcntl(pipe_w, _F_SETPIPE_SZ, _PIPE_SIZE)
-    return pipe_r, pipe_w
+    # The capacity actually granted (the system may cap it): waiting for the source while
+    # a full pipe is the real obstacle would spin.
+    try:
+        capacity = fcntl.fcntl(pipe_w, _F_GETPIPE_SZ)
+    except OSError:
+        capacity = 1 << 16  # Linux's default
+    return pipe_r, pipe_w, capacity
 
 
-def _give_back_pipe(pipe_r: int, pipe_w: int) -> None:
+def _give_back_pipe(pipe_r: int, pipe_w: int, capacity: int) -> None:
     if len(_IDLE_PIPES) < _MAX_IDLE_PIPES:
-        _IDLE_PIPES.append((pipe_r, pipe_w))
+        _IDLE_PIPES.append((pipe_r, pipe_w, capacity))
     else:
         os.close(pipe_r)
         os.close(pipe_w)
