@@ -187,13 +187,14 @@ class Authenticator:
         user_keys: tuple[SSHKeyRow, ...] | None = None
         if with_user_keys:
             caller = await self._store.caller_lookup(parsed.fingerprint)
-            found = None if caller is None else caller[:2]
-            user_keys = None if caller is None else caller[2]
+            if caller is None:  # step 18
+                raise TokenVerificationError("no registered key has this fingerprint", 18)
+            row, user, user_keys = caller
         else:
             found = await self._store.auth_lookup(parsed.fingerprint)
-        if found is None:  # step 18
-            raise TokenVerificationError("no registered key has this fingerprint", 18)
-        row, user = found
+            if found is None:  # step 18
+                raise TokenVerificationError("no registered key has this fingerprint", 18)
+            row, user = found
         if not self._signature_ok(parsed, digest, row, namespace):  # step 19
             raise TokenVerificationError("signature does not verify under the namespace", 19)
         if user is None:  # step 20

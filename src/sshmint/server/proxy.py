@@ -22,7 +22,7 @@ import ipaddress
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol, cast
+from typing import TYPE_CHECKING, Final, Protocol
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -42,6 +42,7 @@ from sshmint.server.upstream_client import (
     UpstreamPool,
     UpstreamUnavailable,
     encode_request_head,
+    set_reading,
 )
 from sshmint.server.validation import is_valid_vm_name
 from sshmint.token import EXE0_PREFIX, EXE1_PREFIX
@@ -377,15 +378,8 @@ class _Pipe:
         return chunk
 
     def _set_reading(self, reading: bool) -> None:
-        # Stream transports only (uvloop's do not subclass asyncio's, hence the cast).
-        transport = cast(asyncio.Transport | None, self._transport)
-        if transport is None or transport.is_closing():
-            return
-        if reading:
-            transport.resume_reading()
-        else:
-            transport.pause_reading()
-        self._paused = not reading
+        if set_reading(self._transport, reading):
+            self._paused = not reading
 
 
 class _AsyncWriter(Protocol):

@@ -46,6 +46,7 @@ __all__ = [
     "UpstreamPool",
     "UpstreamUnavailable",
     "encode_request_head",
+    "set_reading",
 ]
 
 # Response body bytes queued for the client before reading from the upstream pauses.
@@ -459,14 +460,21 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             self.transport.abort()
 
     def _set_reading(self, reading: bool) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if reading:
-            transport.resume_reading()
-        else:
-            transport.pause_reading()
-        self._reading_paused = not reading
+        if set_reading(self.transport, reading):
+            self._reading_paused = not reading
+
+
+def set_reading(transport: asyncio.BaseTransport | None, reading: bool) -> bool:
+    """Resume or pause reading on a stream transport; False (nothing done) when it is gone
+    or closing. uvloop's transports do not subclass asyncio's, hence the cast."""
+    stream = cast(asyncio.Transport | None, transport)
+    if stream is None or stream.is_closing():
+        return False
+    if reading:
+        stream.resume_reading()
+    else:
+        stream.pause_reading()
+    return True
 
 
 def _content_length(lines: list[tuple[bytes, bytes]]) -> int | None:
