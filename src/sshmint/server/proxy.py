@@ -678,18 +678,8 @@ class VMProxy:
             if first or not conn.body_done:
                 await response.write(first)
             while True:
-                # A large rest of a sized body moves socket to socket inside the kernel,
-                # once everything before it has left (splice.py).
-                if transport is not None and not transport.get_write_buffer_size():
-                    remainder = conn.spliceable_remainder()
-                    if remainder >= _SPLICE_MIN_BYTES and conn.transport is not None:
-                        if spliceable is None:
-                            loop = asyncio.get_running_loop()
-                            spliceable = splice_available(loop, transport, conn.transport)
-                        if spliceable:
-                            fd = transport_fd(transport)
-                            await splice_exactly(conn.begin_splice(), fd, remainder)
-                            conn.end_splice()
+                if spliceable is not False:
+                    spliceable = await _splice_rest(transport, conn, spliceable)
                 chunk = await conn.read_body()
                 if not chunk:
                     break
@@ -738,6 +728,27 @@ class VMProxy:
             if request.transport is not None:
                 request.transport.close()
         return response
+
+
+async def _splice_rest(
+    transport: asyncio.Transport | None, conn: UpstreamConnection, spliceable: bool | None
+) -> bool | None:
+    """Move a large rest of a sized body socket to socket inside the kernel, once everything
+    before it has left (splice.py). Returns whether these transports allow it (None: not
+    decided yet, nothing large has turned up)."""
+    if transport is None or conn.transport is None:
+        return spliceable
+    if transport.get_write_buffer_size():
+        return spliceable
+    remainder = conn.spliceable_remainder()
+    if remainder < _SPLICE_MIN_BYTES:
+        return spliceable
+    if spliceable is None:
+        spliceable = splice_available(asyncio.get_running_loop(), transport, conn.transport)
+    if spliceable:
+        await splice_exactly(conn.begin_splice(), transport_fd(transport), remainder)
+        conn.end_splice()
+    return spliceable
 
 
 # --- request bodies -----------------------------------------------------------------------
