@@ -238,3 +238,143 @@ async def test_s9_1_postgres_reads_recover_after_a_server_restart(
         assert await store.get_user(user.user_id) == user
     finally:
         await store.close()
+
+
+# --- answers reused while nothing is committed (PRAGMA data_version) ----------------------
+
+
+def _wal_database(path: Path) -> sqlite3.Connection:
+    """A WAL database with one table, and a writer connection standing for any other
+    process (``sshmint admin``, the server's own engine)."""
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode = WAL")
+    writer.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    writer.execute("INSERT INTO t VALUES (1, 'one'), (2, 'two')")
+    return writer
+
+
+_SELECT_V = "SELECT v FROM t WHERE k = :k"
+
+
+def test_s9_1_sqlite_an_unchanged_database_answers_a_repeated_read_from_memory(
+    tmp_path: Path,
+) -> None:
+    writer = _wal_database(tmp_path / "t.db")
+    reader = SQLiteFastReader.open(str(tmp_path / "t.db"))
+    assert reader is not None
+    try:
+        assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
+        assert reader.reused == 0
+        assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
+        assert reader.reused == 1
+        # Other parameters are another read.
+        assert reader.fetch(_SELECT_V, {"k": 2}, reuse=True) == [("two",)]
+        assert reader.reused == 1
+        # Without reuse the statement always runs.
+        assert reader.fetch(_SELECT_V, {"k": 1}) == [("one",)]
+        assert reader.reused == 1
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_s9_1_sqlite_any_commit_by_another_connection_ends_every_reused_answer(
+    tmp_path: Path,
+) -> None:
+    writer = _wal_database(tmp_path / "t.db")
+    reader = SQLiteFastReader.open(str(tmp_path / "t.db"))
+    assert reader is not None
+    try:
+        for _ in range(2):
+            assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
+            assert reader.fetch(_SELECT_V, {"k": 2}, reuse=True) == [("two",)]
+        assert reader.reused == 2
+        # A commit touching neither row still ends reuse of both (nothing is guessed).
+        writer.execute("INSERT INTO t VALUES (3, 'three')")
+        assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
+        assert reader.reused == 2
+        writer.execute("UPDATE t SET v = 'ONE' WHERE k = 1")
+        assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("ONE",)]
+        writer.execute("DELETE FROM t WHERE k = 2")
+        assert reader.fetch(_SELECT_V, {"k": 2}, reuse=True) == []
+        # A rolled-back transaction commits nothing: the answer stands.
+        assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("ONE",)]
+        writer.execute("BEGIN")
+        writer.execute("UPDATE t SET v = 'gone' WHERE k = 1")
+        writer.execute("ROLLBACK")
+        before = reader.reused
+        assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("ONE",)]
+        assert reader.reused == before + 1
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_s9_1_sqlite_reused_answers_always_equal_a_fresh_read(tmp_path: Path) -> None:
+    # Random interleavings of commits (including checkpoints that restart the WAL) and
+    # reads: every reused answer must be what running the statement would return.
+    import random
+
+    writer = _wal_database(tmp_path / "t.db")
+    reader = SQLiteFastReader.open(str(tmp_path / "t.db"))
+    checker = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    assert reader is not None
+    rng = random.Random(20261128)
+    try:
+        for step in range(600):
+            action = rng.random()
+            k = rng.randint(1, 4)
+            if action < 0.25:
+                writer.execute("INSERT OR REPLACE INTO t VALUES (?, ?)", (k, f"v{step}"))
+            elif action < 0.3:
+                writer.execute("DELETE FROM t WHERE k = ?", (k,))
+            elif action < 0.33:
+                writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            else:
+                got = reader.fetch(_SELECT_V, {"k": k}, reuse=True)
+                assert got == checker.execute(_SELECT_V, {"k": k}).fetchall(), step
+        assert reader.reused > 100  # the reuse path was exercised, not just fresh reads
+    finally:
+        checker.close()
+        reader.close()
+        writer.close()
+
+
+def test_s9_1_sqlite_reused_answers_are_bounded(tmp_path: Path) -> None:
+    writer = _wal_database(tmp_path / "t.db")
+    reader = SQLiteFastReader(
+        sqlite3.connect(tmp_path / "t.db", timeout=0, isolation_level=None), results_kept=2
+    )
+    try:
+        for k in (1, 2):
+            reader.fetch(_SELECT_V, {"k": k}, reuse=True)
+        assert len(reader._results) == 2
+        reader.fetch(_SELECT_V, {"k": 3}, reuse=True)  # full: everything is dropped first
+        assert len(reader._results) == 1
+        assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
+        assert reader.reused == 0
+    finally:
+        reader.close()
+        writer.close()
+
+
+async def test_s9_1_sqlite_health_pings_always_query_the_file(
+    tmp_path: Path, keys: list[StoreKey]
+) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'sshmint.db'}")
+    try:
+        reader = store._fast_reader
+        assert reader is not None
+        for _ in range(3):
+            await store.ping()
+        assert reader.reused == 0
+        user, key = await store.create_user("ann@example.test", NOW, keys[0])
+        assert key is not None
+        for _ in range(3):
+            assert await store.auth_lookup(key.fingerprint) == (key, user)
+        assert reader.reused == 2
+        # The store's own writes go through another connection: seen at once.
+        locked = await store.set_locked("ann@example.test", True)
+        assert await store.auth_lookup(key.fingerprint) == (key, locked)
+    finally:
+        await store.close()

@@ -42,6 +42,7 @@ from sshmint.server.commands import (
     split_command_line,
 )
 from sshmint.server.config import ServerConfig
+from sshmint.server.deadline import DeadlineWatch
 from sshmint.server.logs import direct_line_writer
 from sshmint.server.permissions import key_restriction_error
 from sshmint.server.proxy import VMProxy, send_continue
@@ -219,6 +220,10 @@ class _API:
         self._limiter = RateLimiter()
         self._namespace = f"v0@{runtime.config.web_host}"
         self._settings: CommandSettings | None = None
+        self._deadlines = DeadlineWatch(EXEC_TIMEOUT_SECONDS)
+
+    def close(self) -> None:
+        self._deadlines.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
@@ -328,7 +333,7 @@ class _API:
 
     async def _run(self, principal: Principal, words: list[str]) -> web.Response:
         """Step 17: run the command in this request's task, cancelled at the 30-second
-        deadline (no extra task: ``asyncio.timeout`` cancels the running one)."""
+        deadline (no extra task: the watch cancels the running one)."""
         runtime = self._runtime
         ctx = CommandContext(
             store=runtime.store,
@@ -341,19 +346,19 @@ class _API:
             authenticator=runtime.authenticator,
             user_keys=principal.user_keys,
         )
-        deadline = asyncio.timeout(EXEC_TIMEOUT_SECONDS)
+        deadline = self._deadlines.start()
         try:
-            async with deadline:
-                result: CommandResult = await run_words(ctx, words, force_json=True)
-        except TimeoutError:
-            if deadline.expired():
+            result: CommandResult = await run_words(ctx, words, force_json=True)
+        except asyncio.CancelledError:
+            if deadline.close() and not deadline.cancelled_by_others():
                 return _error(504, "command timed out")
-            return self._internal_error(words[0], TimeoutError())
+            raise
         except Exception as exc:
+            deadline.close()
             return self._internal_error(words[0], exc)
         # A command that finished while being cancelled (it absorbed the cancellation): a
         # completed success is never a timeout (SPEC §7), a failure still is.
-        if deadline.expired() and result.exit_status != 0:
+        if deadline.close() and result.exit_status != 0:
             return _error(504, "command timed out")
         return self._command_response(result)
 
@@ -394,6 +399,7 @@ class HTTPFrontEnd:
         await self._proxy.start()
 
     async def close(self) -> None:
+        self._api.close()
         await self._proxy.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:

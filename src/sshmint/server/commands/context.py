@@ -29,10 +29,14 @@ class CommandSettings:
     upstream_allow: tuple[IPNetwork, ...] = field(default_factory=tuple)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CommandContext:
     """One caller: ``key`` is the calling key (the SSH login key, or the key that signed
-    the ``/exec`` token), re-read by the transport just before the command runs."""
+    the ``/exec`` token), re-read by the transport just before the command runs.
+
+    Built once per command and never changed; not frozen only because a frozen
+    dataclass's ``__init__`` costs several times as much (``object.__setattr__`` per
+    field), on every ``/exec`` request."""
 
     store: Store
     settings: CommandSettings

@@ -9,11 +9,19 @@ start and end). The request hot paths (token authentication, VM lookup, share ch
 
 Why it is safe (SPEC §9.1, "no cache may hide a change"):
 
-- Nothing is cached. Each call runs its ``SELECT`` against the database file in
-  autocommit mode: SQLite opens a read transaction for the statement, which sees every
-  transaction committed before it started (by this process or any other, e.g.
-  ``sshmint admin``), and ends it when the statement finishes. Rows are fetched to the end
-  (``fetchall``), so no statement is left open pinning an old snapshot.
+- Each call runs its ``SELECT`` against the database file in autocommit mode: SQLite opens
+  a read transaction for the statement, which sees every transaction committed before it
+  started (by this process or any other, e.g. ``sshmint admin``), and ends it when the
+  statement finishes. Rows are fetched to the end (``fetchall``), so no statement is left
+  open pinning an old snapshot.
+- Results may be answered again without re-running the ``SELECT``, but only while
+  ``PRAGMA data_version`` (read first, on every call) is unchanged. SQLite documents that
+  its value changes whenever any other connection has committed since the last time this
+  connection read it; this connection never writes, so *every* commit anywhere changes
+  it and empties the remembered results. A remembered answer is therefore exactly what
+  re-running the statement would return: the change check itself is a read transaction
+  against the file, taken after every commit that precedes the call. (The check costs
+  about half of an indexed lookup: it skips the B-tree descents, not the transaction.)
 - The connection cannot write: ``PRAGMA query_only``.
 
 Why it is bounded (the event loop never waits on a lock):
@@ -43,6 +51,10 @@ log = logging.getLogger("sshmint.store")
 
 # Prepared statements kept per connection (the store has a few dozen distinct reads).
 _STATEMENT_CACHE = 64
+# Results remembered while the database is unchanged (one per distinct statement and
+# parameters; all are dropped at once when full, or when anything is committed).
+_RESULTS_KEPT = 4096
+_DATA_VERSION = "PRAGMA data_version"
 
 
 class SQLiteFastReader:
@@ -51,9 +63,15 @@ class SQLiteFastReader:
     Calls never overlap: :meth:`fetch` runs to completion without yielding.
     """
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, *, results_kept: int = _RESULTS_KEPT
+    ) -> None:
         self._connection: sqlite3.Connection | None = connection
+        self._results_kept = results_kept
         self.fallbacks = 0  # reads handed back to the async engine (for diagnostics)
+        self.reused = 0  # answers given again because nothing was committed meanwhile
+        self._results: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+        self._data_version: object = None
 
     @classmethod
     def open(cls, path: str) -> SQLiteFastReader | None:
@@ -85,24 +103,55 @@ class SQLiteFastReader:
             return None
         return cls(connection)
 
-    def fetch(self, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]] | None:
+    def fetch(
+        self, sql: str, params: Mapping[str, Any], *, reuse: bool = False
+    ) -> list[tuple[Any, ...]] | None:
         """Every row of one ``SELECT``; ``None`` when SQLite could not answer right away
-        (the caller then repeats the read through the async engine)."""
+        (the caller then repeats the read through the async engine).
+
+        With ``reuse``, the answer of an earlier identical call is given again when no
+        commit has happened since (see the module docstring). The list returned must not
+        be modified.
+        """
         connection = self._connection
         if connection is None:
             return None
         try:
-            cursor = connection.execute(sql, params)
-            try:
-                return cursor.fetchall()
-            finally:
-                cursor.close()
+            if not reuse:
+                return _all_rows(connection, sql, params)
+            version = _all_rows(connection, _DATA_VERSION, {})
+            if version != self._data_version:
+                self._results.clear()
+                self._data_version = version
+            key = (sql, *params.items())
+            rows = self._results.get(key)
+            if rows is not None:
+                self.reused += 1
+                return rows
+            rows = _all_rows(connection, sql, params)
         except sqlite3.Error as exc:
             self.fallbacks += 1
             log.debug("SQLite fast read handed to the engine: %s", type(exc).__name__)
             return None
+        if len(self._results) >= self._results_kept:
+            self._results.clear()
+        # Stored under the version read *before* the query: had a commit come in between,
+        # the next check sees a newer version and drops this answer with the rest.
+        self._results[key] = rows
+        return rows
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
+        self._results.clear()
         if connection is not None:
             connection.close()
+
+
+def _all_rows(
+    connection: sqlite3.Connection, sql: str, params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    cursor = connection.execute(sql, params)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()

@@ -63,6 +63,9 @@ class ReadQuery:
     """A ``SELECT`` with bind parameters, plus its SQLite text compiled once."""
 
     statement: sa.Select[Any]
+    # Whether SQLite's fast reader may give an earlier answer again while nothing has been
+    # committed (see fastread.py); off where the point is to query the file.
+    reusable: bool = True
     sqlite_sql: str = field(init=False)
     # Values of parameters fixed in the statement itself (e.g. LIMIT 1).
     sqlite_defaults: dict[str, Any] = field(init=False)
@@ -86,7 +89,9 @@ def _p(name: str) -> sa.BindParameter[Any]:
 
 # A query that reads the schema and a table page, not just "SELECT 1" (which SQLite answers
 # without opening the database file): /healthz must prove the database can be queried.
-PING = ReadQuery(sa.select(sa.literal_column("1")).select_from(server_secrets).limit(1))
+PING = ReadQuery(
+    sa.select(sa.literal_column("1")).select_from(server_secrets).limit(1), reusable=False
+)
 
 USER_BY_ID = ReadQuery(sa.select(users).where(users.c.user_id == _p("user_id")))
 USER_BY_EMAIL = ReadQuery(sa.select(users).where(users.c.email == _p("email")))

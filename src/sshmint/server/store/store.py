@@ -2,6 +2,8 @@
 
 Nothing is cached except the immutable exe1 derivation secret, so a change made by another
 process (``sshmint admin``, another server node) is visible to the next call (SPEC §9.1).
+(SQLite's fast reader may give a read's answer again, but only after asking the database
+whether anything at all was committed since; see :mod:`.fastread`.)
 
 Reads and writes take different routes:
 
@@ -264,14 +266,17 @@ class Store:
         await self._read(q.PING, {})
 
     async def _read(self, query: q.ReadQuery, params: dict[str, Any]) -> Sequence[Row]:
-        """Every row of one read statement, straight from the database (never cached).
+        """Every row of one read statement, as the database has it now.
 
-        SQLite: answered synchronously when the fast reader can (WAL readers never wait),
+        SQLite: answered synchronously when the fast reader can (WAL readers never wait;
+        an answer may be reused while nothing at all has been committed, see fastread.py),
         else through the engine. PostgreSQL: one autocommit round trip.
         """
         reader = self._fast_reader
         if reader is not None:
-            fast_rows = reader.fetch(query.sqlite_sql, query.sqlite_params(params))
+            fast_rows = reader.fetch(
+                query.sqlite_sql, query.sqlite_params(params), reuse=query.reusable
+            )
             if fast_rows is not None:
                 return fast_rows
         if self._read_engine is not None:
