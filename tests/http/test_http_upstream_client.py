@@ -1012,3 +1012,113 @@ def test_s88_head_request_with_a_content_length_response_completes_through_the_p
         assert upstream.upstream.errors == []
     finally:
         upstream.stop()
+
+
+def _keep_alive_exchange(live: SSHMintServer, requests: list[bytes]) -> list[bytes]:
+    """Send each request on one client connection after the previous answer, and return
+    every answer exactly as received (each framed by its ``Content-Length``)."""
+    answers = []
+    with socket.create_connection((live.http_host, live.http_port), timeout=WAIT) as sock:
+        pending = b""
+        for request in requests:
+            sock.sendall(request)
+            while b"\r\n\r\n" not in pending:
+                pending += sock.recv(65536) or pytest.fail(f"closed early: {pending[:200]!r}")
+            head, _, rest = pending.partition(b"\r\n\r\n")
+            lengths = [
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ]
+            assert len(lengths) == 1, head
+            while len(rest) < lengths[0]:
+                rest += sock.recv(65536) or pytest.fail("closed mid-body")
+            answers.append(head + b"\r\n\r\n" + rest[: lengths[0]])
+            pending = rest[lengths[0] :]
+    return answers
+
+
+@pytest.mark.parametrize("size", [11, 64 * 1024, 64 * 1024 + 1], ids=["small", "64k", "64k+1"])
+def test_s88_a_response_is_relayed_byte_exact_whether_it_arrives_whole_or_in_parts(
+    live: SSHMintServer, account: Account, size: int
+) -> None:
+    # A response that arrives whole leaves in one write; one whose body comes later is
+    # sent head first, then the body as it arrives. The client must not be able to tell
+    # them apart, and every header byte (Latin-1 included) must arrive unchanged.
+    body = (b"hello world" * (size // 11 + 1))[:size]
+    head = (
+        b"HTTP/1.1 203 Odd  Reason\r\nX-B: 1\r\nset-cookie: a=1\r\nSet-Cookie: b=2\r\n"
+        b"Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\n"
+        b"Content-Type: text/odd\r\nX-Latin1: caf\xe9\r\n"
+        + f"Content-Length: {size}\r\n\r\n".encode()
+    )
+
+    async def script(peer: RawPeer) -> None:
+        while (request := await peer.read_request()) is not None:
+            if request.request_line.startswith(b"GET /whole "):
+                await peer.send(head + body)
+            else:
+                await peer.send(head)
+                await asyncio.sleep(0.2)
+                await peer.send(body)
+
+    upstream = ThreadedRawUpstream(script).start()
+    try:
+        vm = new_vm(live, account, upstream.url)
+        token = account.token(namespace=f"v0@{vm}.localhost")
+        requests = [
+            f"GET {target} HTTP/1.1\r\nHost: {vm}.localhost\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n".encode()
+            for target in ("/whole", "/parts", "/whole")
+        ]
+        whole, parts, again = _keep_alive_exchange(live, requests)
+        assert whole == parts == again
+        assert whole == (
+            b"HTTP/1.1 203 Odd  Reason\r\nX-B: 1\r\nset-cookie: a=1\r\nSet-Cookie: b=2\r\n"
+            b"Content-Type: text/odd\r\nX-Latin1: caf\xe9\r\n"
+            + f"Content-Length: {size}\r\n\r\n".encode()
+            + body
+        )
+    finally:
+        upstream.stop()
+    assert upstream.upstream.errors == []
+
+
+def test_s88_http_1_0_clients_get_unsized_bodies_until_close_and_sized_ones_kept_alive(
+    live: SSHMintServer, account: Account
+) -> None:
+    async def script(peer: RawPeer) -> None:
+        while (request := await peer.read_request()) is not None:
+            if request.request_line.startswith(b"GET /chunked "):
+                await peer.send(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n"
+                )
+            else:
+                await peer.send(response(b"hello"))
+
+    upstream = ThreadedRawUpstream(script).start()
+    try:
+        vm = new_vm(live, account, upstream.url)
+        token = account.token(namespace=f"v0@{vm}.localhost")
+        base = f"Host: {vm}.localhost\r\nAuthorization: Bearer {token}\r\n"
+        # Sized: the HTTP/1.0 keep-alive the client asked for is confirmed, twice over.
+        ask = f"GET /sized HTTP/1.0\r\n{base}Connection: keep-alive\r\n\r\n".encode()
+        for answer in _keep_alive_exchange(live, [ask, ask]):
+            assert answer == (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello"
+            )
+        # Unsized: no chunking for HTTP/1.0; the body ends where the connection does.
+        answer = _raw_request(
+            live, f"GET /chunked HTTP/1.0\r\n{base}Connection: keep-alive\r\n\r\n".encode()
+        )
+        assert answer == b"HTTP/1.0 200 OK\r\n\r\nhello"
+        # The same through curl's own HTTP/1.0.
+        args = [*proxy_args(live, account, vm), "--http1.0"]
+        for target in ("/chunked", "/sized"):
+            reply = curl(vm_url(live, vm, target), *args)
+            assert (reply.status, reply.body) == (200, b"hello")
+            assert reply.header("Transfer-Encoding") is None
+    finally:
+        upstream.stop()
+    assert upstream.upstream.errors == []

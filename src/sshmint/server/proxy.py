@@ -32,6 +32,7 @@ from yarl import URL
 
 from sshmint.errors import TokenError
 from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal, redact_tokens
+from sshmint.server.relay_response import LAST_CHUNK, SentResponse, chunk, relay_head
 from sshmint.server.splice import SpliceError, splice_available, splice_exactly, transport_fd
 from sshmint.server.store import VM, StoreError
 from sshmint.server.upstream import Upstream, UpstreamError, parse_upstream, upstream_allowed
@@ -325,13 +326,6 @@ class _RelayResponse(web.StreamResponse):
                 self.headers.popall(name, None)
 
 
-class _CoalescingRelayResponse(_RelayResponse):
-    """A relayed response whose status line and headers wait in the writer until the first
-    body bytes (or an explicit empty write), so a small response leaves in one ``send``."""
-
-    _send_headers_immediately = False
-
-
 # --- byte relay for upgraded connections --------------------------------------------------
 
 
@@ -598,7 +592,7 @@ class VMProxy:
         body = request.content
         if has_body and body.is_eof():  # the whole body is here: one write with the head
             data = body.read_nowait()
-            head += _chunk(data) + _LAST_CHUNK if chunked else data
+            head += chunk(data) + LAST_CHUNK if chunked else data
             has_body = False
         host, port = upstream.host, upstream.port
         head_request = request.method == "HEAD"
@@ -659,40 +653,61 @@ class VMProxy:
         *,
         close: bool,
     ) -> web.StreamResponse:
-        response = _CoalescingRelayResponse(status=head.status, reason=head.reason)
-        for name, value in upstream_response_headers(head.headers, switching=False):
-            response.headers.add(name, value)
-        if close:
-            # A refused upgrade leaves the client connection in raw mode: do not reuse it.
-            response.force_close()
+        """Write the response to the client ourselves (relay_response.py): the head and
+        whatever body arrived with it in one write, then the rest as it comes (spliced
+        when large), framed as ``relay_head`` decided."""
+        lines = upstream_response_headers(head.headers, switching=False)
+        # A refused upgrade leaves the client connection in raw mode: do not reuse it.
+        relay = relay_head(
+            head,
+            lines,
+            conn.content_length,
+            method=request.method,
+            version=request.version,
+            keep_alive=request.keep_alive and not close,
+        )
+        if relay is None:
+            conn.abort()
+            self._runtime.logger.info("proxy: upstream response head cannot be relayed")
+            return _text(502, MSG_UNAVAILABLE)
+        writer = request.writer
         transport = request.transport
-        if transport is not None:
-            # Let a body's worth of data queue towards the client before waiting on it.
-            transport.set_write_buffer_limits(high=_CLIENT_WRITE_HIGH_WATER)
-        spliceable: bool | None = None  # decided once a large remainder turns up
+        chunked = relay.chunked
+        sent = 0
         try:
-            await response.prepare(request)
-            # Whatever arrived with the upstream's headers goes out with ours in one write;
-            # if nothing has arrived yet, the headers go now (a slow body still streams).
-            first = conn.read_body_nowait()
-            if first or not conn.body_done:
-                await response.write(first)
+            first = conn.read_body_nowait() if relay.has_body else b""
+            out = relay.data + (chunk(first) if chunked else first)
+            if not relay.has_body or conn.body_done:  # the whole response is here
+                if chunked:
+                    out += LAST_CHUNK
+                await writer.write(out)
+                return SentResponse(head.status, len(out), keep_alive=relay.keep_alive)
+            if transport is not None:
+                # Let a body's worth of data queue towards the client before waiting on it.
+                transport.set_write_buffer_limits(high=_CLIENT_WRITE_HIGH_WATER)
+            await writer.write(out)  # the head goes now, even if the body is slow to come
+            sent = len(out)
+            spliceable: bool | None = None  # decided once a large remainder turns up
             while True:
                 if spliceable is not False:
                     spliceable = await _splice_rest(transport, conn, spliceable)
-                chunk = await conn.read_body()
-                if not chunk:
+                data = await conn.read_body()
+                if not data:
                     break
-                await response.write(chunk)
-            await response.write_eof()
+                out = chunk(data) if chunked else data
+                await writer.write(out)
+                sent += len(out)
+            if chunked:
+                await writer.write(LAST_CHUNK)
+                sent += len(LAST_CHUNK)
         except (UpstreamBodyError, SpliceError, OSError) as exc:
             # The status line is gone already: all that is left is to cut the connection.
             self._runtime.logger.info("proxy: relay interrupted: %s", type(exc).__name__)
             conn.abort()
-            response.force_close()
-            if request.transport is not None:
-                request.transport.close()
-        return response
+            if transport is not None:
+                transport.close()
+            return SentResponse(head.status, sent, keep_alive=False)
+        return SentResponse(head.status, sent, keep_alive=relay.keep_alive)
 
     async def _relay_upgrade(
         self, request: web.BaseRequest, conn: UpstreamConnection, head: ResponseHead
@@ -753,13 +768,6 @@ async def _splice_rest(
 
 # --- request bodies -----------------------------------------------------------------------
 
-_LAST_CHUNK: Final = b"0\r\n\r\n"
-
-
-def _chunk(data: bytes) -> bytes:
-    """One chunk of a chunked body (RFC 9112 §7.1); empty data makes no chunk."""
-    return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
-
 
 async def _send_body(conn: UpstreamConnection, body: StreamReader, *, chunked: bool) -> None:
     """Stream the client's request body to the upstream as it arrives (SPEC §8.7)."""
@@ -773,7 +781,7 @@ async def _send_body(conn: UpstreamConnection, body: StreamReader, *, chunked: b
                 conn.write(chunk)
             await conn.drain()
         if chunked:
-            conn.write(_LAST_CHUNK)
+            conn.write(LAST_CHUNK)
     except BaseException:
         conn.abort()  # the upstream must not take a truncated body for a whole one
         raise

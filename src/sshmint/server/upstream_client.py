@@ -304,6 +304,11 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         return self._body_done
 
     @property
+    def content_length(self) -> int | None:
+        """The current response's ``Content-Length``, when its body is framed by one."""
+        return self._content_length
+
+    @property
     def got_response_bytes(self) -> bool:
         return self._head_bytes > 0
 
