@@ -134,3 +134,21 @@ def test_rfc9112_s7_1_chunks() -> None:
     assert chunk(b"hello") == b"5\r\nhello\r\n"
     assert chunk(b"x" * 255) == b"ff\r\n" + b"x" * 255 + b"\r\n"
     assert LAST_CHUNK == b"0\r\n\r\n"
+
+
+def test_s88_a_switch_keeps_the_upstreams_connection_upgrade_and_adds_nothing() -> None:
+    lines = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", "x")]
+    relay = relay_head(
+        ResponseHead(101, "Switching Protocols", lines),
+        lines,
+        None,
+        method="GET",
+        version=(1, 1),
+        keep_alive=False,
+    )
+    assert relay is not None
+    assert relay.data == (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: x\r\n\r\n"
+    )
+    assert (relay.has_body, relay.chunked, relay.keep_alive) == (False, False, False)

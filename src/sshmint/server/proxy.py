@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 import aiohttp
-from aiohttp import hdrs, web
+from aiohttp import web
 from aiohttp.streams import StreamReader
 from multidict import CIMultiDict, MultiMapping
 from yarl import URL
@@ -309,23 +309,6 @@ def _text(status: int, message: str, headers: Mapping[str, str] | None = None) -
     return response
 
 
-class _RelayResponse(web.StreamResponse):
-    """A response carrying the upstream's headers unchanged.
-
-    aiohttp fills in ``Content-Type``, ``Date`` and ``Server`` when a response lacks them;
-    a relayed response must not gain headers the upstream did not send (SPEC §8.8).
-    """
-
-    async def _prepare_headers(self) -> None:
-        present = {
-            name for name in (hdrs.CONTENT_TYPE, hdrs.DATE, hdrs.SERVER) if name in self.headers
-        }
-        await super()._prepare_headers()
-        for name in (hdrs.CONTENT_TYPE, hdrs.DATE, hdrs.SERVER):
-            if name not in present:
-                self.headers.popall(name, None)
-
-
 # --- byte relay for upgraded connections --------------------------------------------------
 
 
@@ -377,12 +360,16 @@ class _Pipe:
 
 
 class _AsyncWriter(Protocol):
-    async def write(self, data: bytes) -> None: ...
+    async def write(self, data: bytes, /) -> None: ...
 
 
-async def _pump(source: _Pipe, sink: _AsyncWriter) -> None:
+async def _pump(source: _Pipe, sink: _AsyncWriter) -> int:
+    """Copy until the source ends; returns the number of bytes copied."""
+    copied = 0
     while chunk := await source.read():
         await sink.write(chunk)
+        copied += len(chunk)
+    return copied
 
 
 # --- the proxy ----------------------------------------------------------------------------
@@ -717,20 +704,28 @@ class VMProxy:
         if client_protocol is None or conn.transport is None:
             conn.close()
             return _text(502, MSG_UNAVAILABLE)
-        response = _RelayResponse(status=101, reason=head.reason)
-        for name, value in upstream_response_headers(head.headers, switching=True):
-            response.headers.add(name, value)
-        response.force_close()
-        await response.prepare(request)
+        lines = upstream_response_headers(head.headers, switching=True)
+        relay = relay_head(
+            head, lines, None, method=request.method, version=request.version, keep_alive=False
+        )
+        if relay is None:
+            conn.close()
+            self._runtime.logger.info("proxy: upstream 101 head cannot be relayed")
+            return _text(502, MSG_UNAVAILABLE)
+        writer = request.writer
+        try:
+            await writer.write(relay.data)
+        except OSError:  # the client has gone
+            conn.close()
+            return SentResponse(101, 0, keep_alive=False)
 
         from_client = _Pipe(request.transport)
         from_upstream = _Pipe(conn.transport)
         client_protocol.set_parser(from_client)  # type: ignore[arg-type]
         conn.take_raw_stream(from_upstream.feed_data, from_upstream.feed_eof)
-        pumps = [
-            asyncio.ensure_future(_pump(from_client, _ConnectionWriter(conn))),
-            asyncio.ensure_future(_pump(from_upstream, response)),
-        ]
+        to_upstream = asyncio.ensure_future(_pump(from_client, _ConnectionWriter(conn)))
+        to_client = asyncio.ensure_future(_pump(from_upstream, writer))
+        pumps = [to_upstream, to_client]
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -742,7 +737,10 @@ class VMProxy:
             conn.close()
             if request.transport is not None:
                 request.transport.close()
-        return response
+        relayed = 0
+        if to_client.done() and not to_client.cancelled() and to_client.exception() is None:
+            relayed = to_client.result()
+        return SentResponse(101, len(relay.data) + relayed, keep_alive=False)
 
 
 async def _splice_rest(

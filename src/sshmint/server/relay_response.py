@@ -17,7 +17,8 @@ HTTP version; a response that must be empty (HEAD, 1xx, 204, 304, a 2xx to CONNE
 gets no body and, except for HEAD, no ``Content-Length``; a body without
 ``Content-Length`` is sent chunked to HTTP/1.1 clients and ends at connection close for
 HTTP/1.0; ``Connection: keep-alive`` (HTTP/1.0) or ``Connection: close`` (HTTP/1.1) is
-added when the connection's fate differs from the version's default.
+added when the connection's fate differs from the version's default and the head has no
+``Connection`` header (only a relayed ``101`` keeps one: ``Connection: Upgrade``).
 """
 
 from __future__ import annotations
@@ -80,10 +81,14 @@ def relay_head(
                 lines = [*lines, ("Transfer-Encoding", "chunked")]
             else:
                 keep_alive = False  # the end of the body is the end of the connection
-    if keep_alive and version == (1, 0):
-        lines = [*lines, ("Connection", "keep-alive")]
-    elif not keep_alive and version == (1, 1):
-        lines = [*lines, ("Connection", "close")]
+    # The connection's fate where it differs from the version's default; a 101 that
+    # carries the upstream's "Connection: Upgrade" says all there is to say (other
+    # responses never keep a Connection header: it is hop-by-hop).
+    if status != 101 or not any(n.lower() == "connection" for n, _ in lines):
+        if keep_alive and version == (1, 0):
+            lines = [*lines, ("Connection", "keep-alive")]
+        elif not keep_alive and version == (1, 1):
+            lines = [*lines, ("Connection", "close")]
     text = f"HTTP/{version[0]}.{version[1]} {status} {head.reason}\r\n" + "".join(
         f"{name}: {value}\r\n" for name, value in lines
     )
