@@ -358,6 +358,30 @@ def test_s9_1_sqlite_reused_answers_are_bounded(tmp_path: Path) -> None:
         writer.close()
 
 
+def test_s9_1_sqlite_reused_answers_hold_a_bounded_number_of_rows(tmp_path: Path) -> None:
+    writer = _wal_database(tmp_path / "t.db")
+    writer.execute("INSERT INTO t VALUES (3, 'three'), (4, 'four')")
+    reader = SQLiteFastReader(
+        sqlite3.connect(tmp_path / "t.db", timeout=0, isolation_level=None), rows_kept=3
+    )
+    every = "SELECT v FROM t WHERE k <= :k ORDER BY k"
+    try:
+        reader.fetch(every, {"k": 2}, reuse=True)  # 2 rows held
+        reader.fetch(every, {"k": 1}, reuse=True)  # 3 rows held
+        assert len(reader._results) == 2
+        reader.fetch(every, {"k": 1}, reuse=True)
+        assert reader.reused == 1
+        # One more row would pass the bound: everything is dropped first.
+        reader.fetch(_SELECT_V, {"k": 3}, reuse=True)
+        assert list(reader._results) == [(_SELECT_V, ("k", 3))]
+        # An answer larger than the bound is given but never kept.
+        assert len(reader.fetch(every, {"k": 4}, reuse=True) or []) == 4
+        assert list(reader._results) == [(_SELECT_V, ("k", 3))]
+    finally:
+        reader.close()
+        writer.close()
+
+
 async def test_s9_1_sqlite_health_pings_always_query_the_file(
     tmp_path: Path, keys: list[StoreKey]
 ) -> None:

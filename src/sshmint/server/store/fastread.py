@@ -52,8 +52,10 @@ log = logging.getLogger("sshmint.store")
 # Prepared statements kept per connection (the store has a few dozen distinct reads).
 _STATEMENT_CACHE = 64
 # Results remembered while the database is unchanged (one per distinct statement and
-# parameters; all are dropped at once when full, or when anything is committed).
+# parameters), and the rows they may hold in all; everything is dropped at once when
+# either bound is reached, and whenever anything is committed.
 _RESULTS_KEPT = 4096
+_ROWS_KEPT = 65536
 _DATA_VERSION = "PRAGMA data_version"
 
 
@@ -64,10 +66,16 @@ class SQLiteFastReader:
     """
 
     def __init__(
-        self, connection: sqlite3.Connection, *, results_kept: int = _RESULTS_KEPT
+        self,
+        connection: sqlite3.Connection,
+        *,
+        results_kept: int = _RESULTS_KEPT,
+        rows_kept: int = _ROWS_KEPT,
     ) -> None:
         self._connection: sqlite3.Connection | None = connection
         self._results_kept = results_kept
+        self._rows_kept = rows_kept
+        self._rows_held = 0
         self.fallbacks = 0  # reads handed back to the async engine (for diagnostics)
         self.reused = 0  # answers given again because nothing was committed meanwhile
         self._results: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
@@ -121,7 +129,7 @@ class SQLiteFastReader:
                 return _all_rows(connection, sql, params)
             version = _all_rows(connection, _DATA_VERSION, {})
             if version != self._data_version:
-                self._results.clear()
+                self._forget()
                 self._data_version = version
             key = (sql, *params.items())
             rows = self._results.get(key)
@@ -133,16 +141,26 @@ class SQLiteFastReader:
             self.fallbacks += 1
             log.debug("SQLite fast read handed to the engine: %s", type(exc).__name__)
             return None
-        if len(self._results) >= self._results_kept:
-            self._results.clear()
+        if len(rows) > self._rows_kept:
+            return rows  # too large to keep
+        if (
+            len(self._results) >= self._results_kept
+            or self._rows_held + len(rows) > self._rows_kept
+        ):
+            self._forget()
         # Stored under the version read *before* the query: had a commit come in between,
         # the next check sees a newer version and drops this answer with the rest.
         self._results[key] = rows
+        self._rows_held += len(rows)
         return rows
+
+    def _forget(self) -> None:
+        self._results.clear()
+        self._rows_held = 0
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
-        self._results.clear()
+        self._forget()
         if connection is not None:
             connection.close()
 
