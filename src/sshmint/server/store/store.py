@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, Generic, TypeVar
@@ -187,6 +188,17 @@ _key_record: _RowMemo[SSHKeyRow] = _RowMemo(_key)  # keys of a user (whoami, ssh
 _CALLER_PEER_AT = _KEY_COLS + _USER_COLS  # where CALLER_LOOKUP's "every key" columns start
 
 
+def _open_sqlite_file(db: DatabaseURL) -> None:
+    """Open (creating it if need be) the SQLite file once, here, so that a path that cannot
+    be opened fails before aiosqlite starts a worker thread for it: after a failed connect
+    that thread still answers a future on the event loop, and raises "Event loop is
+    closed" when the loop (a short ``sshmint admin`` run, say) has ended first."""
+    try:
+        sqlite3.connect(db.url.database or "").close()
+    except sqlite3.Error as exc:
+        raise unavailable(exc, db.description) from None
+
+
 def _unclassified_conflict() -> StoreError:
     # A constraint fired but the conflicting row is gone again (a concurrent delete).
     return StoreError("the change conflicted with a concurrent change; please retry")
@@ -230,6 +242,8 @@ class Store:
         the database cannot be opened, reached or migrated.
         """
         db = parse_database_url(url)
+        if db.backend == "sqlite":
+            _open_sqlite_file(db)
         engine = create_engine(db)
         try:
             await upgrade_to_head(engine, db.backend)
