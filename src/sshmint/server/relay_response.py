@@ -8,8 +8,8 @@ The proxy writes relayed responses itself instead of through aiohttp's ``StreamR
   the upstream sent reaches the client unchanged, as request headers reach the upstream.
 - **Nothing added.** aiohttp fills in ``Content-Type``, ``Date`` and ``Server``, which a
   relay must not invent; here only framing is added, exactly as HTTP/1.1 requires.
-- **Cost.** Preparing a ``StreamResponse`` and then removing what it added was about a
-  tenth of the work of a small proxied request.
+- **Cost.** Preparing a ``StreamResponse`` and then removing what it added was about 7%
+  of the instructions of a small proxied request (callgrind, one request at a time).
 
 Framing follows aiohttp's own rules for the responses it writes (so clients see no
 difference except the headers no longer invented): the status line carries the request's
