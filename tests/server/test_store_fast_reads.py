@@ -4,9 +4,11 @@ never waits on a lock on the event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,16 @@ NOW = 1_700_000_000
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> list[StoreKey]:
     return make_keys(tmp_path_factory.mktemp("fast-read-keys"), 3)
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A store on ``tmp_path / "sshmint.db"`` (SQLite, so with the fast reader)."""
+    store = await Store.open(f"sqlite:///{tmp_path / 'sshmint.db'}")
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 @pytest.fixture
@@ -117,53 +129,43 @@ async def test_s8_3_proxy_lookup_sees_vm_owner_lockout_and_shares_at_once(
 
 
 async def test_s9_1_sqlite_a_raw_write_by_another_connection_is_seen_by_the_next_read(
-    tmp_path: Path, keys: list[StoreKey]
+    sqlite_store: Store, tmp_path: Path, keys: list[StoreKey]
 ) -> None:
     path = tmp_path / "sshmint.db"
-    store = await Store.open(f"sqlite:///{path}")
-    try:
-        user, key = await store.create_user("ann@example.test", NOW, keys[0])
-        assert key is not None
-        assert await store.auth_lookup(key.fingerprint) is not None
-        with sqlite3.connect(path) as other:
-            other.execute(
-                "UPDATE ssh_keys SET permissions = ? WHERE id = ?", ('{"vm":"x"}', key.id)
-            )
-        found = await store.auth_lookup(key.fingerprint)
-        assert found is not None and found[0].permissions == '{"vm":"x"}'
-        with sqlite3.connect(path) as other:
-            other.execute("UPDATE users SET is_locked_out = 1 WHERE user_id = ?", (user.user_id,))
-        found = await store.auth_lookup(key.fingerprint)
-        assert found is not None and found[1] is not None and found[1].locked
-    finally:
-        await store.close()
+    user, key = await sqlite_store.create_user("ann@example.test", NOW, keys[0])
+    assert key is not None
+    assert await sqlite_store.auth_lookup(key.fingerprint) is not None
+    with sqlite3.connect(path) as other:
+        other.execute("UPDATE ssh_keys SET permissions = ? WHERE id = ?", ('{"vm":"x"}', key.id))
+    found = await sqlite_store.auth_lookup(key.fingerprint)
+    assert found is not None and found[0].permissions == '{"vm":"x"}'
+    with sqlite3.connect(path) as other:
+        other.execute("UPDATE users SET is_locked_out = 1 WHERE user_id = ?", (user.user_id,))
+    found = await sqlite_store.auth_lookup(key.fingerprint)
+    assert found is not None and found[1] is not None and found[1].locked
 
 
 async def test_s9_1_sqlite_reads_leave_no_snapshot_open(
-    tmp_path: Path, keys: list[StoreKey]
+    sqlite_store: Store, tmp_path: Path, keys: list[StoreKey]
 ) -> None:
     # A read transaction left open would pin an old snapshot (and hide later changes);
     # a TRUNCATE checkpoint only completes when no reader holds one.
     path = tmp_path / "sshmint.db"
-    store = await Store.open(f"sqlite:///{path}")
+    user, key = await sqlite_store.create_user("ann@example.test", NOW, keys[0])
+    assert key is not None
+    await sqlite_store.auth_lookup(key.fingerprint)
+    await sqlite_store.keys_of_user(user.user_id)
+    await sqlite_store.ping()
+    other = sqlite3.connect(path)
     try:
-        user, key = await store.create_user("ann@example.test", NOW, keys[0])
-        assert key is not None
-        await store.auth_lookup(key.fingerprint)
-        await store.keys_of_user(user.user_id)
-        await store.ping()
-        other = sqlite3.connect(path)
-        try:
-            other.execute("UPDATE users SET next_ssh_key_number = 7")
-            other.commit()
-            busy, _log, _done = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        finally:
-            other.close()
-        assert busy == 0
-        found = await store.get_user(user.user_id)
-        assert found is not None and found.next_ssh_key_number == 7
+        other.execute("UPDATE users SET next_ssh_key_number = 7")
+        other.commit()
+        busy, _log, _done = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     finally:
-        await store.close()
+        other.close()
+    assert busy == 0
+    found = await sqlite_store.get_user(user.user_id)
+    assert found is not None and found.next_ssh_key_number == 7
 
 
 def test_s9_1_sqlite_fast_read_of_a_locked_database_answers_none_at_once(
@@ -206,19 +208,15 @@ def test_s9_1_sqlite_fast_reads_are_used_only_in_wal_mode(tmp_path: Path) -> Non
 
 
 async def test_s9_1_sqlite_a_failing_fast_read_is_repeated_through_the_engine(
-    tmp_path: Path,
+    sqlite_store: Store,
 ) -> None:
-    store = await Store.open(f"sqlite:///{tmp_path / 'sshmint.db'}")
-    try:
-        user, _ = await store.create_user("ann@example.test", NOW)
-        reader = store._fast_reader
-        assert reader is not None and reader._connection is not None
-        reader._connection.close()  # every fast read now fails
-        assert await store.get_user(user.user_id) == user
-        assert await store.proxy_lookup("none") is None
-        assert reader.fallbacks == 2
-    finally:
-        await store.close()
+    user, _ = await sqlite_store.create_user("ann@example.test", NOW)
+    reader = sqlite_store._fast_reader
+    assert reader is not None and reader._connection is not None
+    reader._connection.close()  # every fast read now fails
+    assert await sqlite_store.get_user(user.user_id) == user
+    assert await sqlite_store.proxy_lookup("none") is None
+    assert reader.fallbacks == 2
 
 
 async def test_s9_1_postgres_reads_recover_after_a_server_restart(
@@ -243,84 +241,88 @@ async def test_s9_1_postgres_reads_recover_after_a_server_restart(
 # --- answers reused while nothing is committed (PRAGMA data_version) ----------------------
 
 
-def _wal_database(path: Path) -> sqlite3.Connection:
+@pytest.fixture
+def wal_db(tmp_path: Path) -> Iterator[tuple[Path, sqlite3.Connection]]:
     """A WAL database with one table, and a writer connection standing for any other
     process (``sshmint admin``, the server's own engine)."""
+    path = tmp_path / "t.db"
     writer = sqlite3.connect(path, isolation_level=None)
     writer.execute("PRAGMA journal_mode = WAL")
     writer.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
     writer.execute("INSERT INTO t VALUES (1, 'one'), (2, 'two')")
-    return writer
+    try:
+        yield path, writer
+    finally:
+        writer.close()
+
+
+@pytest.fixture
+def reader(wal_db: tuple[Path, sqlite3.Connection]) -> Iterator[SQLiteFastReader]:
+    reader = SQLiteFastReader.open(str(wal_db[0]))
+    assert reader is not None
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _bounded_reader(path: Path, **bounds: int) -> contextlib.closing[SQLiteFastReader]:
+    connection = sqlite3.connect(path, timeout=0, isolation_level=None)
+    return contextlib.closing(SQLiteFastReader(connection, **bounds))
 
 
 _SELECT_V = "SELECT v FROM t WHERE k = :k"
 
 
 def test_s9_1_sqlite_an_unchanged_database_answers_a_repeated_read_from_memory(
-    tmp_path: Path,
+    reader: SQLiteFastReader,
 ) -> None:
-    writer = _wal_database(tmp_path / "t.db")
-    reader = SQLiteFastReader.open(str(tmp_path / "t.db"))
-    assert reader is not None
-    try:
-        assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
-        assert reader.reused == 0
-        assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
-        assert reader.reused == 1
-        # Other parameters are another read.
-        assert reader.fetch(_SELECT_V, {"k": 2}, reuse=True) == [("two",)]
-        assert reader.reused == 1
-        # Without reuse the statement always runs.
-        assert reader.fetch(_SELECT_V, {"k": 1}) == [("one",)]
-        assert reader.reused == 1
-    finally:
-        reader.close()
-        writer.close()
+    assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
+    assert reader.reused == 0
+    assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
+    assert reader.reused == 1
+    # Other parameters are another read.
+    assert reader.fetch(_SELECT_V, {"k": 2}, reuse=True) == [("two",)]
+    assert reader.reused == 1
+    # Without reuse the statement always runs.
+    assert reader.fetch(_SELECT_V, {"k": 1}) == [("one",)]
+    assert reader.reused == 1
 
 
 def test_s9_1_sqlite_any_commit_by_another_connection_ends_every_reused_answer(
-    tmp_path: Path,
+    wal_db: tuple[Path, sqlite3.Connection], reader: SQLiteFastReader
 ) -> None:
-    writer = _wal_database(tmp_path / "t.db")
-    reader = SQLiteFastReader.open(str(tmp_path / "t.db"))
-    assert reader is not None
-    try:
-        for _ in range(2):
-            assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
-            assert reader.fetch(_SELECT_V, {"k": 2}, reuse=True) == [("two",)]
-        assert reader.reused == 2
-        # A commit touching neither row still ends reuse of both (nothing is guessed).
-        writer.execute("INSERT INTO t VALUES (3, 'three')")
+    _, writer = wal_db
+    for _ in range(2):
         assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
-        assert reader.reused == 2
-        writer.execute("UPDATE t SET v = 'ONE' WHERE k = 1")
-        assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("ONE",)]
-        writer.execute("DELETE FROM t WHERE k = 2")
-        assert reader.fetch(_SELECT_V, {"k": 2}, reuse=True) == []
-        # A rolled-back transaction commits nothing: the answer stands.
-        assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("ONE",)]
-        writer.execute("BEGIN")
-        writer.execute("UPDATE t SET v = 'gone' WHERE k = 1")
-        writer.execute("ROLLBACK")
-        before = reader.reused
-        assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("ONE",)]
-        assert reader.reused == before + 1
-    finally:
-        reader.close()
-        writer.close()
+        assert reader.fetch(_SELECT_V, {"k": 2}, reuse=True) == [("two",)]
+    assert reader.reused == 2
+    # A commit touching neither row still ends reuse of both (nothing is guessed).
+    writer.execute("INSERT INTO t VALUES (3, 'three')")
+    assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
+    assert reader.reused == 2
+    writer.execute("UPDATE t SET v = 'ONE' WHERE k = 1")
+    assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("ONE",)]
+    writer.execute("DELETE FROM t WHERE k = 2")
+    assert reader.fetch(_SELECT_V, {"k": 2}, reuse=True) == []
+    # A rolled-back transaction commits nothing: the answer stands.
+    assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("ONE",)]
+    writer.execute("BEGIN")
+    writer.execute("UPDATE t SET v = 'gone' WHERE k = 1")
+    writer.execute("ROLLBACK")
+    before = reader.reused
+    assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("ONE",)]
+    assert reader.reused == before + 1
 
 
-def test_s9_1_sqlite_reused_answers_always_equal_a_fresh_read(tmp_path: Path) -> None:
+def test_s9_1_sqlite_reused_answers_always_equal_a_fresh_read(
+    wal_db: tuple[Path, sqlite3.Connection], reader: SQLiteFastReader
+) -> None:
     # Random interleavings of commits (including checkpoints that restart the WAL) and
     # reads: every reused answer must be what running the statement would return.
-    import random
-
-    writer = _wal_database(tmp_path / "t.db")
-    reader = SQLiteFastReader.open(str(tmp_path / "t.db"))
-    checker = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
-    assert reader is not None
+    path, writer = wal_db
     rng = random.Random(20261128)
-    try:
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as checker:
         for step in range(600):
             action = rng.random()
             k = rng.randint(1, 4)
@@ -333,19 +335,13 @@ def test_s9_1_sqlite_reused_answers_always_equal_a_fresh_read(tmp_path: Path) ->
             else:
                 got = reader.fetch(_SELECT_V, {"k": k}, reuse=True)
                 assert got == checker.execute(_SELECT_V, {"k": k}).fetchall(), step
-        assert reader.reused > 100  # the reuse path was exercised, not just fresh reads
-    finally:
-        checker.close()
-        reader.close()
-        writer.close()
+    assert reader.reused > 100  # the reuse path was exercised, not just fresh reads
 
 
-def test_s9_1_sqlite_reused_answers_are_bounded(tmp_path: Path) -> None:
-    writer = _wal_database(tmp_path / "t.db")
-    reader = SQLiteFastReader(
-        sqlite3.connect(tmp_path / "t.db", timeout=0, isolation_level=None), results_kept=2
-    )
-    try:
+def test_s9_1_sqlite_reused_answers_are_bounded(
+    wal_db: tuple[Path, sqlite3.Connection],
+) -> None:
+    with _bounded_reader(wal_db[0], results_kept=2) as reader:
         for k in (1, 2):
             reader.fetch(_SELECT_V, {"k": k}, reuse=True)
         assert len(reader._results) == 2
@@ -353,19 +349,15 @@ def test_s9_1_sqlite_reused_answers_are_bounded(tmp_path: Path) -> None:
         assert len(reader._results) == 1
         assert reader.fetch(_SELECT_V, {"k": 1}, reuse=True) == [("one",)]
         assert reader.reused == 0
-    finally:
-        reader.close()
-        writer.close()
 
 
-def test_s9_1_sqlite_reused_answers_hold_a_bounded_number_of_rows(tmp_path: Path) -> None:
-    writer = _wal_database(tmp_path / "t.db")
+def test_s9_1_sqlite_reused_answers_hold_a_bounded_number_of_rows(
+    wal_db: tuple[Path, sqlite3.Connection],
+) -> None:
+    path, writer = wal_db
     writer.execute("INSERT INTO t VALUES (3, 'three'), (4, 'four')")
-    reader = SQLiteFastReader(
-        sqlite3.connect(tmp_path / "t.db", timeout=0, isolation_level=None), rows_kept=3
-    )
     every = "SELECT v FROM t WHERE k <= :k ORDER BY k"
-    try:
+    with _bounded_reader(path, rows_kept=3) as reader:
         reader.fetch(every, {"k": 2}, reuse=True)  # 2 rows held
         reader.fetch(every, {"k": 1}, reuse=True)  # 3 rows held
         assert len(reader._results) == 2
@@ -377,28 +369,21 @@ def test_s9_1_sqlite_reused_answers_hold_a_bounded_number_of_rows(tmp_path: Path
         # An answer larger than the bound is given but never kept.
         assert len(reader.fetch(every, {"k": 4}, reuse=True) or []) == 4
         assert list(reader._results) == [(_SELECT_V, ("k", 3))]
-    finally:
-        reader.close()
-        writer.close()
 
 
 async def test_s9_1_sqlite_health_pings_always_query_the_file(
-    tmp_path: Path, keys: list[StoreKey]
+    sqlite_store: Store, keys: list[StoreKey]
 ) -> None:
-    store = await Store.open(f"sqlite:///{tmp_path / 'sshmint.db'}")
-    try:
-        reader = store._fast_reader
-        assert reader is not None
-        for _ in range(3):
-            await store.ping()
-        assert reader.reused == 0
-        user, key = await store.create_user("ann@example.test", NOW, keys[0])
-        assert key is not None
-        for _ in range(3):
-            assert await store.auth_lookup(key.fingerprint) == (key, user)
-        assert reader.reused == 2
-        # The store's own writes go through another connection: seen at once.
-        locked = await store.set_locked("ann@example.test", True)
-        assert await store.auth_lookup(key.fingerprint) == (key, locked)
-    finally:
-        await store.close()
+    reader = sqlite_store._fast_reader
+    assert reader is not None
+    for _ in range(3):
+        await sqlite_store.ping()
+    assert reader.reused == 0
+    user, key = await sqlite_store.create_user("ann@example.test", NOW, keys[0])
+    assert key is not None
+    for _ in range(3):
+        assert await sqlite_store.auth_lookup(key.fingerprint) == (key, user)
+    assert reader.reused == 2
+    # The store's own writes go through another connection: seen at once.
+    locked = await sqlite_store.set_locked("ann@example.test", True)
+    assert await sqlite_store.auth_lookup(key.fingerprint) == (key, locked)

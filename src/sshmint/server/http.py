@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_log import AccessLogger
-from yarl import URL
 
 from sshmint.errors import TokenError
 from sshmint.server.auth import (
@@ -45,7 +44,7 @@ from sshmint.server.config import ServerConfig
 from sshmint.server.deadline import DeadlineWatch
 from sshmint.server.logs import direct_line_writer
 from sshmint.server.permissions import key_restriction_error
-from sshmint.server.proxy import VMProxy, send_continue
+from sshmint.server.proxy import VMProxy, absolute_target, send_continue
 from sshmint.server.ratelimit import RateLimiter
 from sshmint.server.store import StoreError
 
@@ -174,11 +173,9 @@ def route_host(host: str, web_host: str, vm_host: str) -> str | None:
 
 def request_host(request: web.BaseRequest) -> str:
     """The Host that routes a request: the authority of an absolute-form target, else Host."""
-    raw = request.raw_path  # the request target exactly as received
-    if not raw.startswith("/"):
-        target = URL(raw, encoded=True)
-        if target.is_absolute() and target.raw_authority:
-            return target.raw_authority
+    target = absolute_target(request.raw_path)
+    if target is not None and target.raw_authority:
+        return target.raw_authority
     return request.headers.get("Host", "")
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "HOP_BY_HOP",
     "Identity",
     "VMProxy",
+    "absolute_target",
     "basic_password",
     "bearer_credential",
     "carries_exe_token",
@@ -277,6 +278,15 @@ def upstream_response_headers(
     if switching:
         drop = drop - {"connection", "upgrade"}
     return [(n, v) for n, v in lines if n.lower() not in drop]
+
+
+def absolute_target(raw: str) -> URL | None:
+    """The URL of an absolute-form request target (``GET http://host/path``, RFC 9112
+    §3.2.2), else None; ``raw`` is the target exactly as received."""
+    if raw.startswith("/"):
+        return None
+    target = URL(raw, encoded=True)
+    return target if target.is_absolute() else None
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -521,9 +531,9 @@ class VMProxy:
         raw = request.raw_path  # the request target exactly as received
         if raw == "*" and request.method == "OPTIONS":  # asterisk form (RFC 9112 §3.2.4)
             return raw
-        if not raw.startswith("/"):
-            target = URL(raw, encoded=True)
-            raw = (target.raw_path_qs or "/") if target.is_absolute() else raw
+        target = absolute_target(raw)
+        if target is not None:
+            raw = target.raw_path_qs or "/"
         return raw if raw.startswith("/") else "/" + raw
 
     def _unavailable(self, vm: VM, exc: BaseException) -> web.Response:
@@ -770,13 +780,13 @@ async def _splice_rest(
 async def _send_body(conn: UpstreamConnection, body: StreamReader, *, chunked: bool) -> None:
     """Stream the client's request body to the upstream as it arrives (SPEC §8.7)."""
     try:
-        while chunk := await body.readany():
-            if chunked:
-                conn.write(b"%x\r\n" % len(chunk))
-                conn.write(chunk)
+        while data := await body.readany():
+            if chunked:  # framed in three writes: a large piece is not copied (see chunk())
+                conn.write(b"%x\r\n" % len(data))
+                conn.write(data)
                 conn.write(b"\r\n")
             else:
-                conn.write(chunk)
+                conn.write(data)
             await conn.drain()
         if chunked:
             conn.write(LAST_CHUNK)

@@ -27,7 +27,7 @@ from typing import Final, NamedTuple
 
 from aiohttp import web
 
-from sshmint.server.upstream_client import ResponseHead
+from sshmint.server.upstream_client import ResponseHead, encode_head
 
 __all__ = ["LAST_CHUNK", "RelayHead", "SentResponse", "chunk", "relay_head"]
 
@@ -89,15 +89,9 @@ def relay_head(
             lines = [*lines, ("Connection", "keep-alive")]
         elif not keep_alive and version == (1, 1):
             lines = [*lines, ("Connection", "close")]
-    text = f"HTTP/{version[0]}.{version[1]} {status} {head.reason}\r\n" + "".join(
-        f"{name}: {value}\r\n" for name, value in lines
-    )
-    # Exactly the line ends written above: one count per character class checks every
-    # part at once.
-    breaks = len(lines) + 1
-    if text.count("\n") != breaks or text.count("\r") != breaks:
+    data = encode_head(f"HTTP/{version[0]}.{version[1]} {status} {head.reason}", lines)
+    if data is None:
         return None
-    data = (text + "\r\n").encode("utf-8", "surrogateescape")
     return RelayHead(data, has_body, chunked, keep_alive)
 
 

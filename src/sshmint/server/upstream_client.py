@@ -35,6 +35,8 @@ from typing import Final, cast
 
 import httptools
 
+from sshmint.server.splice import transport_fd
+
 __all__ = [
     "BODY_HIGH_WATER",
     "BODY_LOW_WATER",
@@ -45,6 +47,7 @@ __all__ = [
     "UpstreamConnection",
     "UpstreamPool",
     "UpstreamUnavailable",
+    "encode_head",
     "encode_request_head",
     "set_reading",
 ]
@@ -90,19 +93,29 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+def encode_head(start_line: str, headers: list[tuple[str, str]]) -> bytes | None:
+    """A start line and header lines, each ended by CRLF, then the blank line, as bytes
+    (surrogate escapes back to the bytes they stand for); ``None`` if any part holds a CR
+    or LF of its own, which would end a line early and start a header or a message."""
+    text = start_line + "\r\n" + "".join(f"{n}: {v}\r\n" for n, v in headers)
+    # Exactly the line ends written above: one scan per character class is cheaper than
+    # checking every part.
+    lines = len(headers) + 1
+    if text.count("\n") != lines or text.count("\r") != lines:
+        return None
+    return (text + "\r\n").encode("utf-8", "surrogateescape")
+
+
 def encode_request_head(method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
     """``METHOD target HTTP/1.1`` and the header lines, in order, as bytes.
 
     Raises ``ValueError`` if any part contains CR, LF or NUL: a line break in a value
     (a token's ``ctx`` may hold JSON whitespace) would otherwise start a new header.
     """
-    text = f"{method} {target} HTTP/1.1\r\n" + "".join(f"{n}: {v}\r\n" for n, v in headers)
-    # Exactly the line ends written above, and no NUL: one scan per character class is
-    # cheaper than checking every value.
-    lines = len(headers) + 1
-    if text.count("\n") != lines or text.count("\r") != lines or "\0" in text:
+    head = encode_head(f"{method} {target} HTTP/1.1", headers)
+    if head is None or b"\0" in head:
         raise ValueError("line break or NUL inside the request head")
-    return (text + "\r\n").encode("utf-8", "surrogateescape")
+    return head
 
 
 class UpstreamConnection(asyncio.BufferedProtocol):
@@ -387,7 +400,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         return the socket's file descriptor."""
         assert self.transport is not None
         self._set_reading(False)
-        return int(self.transport.get_extra_info("socket").fileno())
+        return transport_fd(self.transport)
 
     def end_splice(self) -> None:
         """The rest of the body was moved past the parser: start a fresh parser, mark the

@@ -39,8 +39,10 @@ core's ``sshmint.keys.PublicKey`` fits).
   increments the key counter in the same transaction, always; empty ``name`` becomes
   ``key-<n>``; names not checked; ``KeyTaken``, ``UserNotFound``);
   ``auth_lookup(fp) -> tuple[SSHKeyRow, User | None] | None`` (the key and its owner in one
-  query, for the token and login paths); ``delete_key(id) -> bool``; ``rename_key(id, new_name) -> SSHKeyRow | None``
-  (``NameTaken`` if another key of the user has the name; ``None`` if the key is gone);
+  query, for the token and login paths); ``caller_lookup(fp)`` (the same plus every key of
+  the owner, for ``/exec``); ``delete_key(id) -> bool``;
+  ``rename_key(id, new_name) -> SSHKeyRow | None`` (``NameTaken`` if another key of the
+  user has the name; ``None`` if the key is gone);
   ``touch_key_used(id, day_start) -> None`` (only moves forward);
   ``add_generated_key(user_id, public_key, name, permissions, api_key_hint, exe1_hash,
   exe0_sealed, expires_at, now) -> SSHKeyRow`` (key + exe1 row in one transaction;
