@@ -8,46 +8,22 @@ import sys
 
 import click
 
-from sshmint.server.config import ConfigError, env_name, load_config
+from sshmint.server.config import OPTIONS, ConfigError, OptionSpec, env_name, load_config
 
 __all__ = ["serve"]
 
 
-def _option(name: str, help_text: str, metavar: str) -> click.Option:
+def _option(spec: OptionSpec) -> click.Option:
+    default = f" Default {spec.default}." if spec.default is not None else ""
     return click.Option(
-        [f"--{name}"],
+        [f"--{spec.name}"],
         default=None,
-        metavar=metavar,
-        help=f"{help_text} [env {env_name(name)}]",
+        metavar=spec.metavar,
+        help=f"{spec.help}{default} [env {env_name(spec.name)}]",
     )
 
 
-_OPTIONS = [
-    _option(
-        "data-dir", "Data directory (host key, SQLite database). Default ./sshmint-data.", "DIR"
-    ),
-    _option(
-        "db",
-        "Database URL: sqlite:///PATH or postgresql://... Default: SQLite in the data dir.",
-        "URL",
-    ),
-    _option("ssh-listen", "SSH listen address. Default 127.0.0.1:2222.", "HOST:PORT"),
-    _option("http-listen", "HTTP listen address. Default 127.0.0.1:8080.", "HOST:PORT"),
-    _option(
-        "web-host",
-        "Host name of the API (tokens are signed for v0@WEB_HOST). Default localhost.",
-        "HOST",
-    ),
-    _option(
-        "vm-host", "Domain under which VMs are served as NAME.VM_HOST. Default localhost.", "HOST"
-    ),
-    _option(
-        "upstream-allow", "Networks VM upstreams may use. Default 127.0.0.0/8,::1/128.", "CIDR,..."
-    ),
-    _option("tls-cert", "TLS certificate chain (PEM) for the HTTP listener.", "PATH"),
-    _option("tls-key", "TLS private key (PEM) for the HTTP listener.", "PATH"),
-    _option("config", "TOML file with any of these options (keys without the dashes).", "PATH"),
-]
+_OPTIONS = [_option(spec) for spec in OPTIONS]
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -148,7 +148,7 @@ async def _serve(
             f"cannot create data directory {config.data_dir}: {exc.strerror}"
         ) from None
     try:
-        host_key = load_or_create_host_key(config.data_dir)
+        host_key = load_or_create_host_key(config.host_key_path)
     except Exception as exc:  # asyncssh raises several types for unreadable or corrupt keys
         raise StartupError(f"cannot load SSH host key {config.host_key_path}: {exc}") from None
     try:

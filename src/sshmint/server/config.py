@@ -15,47 +15,121 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from sshmint.duration import parse_duration
+from sshmint.errors import DurationError
+
 __all__ = [
     "DEFAULTS",
+    "HOST_KEY_FILENAME",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "OPTIONS",
     "OPTION_NAMES",
     "ConfigError",
     "IPNetwork",
     "ListenAddress",
+    "OptionSpec",
     "ServerConfig",
     "env_name",
     "format_host_port",
     "load_config",
     "parse_listen_address",
     "parse_networks",
+    "parse_timeout",
 ]
 
 _T = TypeVar("_T")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# Option names as written on the command line (without "--"); the order is the help order.
-OPTION_NAMES: tuple[str, ...] = (
-    "data-dir",
-    "db",
-    "ssh-listen",
-    "http-listen",
-    "web-host",
-    "vm-host",
-    "upstream-allow",
-    "tls-cert",
-    "tls-key",
-    "config",
+HOST_KEY_FILENAME = "ssh_host_ed25519_key"
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option of ``sshmint serve``: its name (``--NAME``, env ``SSHMINT_NAME``, config
+    key ``NAME``), the metavar and help shown by ``serve --help``, and the default."""
+
+    name: str
+    metavar: str
+    help: str
+    default: str | None = None
+
+
+# Every option, in help order: the one table that ``serve --help``, the loader and the
+# example configuration follow.
+OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("data-dir", "DIR", "Data directory (host key, SQLite database).", "./sshmint-data"),
+    OptionSpec(
+        "db",
+        "URL",
+        "Database URL: sqlite:///PATH or postgresql://... Default: SQLite in the data dir.",
+    ),
+    OptionSpec("ssh-listen", "HOST:PORT", "SSH listen address.", "127.0.0.1:2222"),
+    OptionSpec("http-listen", "HOST:PORT", "HTTP listen address.", "127.0.0.1:8080"),
+    OptionSpec(
+        "web-host", "HOST", "Host name of the API (tokens are signed for v0@WEB_HOST).", "localhost"
+    ),
+    OptionSpec(
+        "vm-host", "HOST", "Domain under which VMs are served as NAME.VM_HOST.", "localhost"
+    ),
+    OptionSpec(
+        "upstream-allow", "CIDR,...", "Networks VM upstreams may use.", "127.0.0.0/8,::1/128"
+    ),
+    OptionSpec("tls-cert", "PATH", "TLS certificate chain (PEM) for the HTTP listener."),
+    OptionSpec("tls-key", "PATH", "TLS private key (PEM) for the HTTP listener."),
+    OptionSpec(
+        "host-key",
+        "PATH",
+        "SSH host key file (created when missing). Default DATA_DIR/ssh_host_ed25519_key.",
+    ),
+    OptionSpec(
+        "header-timeout",
+        "DURATION",
+        "Close a connection that has not sent a complete request head in this time.",
+        "10s",
+    ),
+    OptionSpec("body-timeout", "DURATION", "Time a /exec request body may take to arrive.", "10s"),
+    OptionSpec("idle-timeout", "DURATION", "Close idle keep-alive connections after this.", "75s"),
+    OptionSpec("exec-timeout", "DURATION", "Time limit of a command run through /exec.", "30s"),
+    OptionSpec("max-connections", "N", "Most HTTP connections held at once (more wait).", "4096"),
+    OptionSpec(
+        "upstream-timeout",
+        "DURATION",
+        "Time a VM upstream may take to send its response head.",
+        "60s",
+    ),
+    OptionSpec("db-timeout", "DURATION", "Deadline of every database call.", "5s"),
+    OptionSpec(
+        "max-token-lifetime",
+        "DURATION|off",
+        "Refuse tokens without exp or living longer than this.",
+        "off",
+    ),
+    OptionSpec(
+        "metrics-listen",
+        "HOST:PORT|off",
+        "Serve Prometheus metrics at /metrics on this address.",
+        "off",
+    ),
+    OptionSpec("log-format", "text|json", "Log line format.", "text"),
+    OptionSpec(
+        "log-level", "LEVEL", "Least severe level logged: debug, info, warning, error.", "info"
+    ),
+    OptionSpec("config", "PATH", "TOML file with any of these options (keys as named here)."),
 )
 
-# Defaults of SPEC A.1; "db" defaults to SQLite inside the data directory (SPEC §9.1).
+# Option names as written on the command line (without "--"); the order is the help order.
+OPTION_NAMES: tuple[str, ...] = tuple(option.name for option in OPTIONS)
+
+# Defaults of SPEC A.1 and Part II; "db" defaults to SQLite inside the data directory.
 DEFAULTS: Mapping[str, str] = {
-    "data-dir": "./sshmint-data",
-    "ssh-listen": "127.0.0.1:2222",
-    "http-listen": "127.0.0.1:8080",
-    "web-host": "localhost",
-    "vm-host": "localhost",
-    "upstream-allow": "127.0.0.0/8,::1/128",
+    option.name: option.default for option in OPTIONS if option.default is not None
 }
+
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
+MAX_CONNECTIONS_LIMIT = 1_000_000
 
 
 class ConfigError(Exception):
@@ -91,10 +165,26 @@ class ServerConfig:
     config: Path | None = None
     # True when ``db`` is the default SQLite file inside ``data_dir`` (SPEC §9.1).
     db_is_default: bool = False
+    # None: the default file inside ``data_dir`` (see ``host_key_path``).
+    host_key: Path | None = None
+    # Deadlines in seconds (SPEC §11.4).
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    idle_timeout: float = 75.0
+    exec_timeout: float = 30.0
+    max_connections: int = 4096
+    upstream_timeout: float = 60.0
+    db_timeout: float = 5.0
+    # Seconds, or None for no lifetime policy (SPEC §14.3).
+    max_token_lifetime: int | None = None
+    # None: no metrics listener (SPEC §13.3).
+    metrics_listen: ListenAddress | None = None
+    log_format: str = "text"
+    log_level: str = "info"
 
     @property
     def host_key_path(self) -> Path:
-        return self.data_dir / "ssh_host_ed25519_key"
+        return self.host_key if self.host_key is not None else self.data_dir / HOST_KEY_FILENAME
 
 
 def env_name(option: str) -> str:
@@ -168,6 +258,58 @@ def _parse_db_url(text: str) -> str:
         # Never echo the value: a PostgreSQL URL may carry a password.
         raise ValueError("expected sqlite:///PATH or postgresql://...")
     return text
+
+
+def parse_timeout(text: str) -> float:
+    """A deadline in the duration grammar of ``ssh-key add --exp`` (``10s``, ``5min``),
+    as seconds; ``never`` and empty are refused (every deadline is finite)."""
+    try:
+        seconds = parse_duration(text)
+    except DurationError as exc:
+        raise ValueError(exc.message) from None
+    if seconds is None:
+        raise ValueError("expected a duration such as 10s or 5min")
+    return float(seconds)
+
+
+def _parse_lifetime(text: str) -> int | None:
+    """``off`` (no policy) or a duration in seconds (SPEC §14.3)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        seconds = parse_duration(text)
+    except DurationError as exc:
+        raise ValueError(exc.message) from None
+    if seconds is None:
+        raise ValueError("expected a duration such as 90d, or off")
+    return seconds
+
+
+def _parse_count(text: str) -> int:
+    text = text.strip()
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_CONNECTIONS_LIMIT:
+        raise ValueError(f"expected a whole number from 1 to {MAX_CONNECTIONS_LIMIT}")
+    return int(text)
+
+
+def _parse_optional_listen(text: str) -> ListenAddress | None:
+    """``off``, ``HOST:PORT`` or ``:PORT`` (loopback)."""
+    text = text.strip()
+    if text.lower() == "off":
+        return None
+    if text.startswith(":"):
+        text = "127.0.0.1" + text
+    return parse_listen_address(text)
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -267,11 +409,32 @@ def load_config(
         raise ConfigError(f"invalid {allow_source}: {exc}") from None
 
     tls: dict[str, Path | None] = {}
-    for option in ("tls-cert", "tls-key"):
+    for option in ("tls-cert", "tls-key", "host-key"):
         value, _ = text(option)
         tls[option] = Path(value).expanduser() if value else None
     if (tls["tls-cert"] is None) != (tls["tls-key"] is None):
         raise ConfigError("--tls-cert and --tls-key must be given together")
+
+    def scalar(option: str, parse: Callable[[str], _T]) -> _T:
+        """An option that TOML may also give as a number (seconds, a count)."""
+        value, source = raw(option)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value) + ("" if option == "max-connections" else "s")
+        if not isinstance(value, str):
+            raise ConfigError(f"invalid {source}: expected a string")
+        return checked(option, value, source, parse)
+
+    timeouts = {
+        option: scalar(option, parse_timeout)
+        for option in (
+            "header-timeout",
+            "body-timeout",
+            "idle-timeout",
+            "exec-timeout",
+            "upstream-timeout",
+            "db-timeout",
+        )
+    }
 
     return ServerConfig(
         data_dir=data_dir,
@@ -285,4 +448,16 @@ def load_config(
         tls_key=tls["tls-key"],
         config=config_path,
         db_is_default=db_text is None,
+        host_key=tls["host-key"],
+        header_timeout=timeouts["header-timeout"],
+        body_timeout=timeouts["body-timeout"],
+        idle_timeout=timeouts["idle-timeout"],
+        exec_timeout=timeouts["exec-timeout"],
+        max_connections=scalar("max-connections", _parse_count),
+        upstream_timeout=timeouts["upstream-timeout"],
+        db_timeout=timeouts["db-timeout"],
+        max_token_lifetime=scalar("max-token-lifetime", _parse_lifetime),
+        metrics_listen=scalar("metrics-listen", _parse_optional_listen),
+        log_format=scalar("log-format", _choice(LOG_FORMATS)),
+        log_level=scalar("log-level", _choice(LOG_LEVELS)),
     )

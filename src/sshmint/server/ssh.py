@@ -40,13 +40,10 @@ from sshmint.server.runtime import ServerRuntime
 from sshmint.server.store import SSHKeyRow, StoreUnavailable, User
 
 __all__ = [
-    "HOST_KEY_FILENAME",
     "SSHListener",
     "load_or_create_host_key",
     "start_ssh_server",
 ]
-
-HOST_KEY_FILENAME = "ssh_host_ed25519_key"
 
 GREETING = "Welcome to sshmint, {email}. Type 'help' for commands, 'exit' to leave."
 PROMPT = "sshmint> "
@@ -64,16 +61,17 @@ CLOSE_TIMEOUT = 5.0
 _log = logging.getLogger("sshmint.ssh")
 
 
-def load_or_create_host_key(data_dir: Path) -> asyncssh.SSHKey:
-    """The persistent Ed25519 host key (§6.1): created once, mode 0600, OpenSSH format.
+def load_or_create_host_key(path: Path) -> asyncssh.SSHKey:
+    """The persistent host key at ``path`` (§6.1, ``--host-key``): an Ed25519 key created
+    once when missing, mode 0600, OpenSSH format; an existing file of any type asyncssh
+    reads is used as it is.
 
     The key is written to a private temporary file and linked into place, so a crash or a
     concurrent start never leaves a truncated key behind.
     """
-    path = data_dir / HOST_KEY_FILENAME
     if not path.exists():
         key = asyncssh.generate_private_key("ssh-ed25519", comment="sshmint host key")
-        tmp = path.with_name(f".{HOST_KEY_FILENAME}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -87,9 +85,11 @@ def load_or_create_host_key(data_dir: Path) -> asyncssh.SSHKey:
         finally:
             tmp.unlink()
     host_key = asyncssh.read_private_key(path)
-    pub = path.with_name(HOST_KEY_FILENAME + ".pub")
+    pub = path.with_name(path.name + ".pub")
     if not pub.exists():  # for people who want to pin the key in known_hosts
-        pub.write_bytes(host_key.export_public_key("openssh"))
+        # Best effort: a shared key may live in a directory this node cannot write.
+        with contextlib.suppress(OSError):
+            pub.write_bytes(host_key.export_public_key("openssh"))
     return host_key
 
 
