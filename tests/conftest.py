@@ -14,6 +14,7 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -101,6 +102,23 @@ class PostgresServer:
             [f"{self.bin_dir}/pg_ctl", "-D", self.data_dir, "-m", "immediate", "-w", "stop"]
         )
 
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Freeze the private cluster (SIGSTOP to the postmaster and every backend): its
+        sockets stay open but nothing answers, as with a hung database host. Thawed on
+        exit, whatever happens."""
+        assert self.data_dir
+        postmaster = int(Path(self.data_dir, "postmaster.pid").read_text().split()[0])
+        pids = [postmaster, *_children(postmaster)]
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
     def start(self) -> None:
         assert self.bin_dir and self.data_dir
         opts = f"-c listen_addresses={self.host} -p {self.port} -c unix_socket_directories={self.data_dir} -c fsync=off -c max_connections=200"
@@ -117,6 +135,17 @@ class PostgresServer:
                 "start",
             ]
         )
+
+
+def _children(parent: int) -> list[int]:
+    """Process ids whose parent is ``parent`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after the ")".
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == parent:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def _start_private_cluster() -> PostgresServer:

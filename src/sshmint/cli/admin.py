@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from sshmint.server.config import ConfigError, env_name, load_config
+from sshmint.server.files import make_private_dir
 
 __all__ = ["admin"]
 
@@ -103,7 +104,7 @@ def _db_url(ctx: click.Context, options: dict[str, str | None]) -> str:
         _fail(exc.message)
     if config.db_is_default:
         try:
-            config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dir(config.data_dir)
         except OSError as exc:
             _fail(f"cannot create data directory {config.data_dir}: {exc.strerror}")
     return config.db

@@ -16,11 +16,13 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from sshmint.server.config import ListenAddress, ServerConfig, format_host_port
+from sshmint.server.files import loose_mode_warning, make_private_dir
 from sshmint.server.logs import configure_logging
 from sshmint.server.runtime import ServerRuntime
 
@@ -134,19 +136,27 @@ async def run_server(config: ServerConfig) -> int:
             loop.remove_signal_handler(signum)
 
 
+def _prepare_data_dir(data_dir: Path) -> None:
+    """SPEC §11.5: a new data directory is private (0700); an existing one that other
+    users can read is reported once."""
+    try:
+        created = make_private_dir(data_dir)
+    except OSError as exc:
+        raise StartupError(f"cannot create data directory {data_dir}: {exc.strerror}") from None
+    warning = None if created else loose_mode_warning(data_dir)
+    if warning is not None:
+        _log.warning("%s", warning)
+
+
 async def _serve(
     config: ServerConfig, stop: asyncio.Event, cleanups: list[Callable[[], object]]
 ) -> None:
+    from sshmint.server.housekeeping import Housekeeping
     from sshmint.server.http import HTTPFrontEnd, build_http_server, ssl_context_from_config
     from sshmint.server.ssh import load_or_create_host_key, start_ssh_server
     from sshmint.server.store import Store, StoreError
 
-    try:
-        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StartupError(
-            f"cannot create data directory {config.data_dir}: {exc.strerror}"
-        ) from None
+    _prepare_data_dir(config.data_dir)
     try:
         host_key = load_or_create_host_key(config.host_key_path)
     except Exception as exc:  # asyncssh raises several types for unreadable or corrupt keys
@@ -169,7 +179,7 @@ async def _serve(
     level = store_log.level
     store_log.setLevel(logging.ERROR)
     try:
-        store = await Store.open(config.db)
+        store = await Store.open(config.db, timeout=config.db_timeout)
     except StoreError as exc:
         raise StartupError(f"cannot open database: {_redact(exc.message, config.db)}") from None
     except Exception as exc:
@@ -183,6 +193,9 @@ async def _serve(
     runtime = ServerRuntime(config=config, store=store)
     runtime.ssh_port = int(ssh_sockets[0].getsockname()[1])
     runtime.http_port = int(http_sockets[0].getsockname()[1])
+    housekeeping = Housekeeping(store, runtime.now)
+    housekeeping.start()
+    cleanups.append(housekeeping.close)
 
     ssh_listener = await start_ssh_server(runtime, ssh_sockets, host_key)
     cleanups.append(ssh_listener.close)

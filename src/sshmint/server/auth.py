@@ -206,7 +206,7 @@ class Authenticator:
         except PermissionsError:
             self._logger.error("key SHA256:%s has unreadable stored permissions", row.fingerprint)
             raise KeyPermissionsError(row.fingerprint) from None
-        await self._touch(row, now)
+        await self.record_use(row, now)
         return Principal(
             user, row, key_permissions, parsed.permissions, parsed, presented, user_keys
         )
@@ -272,11 +272,13 @@ class Authenticator:
             self._signatures.put(cache_key, ok)
         return ok
 
-    async def _touch(self, row: SSHKeyRow, now: int) -> None:
-        """SPEC §5.2: ``last_used_at`` is the day of the most recent use (one write a day).
+    async def record_use(self, row: SSHKeyRow, now: int) -> None:
+        """SPEC §5.2: ``last_used_at`` is the day of the most recent use (one write a day),
+        for a token and for an SSH login alike.
 
         Requests arriving while that write is under way do not queue up behind it with
-        writes of their own: the day is being recorded already.
+        writes of their own: the day is being recorded already. A failed write is logged
+        and otherwise ignored: it never refuses the use itself.
         """
         day_start = now - now % _SECONDS_PER_DAY
         if row.last_used_at is not None and row.last_used_at >= day_start:

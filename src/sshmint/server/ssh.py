@@ -29,6 +29,7 @@ from sshmint.server.commands import (
     split_command_line,
 )
 from sshmint.server.commands.render import dump_json
+from sshmint.server.files import PRIVATE_FILE_MODE
 from sshmint.server.permissions import (
     KEY_EXPIRED,
     KEY_NOT_ALLOWED,
@@ -74,8 +75,9 @@ def load_or_create_host_key(path: Path) -> asyncssh.SSHKey:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         try:
+            os.fchmod(fd, PRIVATE_FILE_MODE)  # exactly 0600, whatever the umask (§11.5)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(key.export_private_key("openssh"))
                 fh.flush()
@@ -258,10 +260,7 @@ class _Session:
             _log.info("SSH login refused for locked account %s", user.user_id)
             self._error(ACCOUNT_LOCKED)
             return 1
-        now = self._runtime.now()
-        today = now - now % 86400  # UTC midnight (§5.2)
-        if key.last_used_at is None or key.last_used_at < today:
-            await store.touch_key_used(key.id, today)
+        await self._runtime.authenticator.record_use(key, self._runtime.now())
         self._key_id = key.id
         _log.info("SSH session for %s with key SHA256:%s", user.user_id, fp)
         if self._process.subsystem is not None:

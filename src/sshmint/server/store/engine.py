@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sshmint.server.store.errors import InvalidDatabaseURL, StoreUnavailable
 
 __all__ = [
+    "DEFAULT_DB_TIMEOUT_S",
     "HEAD_REVISION",
     "MIGRATIONS_DIR",
     "PG_CONNECT_TIMEOUT_S",
@@ -56,9 +57,15 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # database already there is opened without loading Alembic at all, which costs a few
 # hundred milliseconds of every `sshmint admin` call and server start.
 HEAD_REVISION = "0001"
-SQLITE_BUSY_TIMEOUT_MS = 10_000  # SPEC §9.1 asks for at least 5 s.
+# How long opening a database waits for another process switching it to WAL mode.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_CONNECT_TIMEOUT_S = 3  # A stopped server must fail fast, not hang the caller.
-PG_COMMAND_TIMEOUT_S = 30
+# The deadline of every database call (``--db-timeout``, SPEC §11.4). It is also each
+# driver's own limit (SQLite's busy timeout, asyncpg's command timeout, the pool's wait),
+# so that a call normally fails inside the driver, cleanly, before the store's own
+# deadline (see Store) has to cancel it. §9.1's "busy timeout of at least 5 s" holds at
+# the default.
+DEFAULT_DB_TIMEOUT_S = 5.0
 # Execution option marking a connection whose next transaction writes (SQLite only).
 WRITE_OPTION = "sshmint_write"
 # pg_advisory_xact_lock key serializing concurrent migrations ("sshmint" in ASCII).
@@ -114,34 +121,44 @@ def parse_database_url(raw: str) -> DatabaseURL:
     )
 
 
-def create_engine(db: DatabaseURL) -> AsyncEngine:
+def create_engine(db: DatabaseURL, timeout: float = DEFAULT_DB_TIMEOUT_S) -> AsyncEngine:
+    """The engine for writes and multi-statement reads; ``timeout`` is ``--db-timeout``."""
     if db.backend == "sqlite":
         engine = create_async_engine(
             db.url,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            connect_args={"timeout": timeout},
             pool_size=5,
             max_overflow=5,
         )
-        sa.event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        busy_ms = max(1, int(timeout * 1000))
+
+        def on_connect(dbapi_connection: Any, _record: object) -> None:
+            _sqlite_on_connect(dbapi_connection, busy_ms)
+
+        sa.event.listen(engine.sync_engine, "connect", on_connect)
         sa.event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return engine
     return create_async_engine(
         db.url,
         pool_size=5,
         max_overflow=5,
-        pool_timeout=10,
+        pool_timeout=timeout,
         pool_recycle=1800,
         # Connections broken by a server restart are replaced on checkout.
         pool_pre_ping=True,
-        connect_args={
-            "timeout": PG_CONNECT_TIMEOUT_S,
-            "command_timeout": PG_COMMAND_TIMEOUT_S,
-            "server_settings": {"application_name": "sshmint"},
-        },
+        connect_args=_pg_connect_args(timeout),
     )
 
 
-def create_read_engine(db: DatabaseURL) -> AsyncEngine:
+def _pg_connect_args(timeout: float) -> dict[str, Any]:
+    return {
+        "timeout": min(PG_CONNECT_TIMEOUT_S, timeout),
+        "command_timeout": timeout,
+        "server_settings": {"application_name": "sshmint"},
+    }
+
+
+def create_read_engine(db: DatabaseURL, timeout: float = DEFAULT_DB_TIMEOUT_S) -> AsyncEngine:
     """PostgreSQL: a small pool of autocommit connections for single-statement reads.
 
     Autocommit saves the ``BEGIN``/``COMMIT`` round trips around each read, and without
@@ -155,23 +172,19 @@ def create_read_engine(db: DatabaseURL) -> AsyncEngine:
         isolation_level="AUTOCOMMIT",
         pool_size=5,
         max_overflow=5,
-        pool_timeout=10,
+        pool_timeout=timeout,
         pool_recycle=1800,
         pool_pre_ping=False,
-        connect_args={
-            "timeout": PG_CONNECT_TIMEOUT_S,
-            "command_timeout": PG_COMMAND_TIMEOUT_S,
-            "server_settings": {"application_name": "sshmint"},
-        },
+        connect_args=_pg_connect_args(timeout),
     )
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: object) -> None:
+def _sqlite_on_connect(dbapi_connection: Any, busy_ms: int) -> None:
     # Hand transaction control to the "begin" listener (see module docstring).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()

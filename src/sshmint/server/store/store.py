@@ -21,12 +21,14 @@ connection failures become :class:`StoreUnavailable`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
@@ -34,8 +36,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sshmint.server.files import create_private_file
 from sshmint.server.store import queries as q
 from sshmint.server.store.engine import (
+    DEFAULT_DB_TIMEOUT_S,
     WRITE_OPTION,
     Backend,
     DatabaseURL,
@@ -70,6 +74,31 @@ from sshmint.server.store.schema import (
 __all__ = ["VM_SHARE_MODES", "Store", "new_user_id"]
 
 VM_SHARE_MODES = frozenset({"private", "public"})
+# /healthz answers within 2 seconds whatever --db-timeout is (SPEC §11.4): its database
+# check gets at most this long.
+PING_TIMEOUT_S = 1.5
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _bounded(
+    method: Callable[Concatenate[Store, _P], Awaitable[_R]],
+) -> Callable[Concatenate[Store, _P], Coroutine[Any, Any, _R]]:
+    """Run a store method that goes through an engine within the store's deadline (see
+    :meth:`Store._within_deadline`)."""
+
+    @functools.wraps(method)
+    async def run(self: Store, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return await self._within_deadline(method(self, *args, **kwargs))
+
+    return run
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Collect the outcome of an abandoned call, so asyncio does not report it."""
+    if not task.cancelled():
+        task.exception()
 
 
 def new_user_id() -> str:
@@ -192,10 +221,15 @@ def _open_sqlite_file(db: DatabaseURL) -> None:
     """Open (creating it if need be) the SQLite file once, here, so that a path that cannot
     be opened fails before aiosqlite starts a worker thread for it: after a failed connect
     that thread still answers a future on the event loop, and raises "Event loop is
-    closed" when the loop (a short ``sshmint admin`` run, say) has ended first."""
+    closed" when the loop (a short ``sshmint admin`` run, say) has ended first.
+
+    A new file is created with mode 0600 whatever the umask, and SQLite gives its
+    ``-wal`` and ``-shm`` files the same mode (SPEC §11.5, see files.py)."""
+    path = db.url.database or ""
     try:
-        sqlite3.connect(db.url.database or "").close()
-    except sqlite3.Error as exc:
+        create_private_file(Path(path))
+        sqlite3.connect(path).close()
+    except (OSError, sqlite3.Error) as exc:
         raise unavailable(exc, db.description) from None
 
 
@@ -219,9 +253,12 @@ class Store:
         *,
         read_engine: AsyncEngine | None = None,
         fast_reader: SQLiteFastReader | None = None,
+        timeout: float = DEFAULT_DB_TIMEOUT_S,
     ) -> None:
         self._engine = engine
         self._db = db
+        # Every call through an engine ends within this (SPEC §11.4, --db-timeout).
+        self._timeout = timeout
         # PostgreSQL: a pool of autocommit connections for single-statement reads.
         self._read_engine = read_engine
         # SQLite in WAL mode: reads on the calling thread (see fastread.py).
@@ -235,8 +272,9 @@ class Store:
     # -- lifecycle -------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, url: str) -> Store:
-        """Connect and migrate the schema to head (SPEC §9.1).
+    async def open(cls, url: str, *, timeout: float = DEFAULT_DB_TIMEOUT_S) -> Store:
+        """Connect and migrate the schema to head (SPEC §9.1). ``timeout`` is the deadline
+        of every later database call (``--db-timeout``).
 
         Raises ``InvalidDatabaseURL`` for an unsupported URL and ``StoreUnavailable`` when
         the database cannot be opened, reached or migrated.
@@ -244,7 +282,7 @@ class Store:
         db = parse_database_url(url)
         if db.backend == "sqlite":
             _open_sqlite_file(db)
-        engine = create_engine(db)
+        engine = create_engine(db, timeout)
         try:
             await upgrade_to_head(engine, db.backend)
         except BaseException as exc:
@@ -256,8 +294,9 @@ class Store:
             raise
         if db.backend == "sqlite":
             assert db.url.database is not None
-            return cls(engine, db, fast_reader=SQLiteFastReader.open(db.url.database))
-        return cls(engine, db, read_engine=create_read_engine(db))
+            reader = SQLiteFastReader.open(db.url.database)
+            return cls(engine, db, fast_reader=reader, timeout=timeout)
+        return cls(engine, db, read_engine=create_read_engine(db, timeout), timeout=timeout)
 
     @property
     def backend(self) -> Backend:
@@ -276,15 +315,19 @@ class Store:
         await self._engine.dispose()
 
     async def ping(self) -> None:
-        """Raise ``StoreUnavailable`` unless the database answers a query on a table."""
-        await self._read(q.PING, {})
+        """Raise ``StoreUnavailable`` unless the database answers a query on a table
+        within ``PING_TIMEOUT_S`` (or the store's deadline, if shorter)."""
+        await self._read(q.PING, {}, deadline=min(self._timeout, PING_TIMEOUT_S))
 
-    async def _read(self, query: q.ReadQuery, params: dict[str, Any]) -> Sequence[Row]:
+    async def _read(
+        self, query: q.ReadQuery, params: dict[str, Any], *, deadline: float | None = None
+    ) -> Sequence[Row]:
         """Every row of one read statement, as the database has it now.
 
         SQLite: answered synchronously when the fast reader can (WAL readers never wait;
         an answer may be reused while nothing at all has been committed, see fastread.py),
-        else through the engine. PostgreSQL: one autocommit round trip.
+        else through the engine. PostgreSQL: one autocommit round trip. A read through
+        an engine ends within ``deadline`` seconds (default: the store's).
         """
         reader = self._fast_reader
         if reader is not None:
@@ -293,12 +336,42 @@ class Store:
             )
             if fast_rows is not None:
                 return fast_rows
+        return await self._within_deadline(self._engine_read(query, params), deadline)
+
+    async def _engine_read(self, query: q.ReadQuery, params: dict[str, Any]) -> Sequence[Row]:
         if self._read_engine is not None:
             return await self._autocommit_read(self._read_engine, query, params)
         async with self._transaction() as conn:
             result = await conn.execute(query.statement, params)
             rows: Sequence[Row] = result.all()
         return rows
+
+    async def _within_deadline(self, call: Awaitable[_R], deadline: float | None = None) -> _R:
+        """The result of ``call``, or ``StoreUnavailable`` once ``deadline`` seconds (the
+        store's by default) have passed (SPEC §11.4).
+
+        The call runs as a task of its own and is abandoned at the deadline: cancelled,
+        its clean-up (a rollback, closing the connection) left to finish in the
+        background. Cancelling it in the caller's task would make the caller wait for
+        that clean-up, which against a hung database host lasts as long again.
+        """
+        task = asyncio.ensure_future(call)
+        try:
+            done, _ = await asyncio.wait(
+                (task,), timeout=self._timeout if deadline is None else deadline
+            )
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_retrieve)
+            raise self._timed_out()
+        return task.result()
+
+    def _timed_out(self) -> StoreUnavailable:
+        """A call that did not end within the deadline: one warning, no driver detail."""
+        return unavailable(TimeoutError(f"no answer within {self._timeout:g} s"), self.description)
 
     async def _autocommit_read(
         self, engine: AsyncEngine, query: q.ReadQuery, params: dict[str, Any]
@@ -331,8 +404,9 @@ class Store:
     async def _transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
         """One transaction; committed when the block ends normally, else rolled back.
 
-        ``IntegrityError`` and ``StoreError`` pass through; failures of the database or
-        the connection become ``StoreUnavailable``.
+        Callers are methods marked ``@_bounded`` (or ``_engine_read``), which keep the
+        deadline. ``IntegrityError`` and ``StoreError`` pass through; failures of the
+        database or the connection, and a driver's timeout, become ``StoreUnavailable``.
         """
         lock: AbstractAsyncContextManager[Any] = nullcontext()
         if write and self._sqlite_write_lock is not None:
@@ -345,6 +419,8 @@ class Store:
                     yield conn
         except (StoreError, sa_exc.IntegrityError):
             raise
+        except TimeoutError:
+            raise self._timed_out() from None
         except Exception as exc:
             if is_unavailable(exc):
                 raise unavailable(exc, self._db.description) from None
@@ -352,6 +428,7 @@ class Store:
 
     # -- users -----------------------------------------------------------------------
 
+    @_bounded
     async def create_user(
         self,
         email: str,
@@ -400,6 +477,7 @@ class Store:
         rows = await self._read(q.USER_BY_EMAIL, {"email": email})
         return _user(rows[0]) if rows else None
 
+    @_bounded
     async def set_locked(self, email: str, locked: bool) -> User | None:
         """Set or clear the locked-out flag (idempotent); ``None`` for an unknown email."""
         async with self._transaction(write=True) as conn:
@@ -412,6 +490,7 @@ class Store:
             row = result.first()
         return None if row is None else _user(row)
 
+    @_bounded
     async def list_users(self) -> list[tuple[User, int]]:
         """Every user with its number of keys, ordered by email (SPEC A.2)."""
         key_count = (
@@ -425,6 +504,7 @@ class Store:
             rows = result.all()
         return [(_user(row), int(row[_USER_COLS])) for row in rows]
 
+    @_bounded
     async def emails_with_accounts(self, emails: Iterable[str]) -> set[str]:
         """The subset of ``emails`` that belong to an account (share status, SPEC §6.6.6)."""
         wanted = sorted(set(emails))
@@ -470,6 +550,7 @@ class Store:
         """The user's keys in insertion order."""
         return [_key_record(row) for row in await self._read(q.KEYS_OF_USER, {"user_id": user_id})]
 
+    @_bounded
     async def add_key(
         self, user_id: str, public_key: KeyIdentity, name: str, permissions: str, now: int
     ) -> SSHKeyRow:
@@ -487,6 +568,7 @@ class Store:
             await self._raise_if_key_taken(public_key)
             raise _unclassified_conflict() from None
 
+    @_bounded
     async def add_generated_key(
         self,
         user_id: str,
@@ -517,6 +599,7 @@ class Store:
             await self._raise_if_key_taken(public_key)
             raise _unclassified_conflict() from None
 
+    @_bounded
     async def delete_key(self, key_id: int) -> bool:
         """Delete the key row (SPEC §5.5); False if it did not exist."""
         async with self._transaction(write=True) as conn:
@@ -525,6 +608,7 @@ class Store:
             )
             return result.first() is not None
 
+    @_bounded
     async def rename_key(self, key_id: int, new_name: str) -> SSHKeyRow | None:
         """Rename a key (SPEC §6.6.15); ``NameTaken`` if another key of the same user has
         ``new_name``; ``None`` if the key does not exist (any more)."""
@@ -546,6 +630,7 @@ class Store:
             row = result.first()
         return None if row is None else _key(row)
 
+    @_bounded
     async def touch_key_used(self, key_id: int, day_start: int) -> None:
         """Record use of a key on the UTC day starting at ``day_start`` (SPEC §5.2).
 
@@ -653,6 +738,7 @@ class Store:
         rows = await self._read(q.EXE1_LOOKUP, {"exe1_hash": exe1_hash, "now": now})
         return bytes(rows[0][0]) if rows else None
 
+    @_bounded
     async def exe1_put(self, exe1_hash: str, exe0_sealed: bytes, expires_at: int, now: int) -> bool:
         """Store a handle: insert, or replace an expired row with the same hash.
 
@@ -662,6 +748,7 @@ class Store:
         async with self._transaction(write=True) as conn:
             return await self._put_exe1(conn, exe1_hash, exe0_sealed, expires_at, now)
 
+    @_bounded
     async def exe1_purge_expired(self, now: int) -> int:
         """Delete handles with ``expires_at < now`` (SPEC §9.2 allows it); returns the count."""
         async with self._transaction(write=True) as conn:
@@ -697,6 +784,7 @@ class Store:
 
     # -- VMs (SPEC §5.6) ---------------------------------------------------------------
 
+    @_bounded
     async def create_vm(
         self, name: str, owner_user_id: str, upstream: str, tags: Iterable[str], now: int
     ) -> VM:
@@ -742,6 +830,7 @@ class Store:
         """The user's VMs sorted by name (code-point order on both backends)."""
         return [_vm(row) for row in await self._read(q.VMS_OF_OWNER, {"user_id": user_id})]
 
+    @_bounded
     async def delete_vm(self, vm_id: int) -> bool:
         """Delete the VM and (by cascade) its shares; False if it did not exist."""
         async with self._transaction(write=True) as conn:
@@ -761,6 +850,7 @@ class Store:
         """Ordered by creation time, then email (SPEC §6.6.6)."""
         return [_share(row) for row in await self._read(q.SHARES_OF_VM, {"vm_id": vm_id})]
 
+    @_bounded
     async def add_share(
         self, vm_id: int, email: str, by_user_id: str, message: str | None, now: int
     ) -> Share:
@@ -789,6 +879,7 @@ class Store:
                 raise UserNotFound(by_user_id) from None
             raise _unclassified_conflict() from None
 
+    @_bounded
     async def remove_share(self, vm_id: int, email: str) -> bool:
         async with self._transaction(write=True) as conn:
             result = await conn.execute(
@@ -801,7 +892,8 @@ class Store:
     async def is_shared_with(self, vm_id: int, email: str) -> bool:
         return bool(await self._read(q.SHARE_EXISTS, {"vm_id": vm_id, "email": email}))
 
-    async def _update_vm(self, vm_id: int, **values: str) -> VM | None:
+    @_bounded
+    async def _update_vm(self, vm_id: int, /, **values: str) -> VM | None:
         async with self._transaction(write=True) as conn:
             result = await conn.execute(
                 sa.update(vms).where(vms.c.id == vm_id).values(**values).returning(*vms.c)
@@ -811,6 +903,7 @@ class Store:
 
     # -- tests and audits ---------------------------------------------------------------
 
+    @_bounded
     async def dump_tables(self) -> dict[str, list[tuple[object, ...]]]:
         """Every row of every table in the database, including Alembic's (SPEC §9.3)."""
         async with self._transaction() as conn:

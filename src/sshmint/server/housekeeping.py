@@ -1,0 +1,62 @@
+"""Periodic clean-up of rows nobody can use any more (SPEC Part II §11.8).
+
+Every running server deletes expired exe1 handles once at start and then every
+``PURGE_INTERVAL_S`` seconds. Several nodes sharing one database may purge at the same
+time: each purge is one ``DELETE ... WHERE expires_at < now`` statement, which concurrent
+transactions can run together without error (the rows one deletes, the other no longer
+finds). A purge that fails (database unavailable) is logged and tried again at the next
+interval; it never stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from sshmint.server.store import Store, StoreError
+
+__all__ = ["PURGE_INTERVAL_S", "Housekeeping"]
+
+PURGE_INTERVAL_S = 3600.0
+
+_log = logging.getLogger("sshmint.housekeeping")
+
+
+class Housekeeping:
+    """The purge loop of one server process: :meth:`start`, later :meth:`close`."""
+
+    def __init__(
+        self, store: Store, now: Callable[[], int], interval: float = PURGE_INTERVAL_S
+    ) -> None:
+        self._store = store
+        self._now = now
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="sshmint housekeeping")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def purge_once(self) -> int:
+        """Delete what has expired by now; the number of rows deleted."""
+        return await self._store.exe1_purge_expired(self._now())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                purged = await self.purge_once()
+            except StoreError as exc:
+                _log.warning("purge of expired exe1 handles failed: %s", exc.message)
+            else:
+                if purged:
+                    _log.info("purged %d expired exe1 handle(s)", purged)
+            await asyncio.sleep(self._interval)

@@ -1,0 +1,99 @@
+"""The database deadline (``--db-timeout``, SPEC Part II §11.4): a database that is stopped,
+frozen or locked never holds a client longer than the deadline plus one second, and
+``/healthz`` answers 503 within two seconds."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from server.harness import Account, SSHMintServer, key_fingerprint, wait_until
+from sshmint.keys import load_private_key
+from sshmint.token import mint_exe0
+
+DEADLINE = 2.0  # the --db-timeout these tests give the server
+# The client's own overhead on top of the server's bound: a new ssh connection (key
+# exchange, authentication) on a busy two-core machine.
+SSH_OVERHEAD = 3.0
+
+
+def _token(account: Account) -> str:
+    return mint_exe0(b"{}", load_private_key(str(account.key)), "v0@localhost")
+
+
+def _timed(action: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.monotonic()
+    result = action()
+    return result, time.monotonic() - started
+
+
+def test_r_11_4_frozen_postgresql_is_bounded_by_the_db_timeout(
+    postgres: Any,  # tests/conftest.py PostgresServer
+    server_factory: Callable[..., SSHMintServer],
+    new_account: Callable[..., Account],
+) -> None:
+    """§11.4: with the database host hung (every PostgreSQL process stopped), /exec fails
+    with 500 within the deadline plus one second, /healthz with 503 within two seconds,
+    an SSH command with ``database unavailable``; the server recovers once it answers."""
+    server = server_factory(postgres.new_database(), extra_args=["--db-timeout", "2s"])
+    account = new_account(server)
+    token = _token(account)
+    exec_call = lambda: httpx.post(  # noqa: E731
+        f"{server.http_url}/exec",
+        headers={"Authorization": f"Bearer {token}"},
+        content="whoami",
+        timeout=30,
+    )
+    assert exec_call().status_code == 200
+    with postgres.frozen():
+        health, health_seconds = _timed(lambda: httpx.get(f"{server.http_url}/healthz", timeout=30))
+        executed, exec_seconds = _timed(exec_call)
+        ssh, ssh_seconds = _timed(lambda: server.ssh(account.key, "whoami"))
+    assert (health.status_code, health.json()) == (
+        503,
+        {"status": "error", "error": "database unavailable"},
+    )
+    assert health_seconds < 2.0
+    assert (executed.status_code, executed.json()) == (500, {"error": "internal error"})
+    assert exec_seconds < DEADLINE + 1.0
+    assert (ssh.returncode, ssh.stderr) == (1, "database unavailable\n")
+    assert ssh_seconds < DEADLINE + 1.0 + SSH_OVERHEAD
+    assert wait_until(lambda: exec_call().status_code == 200, timeout=30)
+    assert httpx.get(f"{server.http_url}/healthz", timeout=30).status_code == 200
+    assert "Traceback" not in server.stderr
+
+
+def test_r_11_4_locked_sqlite_write_is_bounded_by_the_db_timeout(
+    server_factory: Callable[..., SSHMintServer],
+    new_account: Callable[..., Account],
+    fresh_key: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """§11.4 on SQLite: while another process holds the write lock, a command that writes
+    fails with ``database unavailable`` within the deadline plus one second (and writes
+    nothing); reads keep working (WAL) and the write succeeds once the lock is gone."""
+    database = tmp_path / "locked.db"
+    server = server_factory(f"sqlite:///{database}", extra_args=["--db-timeout", "2s"])
+    account = new_account(server)
+    key = fresh_key()
+    pub = key.with_name(key.name + ".pub")
+    holder = sqlite3.connect(database, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        added = server.ssh(account.key, "ssh-key", "add", pub.read_text().strip())
+        elapsed = time.monotonic() - started
+        assert (added.returncode, added.stderr) == (1, "database unavailable\n")
+        assert elapsed < DEADLINE + 1.0 + SSH_OVERHEAD
+        assert server.ssh(account.key, "whoami").returncode == 0  # reads are not blocked
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    listed = server.ssh(account.key, "ssh-key", "list", "--json").stdout
+    assert key_fingerprint(pub) not in listed  # the refused add wrote nothing
+    assert server.ssh(account.key, "ssh-key", "add", pub.read_text().strip()).returncode == 0
