@@ -1,5 +1,101 @@
-"""sshmint: API tokens that users mint offline with their SSH keys (exe0/exe1 format)."""
+"""sshmint: API tokens that users mint offline with their SSH keys (exe0/exe1 format).
 
-__all__ = ["__version__"]
+The public surface of the library (pinned by ``tests/core/test_public_api.py``):
+
+- :func:`mint`, :func:`parse`, :func:`verify` — exe0 tokens in one call each;
+- keys: :func:`load_private_key` (a private key file, returns a :class:`Signer`),
+  :func:`load_public_key_file`, :func:`parse_public_key_line` (:class:`PublicKey`);
+- results: :class:`ParsedToken`, :class:`Permissions`;
+- the exception tree rooted at :class:`SSHMintError` (drawn in :mod:`sshmint.errors`);
+  :class:`sshmint.client.SSHMintClientError` hangs below the same root.
+
+Names are imported on first use, so ``import sshmint`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sshmint.api import mint, parse, verify
+    from sshmint.errors import (
+        AgentError,
+        DurationError,
+        KeyEncryptedError,
+        MalformedSignatureError,
+        PrivateKeyError,
+        PrivateKeyGivenError,
+        PublicKeyError,
+        SSHMintError,
+        TokenClaimError,
+        TokenError,
+        TokenExpiredError,
+        TokenFormatError,
+        TokenNotYetValidError,
+        TokenVerificationError,
+    )
+    from sshmint.keys import (
+        PublicKey,
+        Signer,
+        load_private_key,
+        load_public_key_file,
+        parse_public_key_line,
+    )
+    from sshmint.token import ParsedToken, Permissions
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AgentError",
+    "DurationError",
+    "KeyEncryptedError",
+    "MalformedSignatureError",
+    "ParsedToken",
+    "Permissions",
+    "PrivateKeyError",
+    "PrivateKeyGivenError",
+    "PublicKey",
+    "PublicKeyError",
+    "SSHMintError",
+    "Signer",
+    "TokenClaimError",
+    "TokenError",
+    "TokenExpiredError",
+    "TokenFormatError",
+    "TokenNotYetValidError",
+    "TokenVerificationError",
+    "__version__",
+    "load_private_key",
+    "load_public_key_file",
+    "mint",
+    "parse",
+    "parse_public_key_line",
+    "verify",
+]
+
+_HOME = {
+    "mint": "api",
+    "parse": "api",
+    "verify": "api",
+    "PublicKey": "keys",
+    "Signer": "keys",
+    "load_private_key": "keys",
+    "load_public_key_file": "keys",
+    "parse_public_key_line": "keys",
+    "ParsedToken": "token",
+    "Permissions": "token",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_HOME.get(name, 'errors')}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

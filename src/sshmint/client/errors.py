@@ -1,6 +1,6 @@
 """Exceptions raised by :class:`sshmint.client.Client` for ``POST /exec`` (SPEC §7).
 
-One root, :class:`SSHMintClientError`, carrying the HTTP ``status`` (``None`` when no response
+One root, :class:`SSHMintClientError` (itself below :class:`sshmint.SSHMintError`), carrying the HTTP ``status`` (``None`` when no response
 arrived) and the server's ``message`` (the ``"error"`` member of its JSON body)::
 
     SSHMintClientError
@@ -20,6 +20,8 @@ arrived) and the server's ``message`` (the ``"error"`` member of its JSON body):
 
 from __future__ import annotations
 
+from sshmint.errors import SSHMintError
+
 __all__ = [
     "BadRequest",
     "CommandFailed",
@@ -38,13 +40,16 @@ __all__ = [
 ]
 
 
-class SSHMintClientError(Exception):
-    """A ``POST /exec`` call did not succeed. ``status`` is ``None`` when no response came."""
+class SSHMintClientError(SSHMintError):
+    """A ``POST /exec`` call did not succeed. ``status`` is ``None`` when no response came.
+
+    Below :class:`sshmint.SSHMintError`, so one ``except`` clause catches every sshmint
+    failure, local (a key, a token) or remote.
+    """
 
     def __init__(self, status: int | None, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.message = message
 
     def __str__(self) -> str:
         return self.message if self.status is None else f"{self.status}: {self.message}"
