@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint bench venv clean
+.PHONY: serve test lint bench fuzz venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,8 @@ serve: $(STAMP)
 	$(BIN)/sshmint serve --data-dir ./sshmint-data
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 	$(BIN)/mypy
 
 test: $(STAMP) lint
@@ -31,6 +31,11 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH)
+
+# The long run of the fuzz and differential harness (make test runs a short one); it
+# stops by itself. FUZZ="--seed N --tokens N --max-seconds S --workers W" to change it.
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz $(FUZZ)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

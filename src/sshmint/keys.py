@@ -6,9 +6,21 @@ the ``sk-*`` types): the blob is the key's identity, its SHA-256 is the fingerpr
 ``cryptography``'s own SSH loader is not used for public keys because it turns ``sk-*``
 keys into plain ones, dropping the application string that sk signatures cover.
 
-Only the seven key types of SPEC §1.5 exist here. Parsed key objects are cached per blob
-(``functools.lru_cache``): building an RSA or EC key object costs more than checking a
-signature with it.
+Only the seven key types of SPEC §1.5 exist here, each read by one entry of a dispatch
+table. Parsed key objects are cached per blob (``functools.lru_cache``): building an RSA
+or EC key object costs more than checking a signature with it.
+
+Two levels of validation, for the two places a key blob comes from:
+
+- the key embedded in a signature (:func:`embedded_public_key`): structure — a SPEC
+  §1.5 type, every field present, nothing after them, an RSA modulus of 1024..16384
+  bits, an EC point on its curve; failing it makes a token malformed (step 15);
+- a key being registered, or read back from the database (:func:`public_key_from_blob`,
+  :func:`parse_public_key_line`, :func:`load_public_key_file`): structure and the
+  SPEC §11.3 limit on the RSA public exponent (odd, >= 3, < 2^24). A token signed by a
+  key that breaks it is well formed and refused as not registered (step 18); such a key
+  never reaches OpenSSL — its ``verify`` is always false — since with a 3071-bit
+  exponent one garbage signature costs ~100 times a normal check.
 
 Ed25519 signatures (``ssh-ed25519`` and the inner signature of ``sk-ssh-ed25519``) are
 checked with libsodium through PyNaCl, about twice as fast as OpenSSL here
@@ -99,7 +111,9 @@ __all__ = [
     "KEY_TYPES",
     "MAX_KEY_FILE_BYTES",
     "MAX_RSA_BITS",
+    "MAX_RSA_EXPONENT",
     "MIN_RSA_BITS",
+    "MIN_RSA_EXPONENT",
     "RSA",
     "SIGNING_KEY_TYPES",
     "SK_ECDSA_P256",
@@ -111,9 +125,11 @@ __all__ = [
     "Signer",
     "cryptography_ed25519_verifier",
     "ed25519_verifier",
+    "embedded_public_key",
     "fingerprint",
     "format_fingerprint",
     "generate_ed25519",
+    "limit_violation",
     "load_private_key",
     "load_public_key_file",
     "parse_public_key_line",
@@ -146,6 +162,8 @@ SK_KEY_TYPES: tuple[str, ...] = (SK_ED25519, SK_ECDSA_P256)
 
 MIN_RSA_BITS = 1024  # SPEC §1.5 / §5.2
 MAX_RSA_BITS = 16384  # OpenSSH SSH_RSA_MAXIMUM_MODULUS_SIZE
+MIN_RSA_EXPONENT = 3  # SPEC §11.3: odd, at least 3 ...
+MAX_RSA_EXPONENT = 1 << 24  # ... and below 2^24
 MAX_KEY_FILE_BYTES = 256 * 1024  # far above a 16384-bit RSA key in any format
 MAX_KEY_LINE_CHARS = 16 * 1024  # a 16384-bit RSA public key line is ~2.8k characters
 
@@ -283,6 +301,7 @@ _ED25519_SIGNATURE_LENGTH = _ED25519_HEAD_LENGTH + ED25519_SIGNATURE_BYTES
 # signature (RFC 4253 §6.6 envelope: string format, string sigblob [, byte flags,
 # uint32 counter for sk]) and False for a format that does not match the key type
 # (SPEC §1.5); garbage raises one of _BAD_INPUT, which PublicKey.verify turns into False.
+# `limit_error` is None except for a key that breaks the SPEC §11.3 limits.
 
 
 def _sk_message(app_hash: bytes, flags: int, counter: int, data: bytes) -> bytes:
@@ -300,6 +319,7 @@ def _ecdsa_der(sigblob: bytes) -> bytes:
 
 class _Ed25519:
     __slots__ = ("verify_signature",)
+    limit_error: str | None = None
     key_type = ED25519
     bits = 256
 
@@ -318,6 +338,7 @@ class _Ed25519:
 
 class _Ecdsa:
     __slots__ = ("curve", "key")
+    limit_error: str | None = None
 
     def __init__(self, key: ec.EllipticCurvePublicKey, curve: _Curve) -> None:
         self.key = key
@@ -342,6 +363,7 @@ class _Ecdsa:
 
 class _Rsa:
     __slots__ = ("bits", "key", "size")
+    limit_error: str | None = None
     key_type = RSA
 
     def __init__(self, key: rsa.RSAPublicKey) -> None:
@@ -375,6 +397,7 @@ def _read_sk_signature(signature: bytes, expected_format: bytes) -> tuple[bytes,
 
 class _SkEd25519:
     __slots__ = ("app_hash", "application", "verify_signature")
+    limit_error: str | None = None
     key_type = SK_ED25519
     bits = 256
 
@@ -394,6 +417,7 @@ class _SkEd25519:
 
 class _SkEcdsa:
     __slots__ = ("app_hash", "application", "key")
+    limit_error: str | None = None
     key_type = SK_ECDSA_P256
     bits = 256
 
@@ -412,7 +436,26 @@ class _SkEcdsa:
         return True
 
 
-_Material = _Ed25519 | _Ecdsa | _Rsa | _SkEd25519 | _SkEcdsa
+class _OutsideLimits:
+    """A key that parses but breaks a SPEC §11.3 limit: it verifies nothing, ever.
+
+    Kept as parsed material (not a parse error) so that a token signed by such a key is
+    well formed (step 15) and refused as not registered (step 18), while every parser
+    that registers keys refuses it with ``limit_error`` as the detail.
+    """
+
+    __slots__ = ("bits", "key_type", "limit_error")
+
+    def __init__(self, key_type: str, bits: int, limit_error: str) -> None:
+        self.key_type = key_type
+        self.bits = bits
+        self.limit_error: str | None = limit_error
+
+    def check(self, signature: bytes, data: bytes) -> bool:
+        return False
+
+
+_Material = _Ed25519 | _Ecdsa | _Rsa | _SkEd25519 | _SkEcdsa | _OutsideLimits
 
 
 def _ec_point(curve_name: bytes, point: bytes, expected: _Curve) -> ec.EllipticCurvePublicKey:
@@ -439,40 +482,73 @@ def _ed25519_verifier_for(point: bytes) -> Ed25519Verifier:
     return ed25519_verifier(point)
 
 
-def _parse_fields(key_type: str, blob: bytes, pos: int) -> _Material:
-    """The type-specific fields from ``pos``; they must end exactly at the blob's end."""
-    material: _Material
-    if key_type == ED25519:  # RFC 8709 §4: string key
+# --- reading key blobs: one reader per type (SPEC §1.5) -------------------------------
+#
+# Each reader takes the blob and the offset after the type name and returns the parsed
+# material and the offset after its last field; `_material` then checks that the blob
+# ends there. `_KEY_FORMATS` maps every supported type name to its reader, so supporting
+# a type is one entry (as pyca/cryptography dispatches its SSH key formats).
+
+_KeyReader = Callable[[bytes, int], tuple[_Material, int]]
+
+
+def _read_ed25519(blob: bytes, pos: int) -> tuple[_Material, int]:
+    point, pos = read_string(blob, pos)  # RFC 8709 §4: string key
+    return _Ed25519(_ed25519_verifier_for(point)), pos
+
+
+def _ecdsa_reader(curve: _Curve) -> _KeyReader:
+    def read(blob: bytes, pos: int) -> tuple[_Material, int]:
+        curve_name, pos = read_string(blob, pos)  # RFC 5656 §3.1: string curve, string Q
         point, pos = read_string(blob, pos)
-        material = _Ed25519(_ed25519_verifier_for(point))
-    elif key_type == RSA:  # RFC 4253 §6.6: mpint e, mpint n
-        e, pos = read_mpint(blob, pos)
-        n, pos = read_mpint(blob, pos)
-        bits = n.bit_length()
-        if bits < MIN_RSA_BITS:
-            raise PublicKeyError(f"RSA key of {bits} bits is too small (minimum {MIN_RSA_BITS})")
-        if bits > MAX_RSA_BITS:
-            raise PublicKeyError(f"RSA key of {bits} bits is too large (maximum {MAX_RSA_BITS})")
-        try:
-            material = _Rsa(rsa.RSAPublicNumbers(e, n).public_key())
-        except _BAD_INPUT:
-            raise PublicKeyError("invalid RSA key") from None
-    elif key_type == SK_ED25519:  # PROTOCOL.u2f: string key, string application
-        point, pos = read_string(blob, pos)
-        application, pos = read_string(blob, pos)
-        material = _SkEd25519(_ed25519_verifier_for(point), application)
-    elif key_type == SK_ECDSA_P256:  # PROTOCOL.u2f: string curve, string Q, string application
-        curve_name, pos = read_string(blob, pos)
-        point, pos = read_string(blob, pos)
-        application, pos = read_string(blob, pos)
-        material = _SkEcdsa(_ec_point(curve_name, point, _CURVES[b"nistp256"]), application)
-    else:  # RFC 5656 §3.1: string curve, string Q
-        curve = _CURVES[key_type.removeprefix("ecdsa-sha2-").encode()]
-        curve_name, pos = read_string(blob, pos)
-        point, pos = read_string(blob, pos)
-        material = _Ecdsa(_ec_point(curve_name, point, curve), curve)
-    expect_end(blob, pos, "the key")
-    return material
+        return _Ecdsa(_ec_point(curve_name, point, curve), curve), pos
+
+    return read
+
+
+def _read_rsa(blob: bytes, pos: int) -> tuple[_Material, int]:
+    e, pos = read_mpint(blob, pos)  # RFC 4253 §6.6: mpint e, mpint n
+    n, pos = read_mpint(blob, pos)
+    bits = n.bit_length()
+    if bits < MIN_RSA_BITS:
+        raise PublicKeyError(f"RSA key of {bits} bits is too small (minimum {MIN_RSA_BITS})")
+    if bits > MAX_RSA_BITS:
+        raise PublicKeyError(f"RSA key of {bits} bits is too large (maximum {MAX_RSA_BITS})")
+    problem = _rsa_exponent_problem(e)
+    if problem is not None:
+        # Kept apart, never handed to OpenSSL: a huge exponent makes every check of a
+        # garbage signature cost milliseconds (SPEC §11.3).
+        return _OutsideLimits(RSA, bits, problem), pos
+    try:
+        return _Rsa(rsa.RSAPublicNumbers(e, n).public_key()), pos
+    except _BAD_INPUT:
+        raise PublicKeyError("invalid RSA key") from None
+
+
+def _read_sk_ed25519(blob: bytes, pos: int) -> tuple[_Material, int]:
+    point, pos = read_string(blob, pos)  # PROTOCOL.u2f: string key, string application
+    application, pos = read_string(blob, pos)
+    return _SkEd25519(_ed25519_verifier_for(point), application), pos
+
+
+def _read_sk_ecdsa(blob: bytes, pos: int) -> tuple[_Material, int]:
+    # PROTOCOL.u2f: string curve, string Q, string application
+    curve_name, pos = read_string(blob, pos)
+    point, pos = read_string(blob, pos)
+    application, pos = read_string(blob, pos)
+    return _SkEcdsa(_ec_point(curve_name, point, _CURVES[b"nistp256"]), application), pos
+
+
+_KEY_FORMATS: dict[str, _KeyReader] = {
+    ED25519: _read_ed25519,
+    ECDSA_P256: _ecdsa_reader(_CURVES[b"nistp256"]),
+    ECDSA_P384: _ecdsa_reader(_CURVES[b"nistp384"]),
+    ECDSA_P521: _ecdsa_reader(_CURVES[b"nistp521"]),
+    RSA: _read_rsa,
+    SK_ED25519: _read_sk_ed25519,
+    SK_ECDSA_P256: _read_sk_ecdsa,
+}
+assert tuple(_KEY_FORMATS) == KEY_TYPES, "one reader per SPEC §1.5 type, in table order"
 
 
 def _check_type_name(raw: bytes) -> str:
@@ -480,7 +556,7 @@ def _check_type_name(raw: bytes) -> str:
         key_type = raw.decode("ascii")
     except UnicodeDecodeError:
         raise PublicKeyError(f"unsupported key type {_quote(raw)}") from None
-    if key_type not in KEY_TYPES:
+    if key_type not in _KEY_FORMATS:
         if key_type.endswith(_CERT_SUFFIX):
             raise PublicKeyError(f"certificates are not supported ({_quote(key_type)})")
         raise PublicKeyError(f"unsupported key type {_quote(key_type)}")
@@ -489,12 +565,46 @@ def _check_type_name(raw: bytes) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _material(blob: bytes) -> _Material:
-    """Parse a public key blob strictly (cached per blob); raises PublicKeyError."""
+    """Parse a public key blob strictly (cached per blob); raises PublicKeyError.
+
+    Structure only: a key outside the SPEC §11.3 limits parses, as :class:`_OutsideLimits`.
+    """
     try:
         raw_type, pos = read_string(blob)
-        return _parse_fields(_check_type_name(raw_type), blob, pos)
+        material, pos = _KEY_FORMATS[_check_type_name(raw_type)](blob, pos)
+        expect_end(blob, pos, "the key")
     except WireError as exc:
         raise PublicKeyError(f"malformed key blob: {exc}") from None
+    return material
+
+
+def _rsa_exponent_problem(e: int) -> str | None:
+    """SPEC §11.3: why ``e`` is refused as an RSA public exponent, or None when it is fine.
+
+    The exponent must be odd, at least 3 and below 2^24 (x/crypto/ssh's limit).
+    """
+    if e < MIN_RSA_EXPONENT:
+        return f"RSA public exponent {e} is too small (at least {MIN_RSA_EXPONENT})"
+    if e >= MAX_RSA_EXPONENT:
+        return (
+            f"RSA public exponent of {e.bit_length()} bits is too large "
+            f"(at most {MAX_RSA_EXPONENT.bit_length() - 1} bits)"
+        )
+    if not e & 1:
+        return f"RSA public exponent {e} is even"
+    return None
+
+
+def limit_violation(blob: bytes) -> str | None:
+    """The SPEC §11.3 limit a structurally valid key blob breaks, or None.
+
+    None too for a blob that does not parse at all: that is another refusal, reported by
+    the parsers. Never raises; cached with the parsed key.
+    """
+    try:
+        return _material(blob).limit_error
+    except PublicKeyError:
+        return None
 
 
 # --- public keys --------------------------------------------------------------------
@@ -505,7 +615,8 @@ class PublicKey:
     """An SSH public key of a SPEC §1.5 type, identified by its exact wire ``blob``.
 
     Build it with :func:`public_key_from_blob`, :func:`parse_public_key_line` or
-    :func:`load_public_key_file`, which validate the blob.
+    :func:`load_public_key_file`, which validate the blob (SPEC §11.3 limits included),
+    or with :func:`embedded_public_key` (structure only).
     """
 
     key_type: str
@@ -544,9 +655,24 @@ class PublicKey:
 
 @functools.lru_cache(maxsize=4096)
 def public_key_from_blob(blob: bytes) -> PublicKey:
-    """Validate a wire blob (type of SPEC §1.5, no trailing bytes, RSA >= 1024 bits).
+    """Validate a wire blob for use as a registered key: a type of SPEC §1.5, no trailing
+    bytes, RSA modulus 1024..16384 bits, and the SPEC §11.3 limits (RSA exponent).
 
-    Raises :class:`PublicKeyError`.
+    Raises :class:`PublicKeyError` with a precise detail.
+    """
+    material = _material(blob)
+    if material.limit_error is not None:
+        raise PublicKeyError(material.limit_error)
+    return PublicKey(material.key_type, blob)
+
+
+@functools.lru_cache(maxsize=4096)
+def embedded_public_key(blob: bytes) -> PublicKey:
+    """The key inside a signature blob, checked for structure only (SPEC §1.3, step 15).
+
+    A key outside the SPEC §11.3 limits is returned (see :func:`limit_violation`): it
+    makes the token well formed but unverifiable, so verifiers refuse it at step 18. Its
+    :meth:`PublicKey.verify` is always false. Raises :class:`PublicKeyError`.
     """
     return PublicKey(_material(blob).key_type, blob)
 
@@ -652,7 +778,10 @@ class PrivateKeySigner:
             raise ValueError(f"unsupported key type {type(private_key).__name__}")
         self._key = private_key
         line = private_key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
-        self._public_key = public_key_from_blob(base64.b64decode(line.split()[1]))
+        try:
+            self._public_key = public_key_from_blob(base64.b64decode(line.split()[1]))
+        except PublicKeyError as exc:  # e.g. an RSA exponent outside SPEC §11.3
+            raise ValueError(exc.detail) from None
 
     @property
     def public_key(self) -> PublicKey:

@@ -23,7 +23,7 @@ from sshmint.keys import (
     SK_KEY_TYPES,
     PublicKey,
     Signer,
-    public_key_from_blob,
+    embedded_public_key,
 )
 from sshmint.wire import (
     WireError,
@@ -106,12 +106,13 @@ class SSHSig:
 
     @property
     def key(self) -> PublicKey:
-        """The embedded public key, parsed (cached per blob).
+        """The embedded public key, parsed for structure (cached per blob; see
+        :func:`sshmint.keys.embedded_public_key` for the SPEC §11.3 limits).
 
         Never raises for a blob from :func:`parse_sshsig`, which has validated the key;
         for a hand-built one it raises :class:`~sshmint.errors.PublicKeyError`.
         """
-        return public_key_from_blob(self.public_key)
+        return embedded_public_key(self.public_key)
 
     @property
     def signature_format(self) -> str:
@@ -174,7 +175,7 @@ def parse_sshsig(blob: bytes) -> SSHSig:
             raise MalformedSignatureError(
                 f"unsupported hash algorithm {raw_hash.decode('ascii', 'replace')!r}"
             )
-        key_type = public_key_from_blob(public_key).key_type
+        key_type = embedded_public_key(public_key).key_type
         # The common case in one comparison: an ssh-ed25519 key with a signature field of
         # the one well-formed ssh-ed25519 shape (the full check gives the same answer).
         if not (

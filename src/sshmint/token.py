@@ -25,7 +25,7 @@ from sshmint.errors import (
     TokenNotYetValidError,
     TokenVerificationError,
 )
-from sshmint.keys import PublicKey, Signer, public_key_from_blob
+from sshmint.keys import PublicKey, Signer, embedded_public_key, limit_violation
 from sshmint.sshsig import SSHSig, parse_sshsig
 from sshmint.strictjson import (
     INVALID_JSON,
@@ -317,7 +317,7 @@ def parse_exe0(token: str) -> ParsedToken:
         raise TokenFormatError(_MSG_SIG_B64, 14) from None
     sig = parse_sshsig(blob)  # step 15 (SPEC §1.3)
     try:
-        public_key = public_key_from_blob(sig.public_key)
+        public_key = embedded_public_key(sig.public_key)
     except PublicKeyError as exc:  # parse_sshsig vets the key; keep the step-15 contract
         raise MalformedSignatureError(f"public key: {exc.detail}") from None
     return ParsedToken(token, payload, permissions, sig, public_key)
@@ -344,13 +344,16 @@ def verify_exe0(token: str, namespace: str, lookup: KeyLookup, now: int) -> Pars
     """SPEC §2.1 steps 1–19: parse, claims, registered key, signature.
 
     Steps 18–19 raise :class:`TokenVerificationError` (``invalid token``; the reason is
-    kept on the exception for diagnostics). Step 20 (owner lock-out) is the caller's.
+    kept on the exception for diagnostics). A registered key outside the SPEC §11.3 limits
+    counts as not registered (step 18). Step 20 (owner lock-out) is the caller's.
     """
     parsed = parse_exe0(token)
     check_claims(parsed.permissions, now)
     key = lookup(parsed.public_key.fingerprint)
     if key is None:
         raise TokenVerificationError("no registered key has the signing key's fingerprint", 18)
+    if limit_violation(key.blob) is not None:
+        raise TokenVerificationError("the registered key breaks the key limits", 18)
     if not _sshsig.verify(parsed.sshsig, parsed.payload, namespace, key):
         raise TokenVerificationError("signature does not verify under the namespace", 19)
     return parsed

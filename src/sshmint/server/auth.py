@@ -8,7 +8,9 @@ proxy alike (``check_trade`` runs the same steps in ``exe0-to-exe1``'s order):
 2. strict parse, steps 1–15 (:func:`sshmint.token.parse_exe0`);
 3. claims, steps 16–17;
 4. the registered key by fingerprint and its owner, read together in one query
-   (:meth:`Store.auth_lookup`), step 18;
+   (:meth:`Store.auth_lookup`), step 18; a stored key that cannot be used — unreadable
+   text, or a key outside the SPEC §11.3 limits stored by an older version — counts as
+   not registered (also step 18, checked with the signature: it is never verified);
 5. the signature under the expected namespace, step 19;
 6. the owner exists and is not locked out, step 20;
 7. the key's stored restrictions are parsed (unreadable text → :class:`KeyPermissionsError`,
@@ -136,13 +138,19 @@ class _LRU(Generic[_K, _V]):
         return len(self._data)
 
 
-def _registered_key(row: SSHKeyRow) -> PublicKey | None:
-    """The stored ``"<type> <base64>"`` as a key object (cached by blob in keys.py)."""
+def _registered_key(row: SSHKeyRow) -> PublicKey:
+    """The stored ``"<type> <base64>"`` as a key object (cached by blob in keys.py).
+
+    Validated as a key being registered is, SPEC §11.3 limits included, so a row written
+    before a limit existed is refused here. Raises :class:`PublicKeyError` (the detail
+    is for the server log).
+    """
     _type, _, b64 = row.public_key.partition(" ")
     try:
-        return public_key_from_blob(base64.b64decode(b64.strip(), validate=True))
-    except (binascii.Error, ValueError, PublicKeyError):
-        return None
+        blob = base64.b64decode(b64.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise PublicKeyError("stored key is not valid base64") from None
+    return public_key_from_blob(blob)
 
 
 class Authenticator:
@@ -195,8 +203,7 @@ class Authenticator:
             if found is None:  # step 18
                 raise TokenVerificationError("no registered key has this fingerprint", 18)
             row, user = found
-        if not self._signature_ok(parsed, digest, row, namespace):  # step 19
-            raise TokenVerificationError("signature does not verify under the namespace", 19)
+        self._check_signature(parsed, digest, row, namespace)  # steps 18 (key usable) and 19
         if user is None:  # step 20
             raise TokenVerificationError("the key's owner does not exist", 20)
         if user.locked:
@@ -224,8 +231,7 @@ class Authenticator:
         found = await self._store.auth_lookup(parsed.fingerprint)
         if found is None or found[0].user_id != user_id:
             raise TokenVerificationError("the signing key is not one of the caller's keys", 18)
-        if not self._signature_ok(parsed, digest, found[0], namespace):
-            raise TokenVerificationError("signature does not verify under the namespace", 19)
+        self._check_signature(parsed, digest, found[0], namespace)
         check_claims(parsed.permissions, self._now(), check_nbf=False)
         return parsed
 
@@ -255,22 +261,30 @@ class Authenticator:
             self._parsed.put(digest, parsed)
         return parsed
 
-    def _signature_ok(
+    def _check_signature(
         self, parsed: ParsedToken, digest: bytes, row: SSHKeyRow, namespace: str
-    ) -> bool:
-        """Step 19 against the key as stored *now*; memoised per (token, namespace, key)."""
+    ) -> None:
+        """Step 19 against the key as stored *now*; memoised per (token, namespace, key).
+
+        A stored key that cannot be used is step 18 (not registered) and is never cached,
+        so a cached result always belongs to a usable key.
+        """
         cache_key = (digest, namespace, row.public_key)
         ok = self._signatures.get(cache_key)
         if ok is None:
-            key = _registered_key(row)
-            if key is None:
+            try:
+                key = _registered_key(row)
+            except PublicKeyError as exc:
                 self._logger.error(
-                    "key SHA256:%s has an unreadable stored public key", row.fingerprint
+                    "key SHA256:%s is stored but unusable, treated as not registered: %s",
+                    row.fingerprint,
+                    exc.detail,
                 )
-                return False
+                raise TokenVerificationError("the stored key is unusable", 18) from None
             ok = verify_signature(parsed, key, namespace)
             self._signatures.put(cache_key, ok)
-        return ok
+        if not ok:
+            raise TokenVerificationError("signature does not verify under the namespace", 19)
 
     async def record_use(self, row: SSHKeyRow, now: int) -> None:
         """SPEC §5.2: ``last_used_at`` is the day of the most recent use (one write a day),

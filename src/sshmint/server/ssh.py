@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncssh
 
-from sshmint.keys import fingerprint
+from sshmint.keys import fingerprint, limit_violation
 from sshmint.server.commands import (
     CommandContext,
     CommandSyntaxError,
@@ -176,7 +176,13 @@ class _AuthServer(asyncssh.SSHServer):
         # asyncssh verifies the signature right after this returns True, and calls this for
         # every offered key, so the last key seen before auth_completed() is the one proven.
         # The wire blob is kept as sent: it is what fingerprints are computed from (§1.7).
-        self._offered_blob = bytes(key.public_data)
+        blob = bytes(key.public_data)
+        if limit_violation(blob) is not None:
+            # §11.3: such a key is never registered (an old row holding one counts as not
+            # registered), and checking a signature with a huge RSA exponent costs
+            # milliseconds: refuse it before asyncssh does any work.
+            return False
+        self._offered_blob = blob
         return True
 
     def auth_completed(self) -> None:

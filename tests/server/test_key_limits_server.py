@@ -1,0 +1,153 @@
+"""SPEC §11.3 key limits (R158) through the real server, admin CLI and OpenSSH client, on
+both databases: an RSA key whose public exponent breaks the rule is refused by ``ssh-key
+add`` and ``admin add-user``; one stored by an older version (written straight into the
+table here) counts as not registered: its tokens get ``invalid token`` and it cannot log
+in over SSH, while the account can still remove it by fingerprint."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fuzz.corpus import make_token, rsa_public_blob, rsa_test_key, with_huge_exponent
+
+from server.harness import Account, SSHMintServer, run_sshmint
+from sshmint.keys import PublicKey, load_private_key
+from sshmint.server.store import Store
+from sshmint.token import mint_exe0
+
+API = "v0@localhost"
+PAYLOAD = b'{"exp":4102444800,"cmds":["whoami"]}'
+
+
+@functools.cache
+def huge_exponent_key() -> rsa.RSAPrivateKey:
+    return with_huge_exponent(rsa.generate_private_key(65537, 2048))
+
+
+def exponent_bits() -> int:
+    return huge_exponent_key().public_key().public_numbers().e.bit_length()
+
+
+def public_line(e: int, n: int, comment: str = "odd exponent") -> str:
+    return f"ssh-rsa {base64.b64encode(rsa_public_blob(e, n)).decode()} {comment}"
+
+
+def exec_as(server: SSHMintServer, token: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.http_url}/exec",
+        content="whoami",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def test_r158_ssh_key_add_refuses_a_25_bit_exponent_and_accepts_65537(
+    module_server: SSHMintServer,
+    new_account: Callable[..., Account],
+    fresh_key: Callable[..., Path],
+) -> None:
+    """R158 over the real ssh client: exponent 2^24+1 refused with the §5.2 message,
+    a 3071-bit exponent too; a real ssh-keygen RSA key (e = 65537) is added."""
+    account = new_account(module_server)
+    n = rsa.generate_private_key(65537, 3072).public_key().public_numbers().n
+    for e, bits in (((1 << 24) + 1, 25), ((1 << 3070) + 1, 3071)):
+        result = module_server.ssh(account.key, "ssh-key", "add", stdin=public_line(e, n) + "\n")
+        assert (result.returncode, result.stdout) == (1, ""), result.stderr
+        assert result.stderr == (
+            f"invalid SSH public key: RSA public exponent of {bits} bits is too large "
+            "(at most 24 bits)\n"
+        )
+    rsa_key = fresh_key("rsa", comment="rsa 65537")
+    added = module_server.ssh(
+        account.key, "ssh-key", "add", stdin=Path(f"{rsa_key}.pub").read_text()
+    )
+    assert (added.returncode, added.stdout, added.stderr) == (0, "Added SSH key.\n", "")
+    listed = module_server.ssh(account.key, "ssh-key", "list", "--json")
+    names = [k["name"] for k in json.loads(listed.stdout)["ssh_keys"]]
+    assert names.count("rsa-65537") == 1 and len(names) == 2  # nothing else was stored
+
+
+def test_s113_admin_add_user_refuses_a_key_outside_the_limits(
+    module_server: SSHMintServer, tmp_path: Path
+) -> None:
+    n = huge_exponent_key().public_key().public_numbers().n
+    pub = tmp_path / "even.pub"
+    pub.write_text(public_line(65536, n) + "\n")
+    email = f"even-{uuid.uuid4().hex[:8]}@example.com"
+    result = module_server.admin("add-user", email, "--key-file", str(pub))
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "invalid SSH public key: RSA public exponent 65536 is even\n"
+    users = json.loads(module_server.admin("users", "--json").stdout)
+    assert email not in json.dumps(users)  # nothing was written
+
+
+async def _store_as_an_old_version_did(db_url: str, user_id: str, key: PublicKey) -> None:
+    store = await Store.open(db_url)
+    try:
+        await store.add_key(user_id, key, "legacy", "", 1_700_000_000)  # no validation here
+    finally:
+        await store.close()
+
+
+def test_s113_stored_key_outside_the_limits_counts_as_not_registered(
+    module_server: SSHMintServer, new_account: Callable[..., Account], tmp_path: Path
+) -> None:
+    """§11.3: a row an older version stored with a 2047-bit exponent. Its genuine token
+    and a garbage-signature token both get 401 ``invalid token`` (step 18, not a parse
+    message), the key cannot log in, and the account removes it by fingerprint."""
+    account = new_account(module_server)
+    legacy = rsa_test_key(huge_exponent_key(), b"rsa-sha2-512", "legacy")
+    stored = PublicKey("ssh-rsa", legacy.public_key.blob)
+    asyncio.run(_store_as_an_old_version_did(module_server.db_url, account.user_id, stored))
+
+    ours = mint_exe0(PAYLOAD, load_private_key(account.key), API)
+    assert exec_as(module_server, ours).json()["email"] == account.email  # the path works
+    genuine = make_token(legacy, PAYLOAD, API, "sha512")
+    payload_part, _, signature_part = genuine.rpartition(".")
+    garbage = f"{payload_part}.{signature_part[:-40]}{'A' * 40}"
+    for token in (genuine, garbage):
+        response = exec_as(module_server, token)
+        assert (response.status_code, response.json()) == (401, {"error": "invalid token"})
+    log = module_server.stderr
+    assert f"key SHA256:{stored.fingerprint} is stored but unusable" in log
+    assert f"RSA public exponent of {exponent_bits()} bits is too large" in log
+    assert signature_part[-60:] not in log and signature_part[:60] not in log
+
+    private = tmp_path / "legacy_rsa"
+    private.write_bytes(
+        huge_exponent_key().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    private.chmod(0o600)
+    login = module_server.ssh(private, "whoami")
+    assert login.returncode == 255 and "Permission denied (publickey)" in login.stderr
+
+    removed = module_server.ssh(account.key, "ssh-key", "remove", f"SHA256:{stored.fingerprint}")
+    assert (removed.returncode, removed.stderr) == (0, ""), removed.stderr
+    assert "legacy" in removed.stdout
+    keys = json.loads(module_server.ssh(account.key, "ssh-key", "list", "--json").stdout)
+    assert [k["name"] for k in keys["ssh_keys"]] == ["test"]
+
+
+def test_s113_sshmint_verify_refuses_a_key_outside_the_limits(tmp_path: Path) -> None:
+    """The offline CLI refuses such a key as a verification key too (the same parser)."""
+    n = huge_exponent_key().public_key().public_numbers().n
+    pub = tmp_path / "huge.pub"
+    pub.write_text(public_line(huge_exponent_key().public_key().public_numbers().e, n) + "\n")
+    legacy = rsa_test_key(huge_exponent_key(), b"rsa-sha2-512", "legacy")
+    token = make_token(legacy, PAYLOAD, API, "sha512")
+    result = run_sshmint("verify", token, "--namespace", API, "--key", str(pub))
+    assert result.returncode != 0
+    assert f"RSA public exponent of {exponent_bits()} bits is too large" in result.stderr
