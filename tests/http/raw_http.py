@@ -124,8 +124,12 @@ def leaked(text: str | bytes, token: str) -> list[str]:
 
 
 def open_files_at_least(count: int) -> None:
-    """Raise this process's soft limit on open files to ``count`` if it is lower (the
-    hard limit permitting), for tests that hold thousands of sockets."""
+    """Raise this process's soft limit on open files to ``count`` if it is lower, for
+    tests that hold thousands of sockets; fails clearly when the hard limit forbids it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < count:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(count, hard), hard))
+    if soft == resource.RLIM_INFINITY or soft >= count:
+        return
+    assert hard == resource.RLIM_INFINITY or hard >= count, (
+        f"this test holds {count} sockets; the hard open-file limit is {hard} (ulimit -Hn)"
+    )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))

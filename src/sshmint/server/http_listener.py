@@ -134,8 +134,10 @@ class FrontEndProtocol(RequestHandler):
         all it will. aiohttp would close the connection at once, losing the answer to a
         request already received — a parser refusal included. Instead: answer the
         request that arrived (a body it left unfinished fails), then close. With no
-        complete request, or on a relayed (upgraded) connection, close now as before."""
-        if self._upgraded or self._payload_parser is not None:
+        complete request, on a relayed (upgraded) connection, or behind TLS (asyncio's
+        TLS transport closes on the peer's close_notify whatever this returns), close now
+        as before."""
+        if self._upgraded or self._payload_parser is not None or self.ssl_context is not None:
             return None
         # A request is queued, or being handled (start() is not waiting for the next one:
         # it may have taken the request without its handler having started yet).
