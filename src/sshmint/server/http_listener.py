@@ -17,12 +17,16 @@ low-level server, and adds what aiohttp leaves to the operator (SPEC §11.1, §1
   request aiohttp's parser refuses is answered: a fixed body (:func:`refusal`) that holds
   no byte of the request, and one warning line naming the peer and the parser's error
   class — where aiohttp would log a traceback quoting the offending line and echo it in
-  the body.
+  the body. A body the parser can no longer complete (a malformed chunk after the head)
+  fails at once instead of leaving its reader waiting.
+- **Half-closed clients** (``printf ... | nc -q 1``) are answered before the connection
+  closes; aiohttp alone closes on the client's EOF and the answer is lost.
 
-The hooks read three attributes of aiohttp's ``RequestHandler`` — ``_messages`` (parsed
+The hooks read attributes of aiohttp's ``RequestHandler`` — ``_messages`` (parsed
 requests and refusals not yet handled, a refusal being an ``_ErrInfo``), ``_waiter`` (set
-while the connection waits for its next request) and ``_current_request`` — and the
-hardening tests fail if any of them changes meaning.
+while the connection waits for its next request), ``_current_request``,
+``_request_count``, ``_upgraded`` and ``_payload_parser`` — and the hardening tests
+(tests/http/test_http_hardening_*.py) fail if any of them changes meaning.
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ def refusal(exc: HttpProcessingError) -> web.Response:
 
 class FrontEndProtocol(RequestHandler):
     """aiohttp's HTTP/1 connection handler with a request-head deadline, a connection
-    slot, and the fixed answer to parser refusals."""
+    slot, the fixed answer to parser refusals, and answers for half-closed clients."""
 
     __slots__ = (
         "_accepted_at",
