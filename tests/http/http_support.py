@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import hashlib
+import ipaddress
 import json
 import sqlite3
 import subprocess
@@ -18,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 __all__ = [
     "RECIPE",
@@ -34,6 +40,7 @@ __all__ = [
     "new_key",
     "public_line",
     "recipe_token",
+    "self_signed",
     "wait_for",
 ]
 
@@ -64,6 +71,46 @@ def recipe_token(key: Path, permissions: str = "{}", namespace: str = "v0@localh
         check=True,
     )
     return result.stdout
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A self-signed EC certificate for localhost, 127.0.0.1 and a few VM hosts, and its
+    key: ``(cert.pem, key.pem)`` in ``directory``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("tlsvm.localhost"),
+                    x509.DNSName("tlsbig.localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
 
 
 def new_key(path: Path, kind: str = "ed25519", comment: str = "api") -> Path:

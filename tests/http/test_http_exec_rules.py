@@ -27,6 +27,7 @@ from http_support import (
     recipe_token,
     wait_for,
 )
+from raw_http import read_response
 
 
 @pytest.fixture(scope="module")
@@ -169,10 +170,10 @@ def test_r111_r113_body_size_and_content_rules(live: SSHMintServer, account: Acc
 
 
 def test_s7_step8_unreadable_body_is_400(live: SSHMintServer, account: Account) -> None:
-    """The client promises 100 bytes, sends 6 and hangs up: the read fails after the token
-    was accepted, and the handler answers 400 (the access log records it; the client is
-    gone). Malformed chunk sizes cannot be used here: aiohttp's C parser then leaves the
-    body read waiting instead of failing it."""
+    """The client promises 100 bytes, sends 6 and shuts down its side: the read fails
+    after the token was accepted, and the handler answers 400 — which the half-closed
+    client still receives — and the connection closes. (A malformed chunk, and a body
+    that never completes, are in test_http_hardening_*.)"""
     # A query string of its own (ignored by /exec) tells this request's log line apart.
     query = f"step8={uuid.uuid4().hex}"
     marker = f'"POST /exec?{query} HTTP/1.1" 400 '
@@ -183,7 +184,9 @@ def test_s7_step8_unreadable_body_is_400(live: SSHMintServer, account: Account) 
     with socket.create_connection((live.http_host, live.http_port), timeout=30) as sock:
         sock.sendall(head.encode())
         sock.shutdown(socket.SHUT_WR)
+        reply = read_response(sock)
         assert sock.recv(65536) == b""
+    assert (reply.status, reply.body) == (400, b'{"error":"failed to read request body"}\n')
     assert wait_for(lambda: marker in live.stderr), live.stderr[-2000:]
     assert live.stderr.count(marker) == 1
 

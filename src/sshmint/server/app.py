@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import resource
 import signal
 import socket
 import ssl
@@ -19,17 +20,26 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from aiohttp import web
-
 from sshmint.server.config import ListenAddress, ServerConfig, format_host_port
 from sshmint.server.files import loose_mode_warning, make_private_dir
 from sshmint.server.logs import configure_logging
 from sshmint.server.runtime import ServerRuntime
 
-__all__ = ["StartupError", "bind_sockets", "configure_logging", "run_server"]
+__all__ = [
+    "StartupError",
+    "bind_sockets",
+    "configure_logging",
+    "raise_open_file_limit",
+    "run_server",
+]
 
 # How long the HTTP listener lets in-flight requests finish on shutdown.
 HTTP_SHUTDOWN_TIMEOUT = 3.0
+# Connections the kernel holds for a listener that is not accepting (at --max-connections,
+# SPEC §11.4); the kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
+# Descriptors a server needs besides its HTTP connections (database, SSH, upstreams).
+_SPARE_FILES = 256
 _log = logging.getLogger("sshmint.server")
 
 
@@ -67,7 +77,7 @@ def bind_sockets(address: ListenAddress) -> list[socket.socket]:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind((sockaddr[0], port, *sockaddr[2:]))
-            sock.listen(128)
+            sock.listen(LISTEN_BACKLOG)
             sock.setblocking(False)
         except OSError as exc:
             sock.close()
@@ -97,6 +107,28 @@ def _close_all(sockets: list[socket.socket]) -> None:
 def _bound(sockets: list[socket.socket]) -> str:
     host, port = sockets[0].getsockname()[:2]
     return format_host_port(str(host), int(port))
+
+
+def raise_open_file_limit(wanted: int) -> int:
+    """Raise the soft limit on open files to the hard limit (every HTTP connection is a
+    descriptor); returns the soft limit now in force. Warns when it stays below
+    ``wanted`` (``--max-connections`` plus what the rest of the server needs): accepting
+    then pauses whenever descriptors run out, instead of the connection limit holding."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        _log.warning(
+            "open file limit %d is below --max-connections plus %d: raise it (ulimit -n)",
+            soft,
+            _SPARE_FILES,
+        )
+    return soft
 
 
 def _announce(line: str) -> None:
@@ -152,7 +184,7 @@ async def _serve(
     config: ServerConfig, stop: asyncio.Event, cleanups: list[Callable[[], object]]
 ) -> None:
     from sshmint.server.housekeeping import Housekeeping
-    from sshmint.server.http import HTTPFrontEnd, build_http_server, ssl_context_from_config
+    from sshmint.server.http import HTTPFrontEnd, build_http_listener, ssl_context_from_config
     from sshmint.server.ssh import load_or_create_host_key, start_ssh_server
     from sshmint.server.store import Store, StoreError
 
@@ -168,6 +200,7 @@ async def _serve(
 
     # Sockets first: a port conflict fails fast, and connections arriving while the schema
     # is migrated wait in the listen backlog.
+    raise_open_file_limit(config.max_connections + _SPARE_FILES)
     ssh_sockets = bind_sockets(config.ssh_listen)
     cleanups.append(lambda: _close_all(ssh_sockets))
     http_sockets = bind_sockets(config.http_listen)
@@ -204,15 +237,9 @@ async def _serve(
     front_end = HTTPFrontEnd(runtime)
     await front_end.start()
     cleanups.append(front_end.close)  # after the listener (cleanups run in reverse)
-    runner = web.ServerRunner(
-        build_http_server(front_end),
-        handle_signals=False,
-        shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
-    )
-    await runner.setup()
-    cleanups.append(runner.cleanup)
-    for sock in http_sockets:
-        await web.SockSite(runner, sock, ssl_context=tls).start()
+    listener = build_http_listener(front_end, config, tls, HTTP_SHUTDOWN_TIMEOUT)
+    await listener.start(http_sockets)
+    cleanups.append(listener.close)
     _announce(f"http listening on {_bound(http_sockets)}")
     _log.info("sshmint serving (data dir %s)", config.data_dir)
 

@@ -36,7 +36,6 @@ import base64
 import binascii
 import hashlib
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from typing import Generic, Literal, TypeVar
 from sshmint.errors import PublicKeyError, TokenVerificationError
 from sshmint.keys import PublicKey, public_key_from_blob
 from sshmint.server.exe1 import exe1_hash, unseal
+from sshmint.server.logs import REDACTED, redact_tokens  # the log scrubbing rules live there
 from sshmint.server.permissions import KeyPermissions, PermissionsError, parse_key_permissions
 from sshmint.server.store import SSHKeyRow, Store, StoreError, User
 from sshmint.token import (
@@ -67,17 +67,6 @@ __all__ = [
 ]
 
 Presented = Literal["exe0", "exe1"]
-
-# Anything that looks like a token, for scrubbing text bound for a log (SPEC §2.4, §9.3);
-# clients do put tokens in query strings and Referers.
-_TOKEN_LIKE = re.compile(r"exe[01](?:\.|%2[eE])[^\s\"']*")
-REDACTED = "<redacted token>"
-
-
-def redact_tokens(text: str) -> str:
-    """Replace every exe0/exe1-looking substring of ``text`` with ``<redacted token>``."""
-    return _TOKEN_LIKE.sub(REDACTED, text)
-
 
 _SECONDS_PER_DAY = 86400
 

@@ -1,11 +1,13 @@
-"""The HTTP listener: host routing (SPEC §8.1), the API (``POST /exec``, ``/healthz``, §7).
+"""The HTTP listener: host routing (SPEC §8.1, §11.7), the API (``POST /exec``, ``/healthz``, §7).
 
-:class:`HTTPFrontEnd` handles every request: those whose Host names a VM go to the reverse
-proxy (:mod:`sshmint.server.proxy`), everything else to the API. ``build_http_server``
-wraps it in aiohttp's low-level server with ``HTTP_HANDLER_ARGS``:
-header lines of up to 32 KiB reach the application (SPEC §2.1 notes: an over-long bearer
-token is answered by step 1, not by the HTTP parser) and the access log never shows a
-token. ``ssl_context_from_config`` builds the TLS context for ``--tls-cert``/``--tls-key``.
+:class:`HTTPFrontEnd` handles every request: a Host that is not a plain host name is
+refused (§11.7), those whose Host names a VM go to the reverse proxy
+(:mod:`sshmint.server.proxy`), everything else to the API. ``build_http_listener`` serves
+it with :class:`sshmint.server.http_listener.HTTPListener` (connection limit, head and
+idle deadlines, parser refusals) and ``HTTP_HANDLER_ARGS``: header lines of up to 32 KiB
+reach the application (SPEC §2.1 notes: an over-long bearer token is answered by step 1,
+not by the HTTP parser) and the access log never shows a token.
+``ssl_context_from_config`` builds the TLS context for ``--tls-cert``/``--tls-key``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import datetime
 import json
 import logging
+import re
 import ssl
 import time as time_module
 from collections.abc import Iterable, Mapping
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_log import AccessLogger
+from aiohttp.web_protocol import RequestPayloadError
 
 from sshmint.errors import TokenError
 from sshmint.server.auth import (
@@ -42,6 +46,7 @@ from sshmint.server.commands import (
 )
 from sshmint.server.config import ServerConfig
 from sshmint.server.deadline import DeadlineWatch
+from sshmint.server.http_listener import HTTPListener
 from sshmint.server.logs import direct_line_writer
 from sshmint.server.permissions import key_restriction_error
 from sshmint.server.proxy import VMProxy, absolute_target, send_continue
@@ -52,16 +57,18 @@ if TYPE_CHECKING:
     from sshmint.server.runtime import ServerRuntime
 
 __all__ = [
-    "EXEC_TIMEOUT_SECONDS",
     "HTTP_HANDLER_ARGS",
+    "INVALID_HOST",
     "MAX_BODY_BYTES",
     "REDACTED",
     "HTTPFrontEnd",
+    "HostRouter",
     "RedactingAccessLogger",
-    "build_http_server",
+    "build_http_listener",
     "redact_tokens",
     "route_host",
     "ssl_context_from_config",
+    "valid_host",
 ]
 
 
@@ -98,11 +105,11 @@ class RedactingAccessLogger(AccessLogger):
                 f" {response.status} {response.body_length}"
                 f' "{headers.get("Referer", "-")}" "{headers.get("User-Agent", "-")}"'
             )
-            if "exe0" in line or "exe1" in line:  # cheap tests before the pattern
-                line = redact_tokens(line)
-            if self._write_line is not None:
+            if self._write_line is not None:  # it redacts tokens itself
                 self._write_line(line)
                 return
+            if "exe0" in line or "exe1" in line:  # cheap tests before the pattern
+                line = redact_tokens(line)
             # logger.info() minus the stack walk for the caller's file and line, which
             # would only ever name aiohttp's protocol module.
             logger = self.logger
@@ -137,14 +144,24 @@ HTTP_HANDLER_ARGS: Final[Mapping[str, Any]] = {
     "access_log_class": RedactingAccessLogger,
 }
 
-# SPEC §7 steps 8–9 and 17.
+# SPEC §7 steps 8–9 (step 17's time limit is --exec-timeout).
 MAX_BODY_BYTES: Final = 65536
-EXEC_TIMEOUT_SECONDS: Final = 30.0
 
 _JSON_HEADERS: Final[Mapping[str, str]] = {
     "Content-Type": "application/json; charset=utf-8",
     "X-Content-Type-Options": "nosniff",
 }
+
+
+# SPEC §11.7: what a Host may contain (an empty one, HTTP/1.0 without Host, is the API's).
+_VALID_HOST = re.compile(r"[A-Za-z0-9.:\[\]_-]*").fullmatch
+
+
+def valid_host(host: str) -> bool:
+    """SPEC §11.7: letters, digits, ``-``, ``.``, ``:``, ``[``, ``]`` and ``_`` only — no
+    ``@``, no space, nothing else (ASCII letters and digits: ``str.isalnum`` would let
+    other scripts through)."""
+    return _VALID_HOST(host) is not None
 
 
 def route_host(host: str, web_host: str, vm_host: str) -> str | None:
@@ -171,12 +188,49 @@ def route_host(host: str, web_host: str, vm_host: str) -> str | None:
     return None
 
 
-def request_host(request: web.BaseRequest) -> str:
-    """The Host that routes a request: the authority of an absolute-form target, else Host."""
-    target = absolute_target(request.raw_path)
-    if target is not None and target.raw_authority:
-        return target.raw_authority
-    return request.headers.get("Host", "")
+# HostRouter.route's answer for a Host that §11.7 refuses (route_host never names an
+# empty label).
+INVALID_HOST: Final = ""
+_ROUTES_REMEMBERED: Final = 1024
+
+
+class HostRouter:
+    """Where a Host goes: a VM label, None for the API, or ``INVALID_HOST`` (SPEC §8.1,
+    §11.7). The answer is a pure function of the Host, and clients send the same Host on
+    every request, so answers are remembered (up to ``_ROUTES_REMEMBERED`` hosts, then
+    forgotten at once): a repeated Host costs one dictionary lookup, less than checking
+    and routing it again."""
+
+    def __init__(self, web_host: str, vm_host: str) -> None:
+        self._web_host = web_host
+        self._vm_host = vm_host
+        self._known: dict[str, str | None] = {}
+
+    def route(self, host: str) -> str | None:
+        known = self._known
+        try:
+            return known[host]
+        except KeyError:
+            pass
+        if _VALID_HOST(host) is None:
+            decision: str | None = INVALID_HOST
+        else:
+            decision = route_host(host, self._web_host, self._vm_host)
+        if len(known) >= _ROUTES_REMEMBERED:
+            known.clear()
+        known[host] = decision
+        return decision
+
+    def route_request(self, request: web.BaseRequest) -> str | None:
+        """:meth:`route` for a request: by its Host header, or by the authority of an
+        absolute-form target (the Host header must be valid all the same)."""
+        route = self.route(request.headers.get("Host", ""))
+        raw_path = request.raw_path
+        if raw_path[:1] != "/" and route != INVALID_HOST:
+            target = absolute_target(raw_path)
+            if target is not None and target.raw_authority:
+                route = self.route(target.raw_authority)
+        return route
 
 
 # SPEC §7 /healthz bodies, rendered once.
@@ -217,7 +271,8 @@ class _API:
         self._limiter = RateLimiter()
         self._namespace = f"v0@{runtime.config.web_host}"
         self._settings: CommandSettings | None = None
-        self._deadlines = DeadlineWatch(EXEC_TIMEOUT_SECONDS)
+        self._deadlines = DeadlineWatch(runtime.config.exec_timeout)
+        self._body_timeout = runtime.config.body_timeout
 
     def close(self) -> None:
         self._deadlines.close()
@@ -241,6 +296,7 @@ class _API:
         return _json_response(200, _HEALTH_OK)
 
     async def _exec(self, request: web.BaseRequest) -> web.Response:
+        head_at = time_module.monotonic()  # the body's deadline counts from here (§11.4)
         # Step 1.
         if request.method != "POST":
             return _error(405, "method not allowed", {"Allow": "POST"})
@@ -269,9 +325,13 @@ class _API:
             return _error(429, "rate limit exceeded")
         # Steps 8–9.
         try:
-            body = await self._read_body(request)
-        except (HttpProcessingError, OSError, asyncio.IncompleteReadError):
-            return _error(400, "failed to read request body")
+            body = await self._read_body(request, head_at + self._body_timeout)
+        except (HttpProcessingError, RequestPayloadError, OSError, asyncio.IncompleteReadError):
+            # TimeoutError (an OSError) included: the body was not complete in time. The
+            # request's framing is lost either way: the connection closes.
+            response = _error(400, "failed to read request body")
+            response.force_close()
+            return response
         if len(body) > MAX_BODY_BYTES:
             return _error(413, "request body exceeds 64KB limit")
         # Step 10.
@@ -303,22 +363,27 @@ class _API:
         return await self._run(principal, words)
 
     @staticmethod
-    async def _read_body(request: web.BaseRequest) -> bytes:
-        """Read at most MAX_BODY_BYTES + 1 bytes: enough to tell an over-long body."""
+    async def _read_body(request: web.BaseRequest, deadline: float) -> bytes:
+        """Read at most MAX_BODY_BYTES + 1 bytes: enough to tell an over-long body.
+
+        Raises ``TimeoutError`` when the body is not complete by ``deadline``
+        (``time.monotonic()``, SPEC §11.4); a body already complete never waits.
+        """
         await send_continue(request)
         content = request.content
         if content.is_eof():  # the usual small body, already complete: no awaiting
             return content.read_nowait()
         chunks: list[bytes] = []
         size = 0
-        while size <= MAX_BODY_BYTES:
-            chunk = await content.read(MAX_BODY_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            if content.at_eof():  # the usual one-piece body: no extra read for the EOF
-                break
+        async with asyncio.timeout(deadline - time_module.monotonic()):
+            while size <= MAX_BODY_BYTES:
+                chunk = await content.read(MAX_BODY_BYTES + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if content.at_eof():  # the usual one-piece body: no extra read for the EOF
+                    break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _command_settings(self) -> CommandSettings:
@@ -329,8 +394,9 @@ class _API:
         return settings
 
     async def _run(self, principal: Principal, words: list[str]) -> web.Response:
-        """Step 17: run the command in this request's task, cancelled at the 30-second
-        deadline (no extra task: the watch cancels the running one)."""
+        """Step 17: run the command in this request's task, cancelled at the
+        ``--exec-timeout`` deadline, 30 s by default (no extra task: the watch cancels the
+        running one)."""
         runtime = self._runtime
         ctx = CommandContext(
             store=runtime.store,
@@ -376,10 +442,10 @@ class _API:
 
 
 class HTTPFrontEnd:
-    """The one request handler of the HTTP listener: VM hosts go to the proxy, every other
-    host to the API (SPEC §8.1).
+    """The one request handler of the HTTP listener: an invalid Host is refused (SPEC
+    §11.7), VM hosts go to the proxy, every other host to the API (§8.1).
 
-    It runs under aiohttp's low-level ``web.Server`` (see ``build_http_server``): with one
+    It runs under aiohttp's low-level ``web.Server`` (see ``build_http_listener``): with one
     handler for every path, an ``Application`` would only add a router lookup and request
     wrapping to every request. That server also never answers ``Expect: 100-continue`` by
     itself, which is what the API and the proxy want (see ``send_continue``).
@@ -389,8 +455,7 @@ class HTTPFrontEnd:
         auth = runtime.authenticator
         self._api = _API(runtime, auth)
         self._proxy = VMProxy(runtime, auth)
-        self._web_host = runtime.config.web_host
-        self._vm_host = runtime.config.vm_host
+        self._router = HostRouter(runtime.config.web_host, runtime.config.vm_host)
 
     async def start(self) -> None:
         await self._proxy.start()
@@ -400,15 +465,35 @@ class HTTPFrontEnd:
         await self._proxy.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        vm_label = route_host(request_host(request), self._web_host, self._vm_host)
-        if vm_label is not None:
-            return await self._proxy.handle(request, vm_label)
-        return await self._api.handle(request)
+        vm_label = self._router.route_request(request)
+        if vm_label is None:
+            return await self._api.handle(request)
+        if vm_label == INVALID_HOST:
+            return _error(400, "invalid Host header")
+        return await self._proxy.handle(request, vm_label)
 
 
-def build_http_server(front_end: HTTPFrontEnd) -> web.Server:
-    """aiohttp's low-level server around ``front_end`` with ``HTTP_HANDLER_ARGS``."""
-    return web.Server(front_end.handle, **HTTP_HANDLER_ARGS)
+def build_http_listener(
+    front_end: HTTPFrontEnd,
+    config: ServerConfig,
+    tls: ssl.SSLContext | None,
+    shutdown_timeout: float,
+) -> HTTPListener:
+    """The HTTP listener around ``front_end``: ``HTTP_HANDLER_ARGS`` and the deadlines and
+    connection limit of ``config`` (SPEC §11.4).
+
+    aiohttp's lingering close — after answering a request whose body it has not read, it
+    reads and discards the rest before closing, so that the client sees the answer — is
+    bounded by ``--body-timeout`` too (aiohttp's default is 10 s, the same as ours)."""
+    return HTTPListener(
+        front_end.handle,
+        header_timeout=config.header_timeout,
+        idle_timeout=config.idle_timeout,
+        max_connections=config.max_connections,
+        tls=tls,
+        shutdown_timeout=shutdown_timeout,
+        handler_args={**HTTP_HANDLER_ARGS, "lingering_time": config.body_timeout},
+    )
 
 
 def ssl_context_from_config(config: ServerConfig) -> ssl.SSLContext | None:
