@@ -17,8 +17,9 @@ from sshmint.cli.minting import (
     fail,
     mint_options,
     mint_token_from_options,
+    never_expires_warning,
 )
-from sshmint.errors import PublicKeyError, SSHMintError, TokenClaimError
+from sshmint.errors import PublicKeyError, SSHMintError, TokenClaimError, TokenVerificationError
 from sshmint.keys import PublicKey, format_fingerprint, load_public_key_file, parse_public_key_line
 from sshmint.strictjson import dumps, quote
 from sshmint.token import (
@@ -57,7 +58,10 @@ def mint(**kwargs: Any) -> None:
     options = MintOptions.pop_from(kwargs)
     with cli_failures():
         token = mint_token_from_options(options)
+        warning = never_expires_warning(options, token)
     click.echo(token)
+    if warning is not None:
+        click.echo(warning, err=True)
 
 
 def _utc(ts: int) -> str:
@@ -230,5 +234,26 @@ def verify(token: str, namespace: str, key_file: str | None, allowed_keys: str |
         else:
             assert allowed_keys is not None
             keys = load_allowed_keys(allowed_keys)
-        parsed = verify_exe0(token, namespace, keys.get, int(time.time()))
+        parsed = parse_exe0(token)
+        try:
+            verify_exe0(token, namespace, keys.get, int(time.time()))
+        except TokenVerificationError:
+            given = "the given key" if key_file is not None else "any of the allowed keys"
+            raise SSHMintError(_verification_failure(parsed, namespace, keys, given)) from None
     click.echo(f"valid: signed by {format_fingerprint(parsed.fingerprint)}")
+
+
+def _verification_failure(
+    parsed: ParsedToken, namespace: str, keys: dict[str, PublicKey], given: str
+) -> str:
+    """SPEC §13.6: name the cause when the token alone tells it, in the order of §2.1
+    (step 18, the signing key, before step 19, the signature under the namespace)."""
+    if parsed.fingerprint not in keys:
+        return f"signed by {format_fingerprint(parsed.fingerprint)}, not by {given}"
+    signed_for = parsed.sshsig.namespace.decode("utf-8", "replace")
+    if signed_for != namespace:
+        return (
+            f"namespace mismatch: token is for {_printable(signed_for)}, "
+            f"expected {_printable(namespace)}"
+        )
+    return "invalid token"  # the right key and namespace, but the signature does not verify
