@@ -19,9 +19,10 @@ from sshmint.cli.minting import (
     mint_token_from_options,
     never_expires_warning,
 )
+from sshmint.cli.pretty import printable
 from sshmint.errors import PublicKeyError, SSHMintError, TokenClaimError, TokenVerificationError
 from sshmint.keys import PublicKey, format_fingerprint, load_public_key_file, parse_public_key_line
-from sshmint.strictjson import dumps, quote
+from sshmint.strictjson import dumps
 from sshmint.token import (
     EXE1_PREFIX,
     ParsedToken,
@@ -69,11 +70,6 @@ def _utc(ts: int) -> str:
         return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
         return "out of range"
-
-
-def _printable(text: str) -> str:
-    # Token fields are attacker-controlled: never send raw control characters to a terminal.
-    return text if text.isprintable() else quote(text)
 
 
 def _inspection(parsed: ParsedToken) -> dict[str, Any]:
@@ -139,12 +135,12 @@ def _inspection_text(parsed: ParsedToken, info: dict[str, Any]) -> str:
         ("key type", info["key_type"]),
         ("fingerprint", info["fingerprint"]),
         ("public key", info["public_key"]),
-        ("namespace", _printable(info["namespace"])),
+        ("namespace", printable(info["namespace"])),
         ("hash", info["hash_algorithm"]),
-        ("signature", _printable(info["signature_algorithm"])),
+        ("signature", printable(info["signature_algorithm"])),
         ("valid now", _validity_now(parsed)),
     ]
-    return "\n".join(f"{name + ':':<13}{_printable(str(value))}" for name, value in rows)
+    return "\n".join(f"{name + ':':<13}{printable(str(value))}" for name, value in rows)
 
 
 @click.command(context_settings=_SETTINGS)
@@ -253,7 +249,7 @@ def _verification_failure(
     signed_for = parsed.sshsig.namespace.decode("utf-8", "replace")
     if signed_for != namespace:
         return (
-            f"namespace mismatch: token is for {_printable(signed_for)}, "
-            f"expected {_printable(namespace)}"
+            f"namespace mismatch: token is for {printable(signed_for)}, "
+            f"expected {printable(namespace)}"
         )
     return "invalid token"  # the right key and namespace, but the signature does not verify
