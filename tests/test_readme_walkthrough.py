@@ -231,7 +231,9 @@ def test_readme_service_section_installs_the_example_files() -> None:
     and the config expect them."""
     block = readme_bash_blocks("Run as a service")[0]
     assert subprocess.run(["bash", "-n", "-c", block], timeout=30).returncode == 0
-    assert "install -D -m 0644 examples/sshmint.toml /etc/sshmint/sshmint.toml" in block
+    # Readable by the service's group only: the database URL may carry a password.
+    assert "install -D -m 0640 -g sshmint examples/sshmint.toml /etc/sshmint/sshmint.toml" in block
+    assert block.index("useradd") < block.index("-g sshmint")
     assert "install -m 0644 examples/sshmint.service /etc/systemd/system/sshmint.service" in block
     assert "python3 -m venv /opt/sshmint" in block and "/opt/sshmint/bin/pip install ." in block
     unit = (ROOT / "examples" / "sshmint.service").read_text()

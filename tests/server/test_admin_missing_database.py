@@ -183,3 +183,30 @@ def test_admin_with_an_unreadable_config_fails_before_touching_any_database(
     assert result.returncode == 1 and result.stderr.startswith("cannot read config file ")
     assert _tree(cwd) == []
     assert os.listdir(tmp_path) == ["cwd"]
+
+
+def test_admin_config_without_the_servers_db_cannot_create_a_stray_sqlite_database(
+    pg_server: SSHMintServer, tmp_path: Path, cwd: Path
+) -> None:
+    """The trap as it happened: the server runs on PostgreSQL with ``--db`` on its command
+    line (or in its environment), and the config file both share names only the data
+    directory. ``admin --config`` then resolved the default SQLite file in that directory
+    and created it. Now every subcommand refuses: reading ones because the file is missing
+    (SPEC §13.2), ``add-user`` because the directory holds the server's host key, which a
+    server on that SQLite file would have made together with the database."""
+    config = tmp_path / "sshmint.toml"
+    config.write_text(f'data-dir = "{pg_server.data_dir}"\n')
+    db_file = pg_server.data_dir / "sshmint.db"
+    assert (pg_server.data_dir / "ssh_host_ed25519_key").is_file() and not db_file.exists()
+    admin = _config_admin(config, cwd, "group")
+    email = f"stray-{uuid.uuid4().hex[:8]}@example.com"
+    assert admin("add-user", email) == (
+        1,
+        "",
+        f"no sshmint database at {db_file}, but {pg_server.data_dir} holds a server's host "
+        "key: that server keeps its database elsewhere (pass its --db or --config)\n",
+    )
+    assert admin("users") == (1, "", MISSING.format(db_file))
+    assert not db_file.exists() and _tree(cwd) == []
+    listed = json.loads(pg_server.admin("users", "--json").stdout)["users"]
+    assert email not in [u["email"] for u in listed]

@@ -233,6 +233,12 @@ def test_r171_backup_file_is_private_and_never_replaces_a_file(
         f"{out / 'a.db'} already exists; a backup never replaces a file\n",
     )
     assert (out / "a.db").read_bytes() == before
+    # Least of all the live database itself.
+    live_db = data / "sshmint.db"
+    live_bytes = live_db.read_bytes()
+    onto_live = backup(live_db)
+    assert onto_live.returncode == 1 and "already exists" in onto_live.stderr
+    assert live_db.read_bytes() == live_bytes
     # A dangling symlink is a name taken too: nothing is written through it.
     (out / "link.db").symlink_to(out / "elsewhere.db")
     assert backup(out / "link.db").returncode == 1

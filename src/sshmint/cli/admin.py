@@ -118,6 +118,13 @@ def _database(ctx: click.Context, options: dict[str, str | None], *, create: boo
     (``add-user``), which also creates the default data directory (SPEC §13.2). The check
     is made on the resolved URL, so a config file naming PostgreSQL never falls back to a
     SQLite file.
+
+    Even ``add-user`` does not create the default database in a data directory that
+    already holds a server's host key: a server that had used that database would have
+    created it with the key, so that server keeps its data elsewhere (``--db`` given to it
+    on its command line or in its environment, not in the shared config file). This is
+    how ``admin --config`` used to put users into a new SQLite file while the server ran
+    on PostgreSQL.
     """
     from sshmint.server.store import InvalidDatabaseURL
     from sshmint.server.store.engine import parse_database_url
@@ -137,15 +144,33 @@ def _database(ctx: click.Context, options: dict[str, str | None], *, create: boo
     if parsed.backend != "sqlite":
         return _Database(config.db, None, True)
     path = Path(os.path.abspath(parsed.description))
-    existed = path.exists()
-    if not existed and not create:
+    found = _exists(path)
+    if found is None:  # cannot be examined: opening it reports why
+        return _Database(config.db, path, True)
+    if not found and not create:
         _fail(_missing_database(path))
-    if not existed and config.db_is_default:
+    if not found and config.db_is_default and _exists(config.host_key_path):
+        _fail(
+            f"no sshmint database at {path}, but {config.data_dir} holds a server's host key: "
+            "that server keeps its database elsewhere (pass its --db or --config)"
+        )
+    if not found and config.db_is_default:
         try:
             make_private_dir(config.data_dir)
         except OSError as exc:
             _fail(f"cannot create data directory {config.data_dir}: {exc.strerror}")
-    return _Database(config.db, path, existed)
+    return _Database(config.db, path, found)
+
+
+def _exists(path: Path) -> bool | None:
+    """Whether ``path`` exists; ``None`` when that cannot be told (no permission)."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return None
+    return True
 
 
 def _with_store(db_url: str, action: Callable[[Any], Awaitable[_T]]) -> _T:
