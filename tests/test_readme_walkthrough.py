@@ -1,8 +1,8 @@
-"""The README's offline walkthrough runs verbatim (issue: token core; SPEC §1.10).
+"""The README's walkthroughs run verbatim (issue: token core; SPEC §1.10, Part II §13).
 
-The fenced ``bash`` blocks of the "A five-minute walkthrough" section are concatenated and run
-in one real bash, from the project root, with ``HOME`` pointing at a fresh directory so the
-example key path (``~/.ssh/sshmint_api``) is private to the test.
+The fenced ``bash`` blocks of a section are run in a real bash, from the project root, with
+``HOME`` pointing at a fresh directory so the example paths (``~/.ssh/sshmint_api``,
+``~/sshmint-backup``) are private to the test.
 """
 
 from __future__ import annotations
@@ -11,7 +11,13 @@ import contextlib
 import os
 import re
 import subprocess
+import uuid
 from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sshmint.keys import parse_public_key_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,41 +49,47 @@ def test_readme_offline_walkthrough_mints_inspects_and_verifies(tmp_path: Path) 
     assert "ssh-ed25519" in result.stdout  # inspect shows the key type
 
 
-def test_readme_server_walkthrough_from_serve_to_git_clone(tmp_path: Path) -> None:
-    """README "Run the server": add-user, ssh, ssh-key add, curl /exec, exe1, VM, git clone.
+def test_readme_server_walkthrough_from_serve_to_git_clone_backup_and_restore(
+    tmp_path: Path,
+) -> None:
+    """README "Run the server", then "Back up and restore" (SQLite): add-user, ssh, ssh-key
+    add, curl /exec, sshmint exec, /healthz, exe1, VM, git clone, admin backup while the
+    server runs; then a server on the restored data directory (R171).
 
     The blocks run verbatim in one bash after the offline walkthrough (which defines
     ``$TOKEN``), except for what a test must change: the server is started by the harness on
     free ports instead of ``make serve`` (its first block), the ports 2222/8080/9000 become
-    those free ports, and ``ssh -p 2222 localhost`` gains options that isolate it from the
-    machine's SSH configuration (OpenSSH reads ``~/.ssh`` from the password database, not
-    ``$HOME``).
+    those free ports, ``./sshmint-data`` becomes the harness's data directory, and
+    ``ssh -p 2222 localhost`` gains options that isolate it from the machine's SSH
+    configuration (OpenSSH reads ``~/.ssh`` from the password database, not ``$HOME``).
+    The README itself makes the login key ``~/.ssh/id_ed25519``.
     """
-    from server.harness import SSH_OPTIONS, SSHMintServer, free_port
+    from server.harness import SSH_OPTIONS, SSHMintServer, free_port, host_keys
 
     home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    login_key = home / ".ssh" / "id_ed25519"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "laptop", "-f", str(login_key)],
-        check=True,
-    )
+    home.mkdir()
+    login_key = home / ".ssh" / "id_ed25519"  # made by the README's first server block
     offline = readme_bash_blocks("A five-minute walkthrough")
     server_blocks = readme_bash_blocks("Run the server")
     assert server_blocks[0].strip() == "make serve"
+    backup_blocks = readme_bash_blocks("Back up and restore")
+    assert len(backup_blocks) == 3 and "pg_dump" in backup_blocks[2]
     upstream_port = free_port()
-    server = SSHMintServer(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'sshmint.db'}")
+    data = tmp_path / "data"
+    server = SSHMintServer(data, f"sqlite:///{data / 'sshmint.db'}")
     server.start()
     ssh_cmd = " ".join(
         ["ssh", "-p", str(server.ssh_port), *SSH_OPTIONS, "-i", str(login_key), "localhost"]
     )
-    script = "\n".join(offline + server_blocks[1:])
+    script = "\n".join(offline + server_blocks[1:] + backup_blocks[:2])
     script = (
         script.replace("ssh -p 2222 localhost", ssh_cmd)
         .replace("8080", str(server.http_port))
         .replace("9000", str(upstream_port))
+        .replace("./sshmint-data", str(data))
     )
-    env = {**os.environ, "HOME": str(home), "SSHMINT_DATA_DIR": str(tmp_path / "data")}
+    script += '\nprintf "TOKEN=%s\\nEXE1=%s\\n" "$TOKEN" "$EXE1"\n'
+    env = {**os.environ, "HOME": str(home), "SSHMINT_DATA_DIR": str(data)}
     env.pop("SSH_AUTH_SOCK", None)
     proc = subprocess.Popen(
         ["bash", "-c", "set -euo pipefail\n" + script],
@@ -89,7 +101,8 @@ def test_readme_server_walkthrough_from_serve_to_git_clone(tmp_path: Path) -> No
         start_new_session=True,  # the README starts a backend with `&`: stop it with the group
     )
     try:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=180)
+        original_host_keys = host_keys(server.ssh_host, server.ssh_port)
     finally:
         import signal
 
@@ -99,5 +112,131 @@ def test_readme_server_walkthrough_from_serve_to_git_clone(tmp_path: Path) -> No
     assert proc.returncode == 0, err
     assert '"email":"you@example.com"' in out  # curl /exec whoami with the offline token
     assert '"ssh_keys":[' in out  # curl /exec 'ssh-key list' with the exe1 handle
+    assert re.search(r"^  current: +yes$", out, flags=re.M)  # sshmint exec --pretty
+    assert '{"status":"ok"}' in out  # curl /healthz
     assert "hello" in out  # git log of the clone made through the proxy
     assert "exe0." not in server.stderr and "exe1." not in server.stderr
+    assert re.search(r"^backed up .* bytes\)$", out, flags=re.M), out
+    variables = dict(re.findall(r"^(TOKEN|EXE1)=(\S+)$", out, flags=re.M))
+
+    # The restore block made ~/sshmint-restored; serve it as the README says.
+    restored_dir = home / "sshmint-restored"
+    restored = SSHMintServer(restored_dir, f"sqlite:///{restored_dir / 'sshmint.db'}")
+    restored.start()
+    try:
+        assert host_keys(restored.ssh_host, restored.ssh_port) == original_host_keys
+        # The README's `ssh-keygen -lf` printed the fingerprint users compare.
+        (offered,) = original_host_keys
+        fingerprint = "SHA256:" + parse_public_key_line(offered).fingerprint
+        assert re.search(rf"^256 {re.escape(fingerprint)} .*\(ED25519\)$", out, flags=re.M)
+        for name in ("TOKEN", "EXE1"):
+            reply = httpx.post(
+                f"{restored.http_url}/exec",
+                content="ls",
+                headers={"Authorization": f"Bearer {variables[name]}"},
+                timeout=30,
+            )
+            assert reply.status_code == 200, reply.text
+            assert [vm["vm_name"] for vm in reply.json()["vms"]] == ["myapp"]
+    finally:
+        restored.stop()
+
+
+def test_readme_shell_completion_completes_commands_and_options() -> None:
+    """README "Set-up", shell completion: the documented lines, then what bash's
+    completion calls for ``sshmint admin b<TAB>`` and ``sshmint exec --pr<TAB>``."""
+    blocks = readme_bash_blocks("Set-up")
+    completion = next(b for b in blocks if "_SSHMINT_COMPLETE=bash_source" in b)
+    script = (
+        completion
+        + "COMP_WORDS=(sshmint admin b); COMP_CWORD=2; _sshmint_completion sshmint\n"
+        + 'printf "%s\\n" "${COMPREPLY[@]}"; COMPREPLY=()\n'
+        + "COMP_WORDS=(sshmint exec --pr); COMP_CWORD=2; _sshmint_completion sshmint\n"
+        + 'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSHMINT_")}
+    result = subprocess.run(
+        ["bash", "-euc", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stdout) == (0, "backup\n--pretty\n"), result.stderr
+
+
+def test_readme_postgresql_backup_and_restore(tmp_path: Path, postgres: Any) -> None:
+    """README "Back up and restore", PostgreSQL: ``pg_dump`` while a server runs, then
+    ``createdb`` and ``pg_restore`` into a new database, on which a new server authenticates
+    the existing token and exe1 handle and serves the VM. Only the host (``db.internal``
+    becomes the suite's private cluster) and the database names change."""
+    from server.harness import SSH_OPTIONS, SSHMintServer, run_sshmint
+
+    postgres.execute(
+        "DO $$ BEGIN CREATE ROLE sshmint LOGIN CREATEDB; "
+        "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+    )
+    tag = uuid.uuid4().hex[:8]
+    source, target = f"sshmint_{tag}", f"sshmint_restored_{tag}"
+    postgres.execute(f'CREATE DATABASE "{source}" OWNER sshmint')
+    host = f"{postgres.host}:{postgres.port}"
+    live = SSHMintServer(tmp_path / "live", f"postgresql://sshmint@{host}/{source}")
+    live.start()
+    try:
+        key = tmp_path / "key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        added = live.admin("add-user", "pg@example.com", "--key-file", f"{key}.pub")
+        assert added.returncode == 0, added.stderr
+        minted = run_sshmint("mint", "--key", str(key), "--exp", "1h")
+        token = minted.stdout.strip()
+        ssh = ["ssh", "-p", str(live.ssh_port), *SSH_OPTIONS, "-i", str(key), "127.0.0.1"]
+        exe1 = subprocess.run(
+            [*ssh, "exe0-to-exe1", token], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        subprocess.run([*ssh, "new", "--name=pgapp", "--upstream=http://127.0.0.1:9"], check=True)
+        block = readme_bash_blocks("Back up and restore")[2]
+        script = (
+            block.replace("db.internal", host)
+            .replace("/sshmint'", f"/{source}'")
+            .replace("sshmint_restored", target)
+        )
+        result = subprocess.run(
+            ["bash", "-euc", script],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+    finally:
+        live.stop()
+    restored = SSHMintServer(tmp_path / "restored", f"postgresql://sshmint@{host}/{target}")
+    restored.start()
+    try:
+        for credential in (token, exe1):
+            reply = httpx.post(
+                f"{restored.http_url}/exec",
+                content="ls",
+                headers={"Authorization": f"Bearer {credential}"},
+                timeout=30,
+            )
+            assert reply.status_code == 200, reply.text
+            assert [vm["vm_name"] for vm in reply.json()["vms"]] == ["pgapp"]
+    finally:
+        restored.stop()
+        for name in (source, target):
+            with contextlib.suppress(Exception):
+                postgres.drop_database(f"postgresql://x@h/{name}")
+
+
+def test_readme_service_section_installs_the_example_files() -> None:
+    """README "Run as a service" cannot run systemd here (tests/test_examples.py checks the
+    files); its block is valid bash and installs exactly the example files where the unit
+    and the config expect them."""
+    block = readme_bash_blocks("Run as a service")[0]
+    assert subprocess.run(["bash", "-n", "-c", block], timeout=30).returncode == 0
+    # Readable by the service's group only: the database URL may carry a password.
+    assert "install -D -m 0640 -g sshmint examples/sshmint.toml /etc/sshmint/sshmint.toml" in block
+    assert block.index("useradd") < block.index("-g sshmint")
+    assert "install -m 0644 examples/sshmint.service /etc/systemd/system/sshmint.service" in block
+    assert "python3 -m venv /opt/sshmint" in block and "/opt/sshmint/bin/pip install ." in block
+    unit = (ROOT / "examples" / "sshmint.service").read_text()
+    assert "ExecStart=/opt/sshmint/bin/sshmint serve --config /etc/sshmint/sshmint.toml" in unit
+    assert "useradd --system --home-dir /var/lib/sshmint" in block and "User=sshmint" in unit
+    assert "systemctl enable --now sshmint" in block

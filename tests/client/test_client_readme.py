@@ -44,11 +44,12 @@ def test_readme_sections_have_their_examples() -> None:
 
 @pytest.fixture
 def home(tmp_path: Path, account: LiveAccount) -> Path:
-    """A fresh HOME whose ~/.ssh/id_ed25519 is the account's key."""
+    """A fresh HOME whose ~/.ssh/id_ed25519 and ~/.ssh/sshmint_api are the account's key."""
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
-    shutil.copy(account.key, home / ".ssh" / "id_ed25519")
-    shutil.copy(f"{account.key}.pub", home / ".ssh" / "id_ed25519.pub")
+    for name in ("id_ed25519", "sshmint_api"):  # the login key, and the walkthrough's API key
+        shutil.copy(account.key, home / ".ssh" / name)
+        shutil.copy(f"{account.key}.pub", home / ".ssh" / f"{name}.pub")
     return home
 
 
@@ -115,27 +116,32 @@ def test_readme_remote_git_config_answers_for_the_vm(home: Path, account: LiveAc
 
 
 def test_readme_local_git_example_clones_through_the_proxy(
-    live_server, account: LiveAccount, git_backend: GitBackend, home: Path, tmp_path: Path
+    live_server, account: LiveAccount, git_backend: GitBackend, home: Path
 ) -> None:
+    """The local block continues the server walkthrough: the ``myapp`` VM, the API key
+    ``~/.ssh/sshmint_api``, run from the checkout (its helper line names
+    ``$PWD/.venv/bin/sshmint``, so git needs no ``sshmint`` on its ``PATH``)."""
     with Client(live_server.http_url, auth=SSHMintAuth(key=account.key)) as client:
         existing = {vm["vm_name"] for vm in client.exec("ls")["vms"]}
-        if "myvm" not in existing:
-            client.exec(["new", "--name=myvm", f"--upstream={git_backend.url}"])
+        if "myapp" not in existing:
+            client.exec(["new", "--name=myapp", f"--upstream={git_backend.url}"])
     block = readme_blocks("Use with git", "bash")[1]
-    assert block.count("8080") == 2
+    assert block.count("8080") == 2 and "myvm" not in block
     script = block.replace("8080", str(live_server.http_port))
-    work = tmp_path / "cwd"
-    work.mkdir()
+    env = git_env(home)
+    env["PATH"] = os.pathsep.join(  # no sshmint on git's PATH: the helper line names it
+        d for d in env["PATH"].split(os.pathsep) if d != str(SSHMINT.parent)
+    )
     result = subprocess.run(
         ["bash", "-euc", script],
-        cwd=work,
-        env=git_env(home),
+        cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    clone = work / "repo"
+    clone = home / "sshmint-demo" / "clone-with-helper"
     assert (clone / "README").read_text() == "hello\n"
     # And a push works with the same configuration.
     (clone / "more.txt").write_text("more\n")
@@ -144,7 +150,7 @@ def test_readme_local_git_example_clones_through_the_proxy(
     push = subprocess.run(
         ["git", "push", "-q", "origin", "HEAD:main"],
         cwd=clone,
-        env=git_env(home),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,

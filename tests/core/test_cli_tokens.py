@@ -55,12 +55,18 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return proc
 
 
+NEVER_EXPIRES = "warning: this token never expires; pass --exp to limit its lifetime\n"
+
+
 def mint_ok(*args: str, env: dict[str, str | None] | None = None) -> str:
+    """Mint through the CLI; stderr is empty, or the never-expires warning exactly when the
+    token has no ``exp`` and ``--exp`` was not given (SPEC §13.6)."""
     result = cli("mint", *args, env=env)
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == ""
     token = result.stdout
     assert token.endswith("\n") and token.count("\n") == 1
+    unbounded = parse_exe0(token.strip()).permissions.exp is None and "--exp" not in args
+    assert result.stderr == (NEVER_EXPIRES if unbounded else "")
     return token.strip()
 
 
@@ -480,9 +486,14 @@ def test_r154_verify_failures(keys: dict[str, Path]) -> None:
     key = str(keys["ed25519"])
     token = mint_ok("--key", key)
     pubfile = f"{key}.pub"
-    failure(cli("verify", token, "--namespace", "v0@other", "--key", pubfile), "invalid token")
+    fingerprint = pub(keys["ed25519"]).fingerprint
     failure(
-        cli("verify", token, "--namespace", NS, "--key", f"{keys['other']}.pub"), "invalid token"
+        cli("verify", token, "--namespace", "v0@other", "--key", pubfile),
+        f"namespace mismatch: token is for {NS}, expected v0@other",
+    )
+    failure(
+        cli("verify", token, "--namespace", NS, "--key", f"{keys['other']}.pub"),
+        f"signed by SHA256:{fingerprint}, not by the given key",
     )
     expired = mint_ok("--key", key, "--perms", '{"exp":946684800}')
     failure(
@@ -530,7 +541,8 @@ def test_a6_verify_with_allowed_keys_file(keys: dict[str, Path], tmp_path: Path)
         "\t\n"
     )
     failure(
-        cli("verify", token, "--namespace", NS, "--allowed-keys", str(allowed)), "invalid token"
+        cli("verify", token, "--namespace", NS, "--allowed-keys", str(allowed)),
+        f"signed by SHA256:{pub(keys['rsa']).fingerprint}, not by any of the allowed keys",
     )
     with allowed.open("a") as f:
         f.write(f"  {pub(keys['rsa']).openssh}   bob laptop  \n")
@@ -562,7 +574,10 @@ def test_a3_installed_command_streams_and_exit_codes(keys: dict[str, Path]) -> N
     assert inspected.returncode == 0 and json.loads(inspected.stdout)["cmds"] == ["whoami"]
     verified = run("verify", token, "--namespace", NS, "--key", f"{key}.pub")
     assert verified.stdout == f"valid: signed by SHA256:{pub(keys['ed25519']).fingerprint}\n"
-    failure(run("verify", token, "--namespace", "v0@x", "--key", f"{key}.pub"), "invalid token")
+    failure(
+        run("verify", token, "--namespace", "v0@x", "--key", f"{key}.pub"),
+        f"namespace mismatch: token is for {NS}, expected v0@x",
+    )
     failure(run("mint", "--key", key, "--exp", "15m"), AMBIGUOUS)
     failure(
         run("mint", "--key", str(keys["encrypted"])),

@@ -73,6 +73,8 @@ def test_r1_recipe_and_mint_produce_the_same_ed25519_token(
         result = CliRunner().invoke(main, ["mint", "--key", str(key), "--perms", permissions])
         assert result.exit_code == 0, result.stderr
         assert result.stdout == recipe_token(key, permissions) + "\n"
+        # A payload without exp is minted with the never-expires warning (SPEC §13.6).
+        assert ("never expires" in result.stderr) == (permissions == "{}")
 
 
 def test_s1_8_recipe_vm_token_is_valid_only_for_that_vm(
@@ -89,4 +91,7 @@ def test_s1_8_recipe_vm_token_is_valid_only_for_that_vm(
         bad = runner.invoke(
             main, ["verify", token, "--namespace", namespace, "--key", f"{key}.pub"]
         )
-        assert (bad.exit_code, bad.stderr) == (1, "invalid token\n")
+        assert (bad.exit_code, bad.stderr) == (
+            1,
+            f"namespace mismatch: token is for v0@myvm.localhost, expected {namespace}\n",
+        )

@@ -194,8 +194,11 @@ def test_a2_admin_takes_database_options_from_environment_and_group(
     assert created.returncode == 0, created.stderr
     grouped = run_sshmint("admin", "--db", module_server.db_url, "users", "--json")
     assert email in {u["email"] for u in json.loads(grouped.stdout)["users"]}
-    # A fresh data directory: created, with the schema made on first use (SPEC §9.1).
+    # A fresh data directory from the environment: add-user creates the database there,
+    # with the schema made on first use (SPEC §9.1, §13.2), and the listing reads it.
     data_dir = tmp_path / "fresh"
-    empty = run_sshmint("admin", "users", "--json", env={"SSHMINT_DATA_DIR": str(data_dir)})
-    assert (empty.returncode, empty.stdout) == (0, '{"users":[]}\n')
-    assert (data_dir / "sshmint.db").is_file()
+    env = {"SSHMINT_DATA_DIR": str(data_dir)}
+    first = run_sshmint("admin", "add-user", email, env=env)
+    assert first.stderr == f"created new database at {data_dir / 'sshmint.db'}\n"
+    listed = run_sshmint("admin", "users", "--json", env=env)
+    assert [u["email"] for u in json.loads(listed.stdout)["users"]] == [email]

@@ -713,7 +713,7 @@ async def test_s9_sqlite_open_in_missing_directory_is_store_unavailable(tmp_path
     with pytest.raises(StoreUnavailable) as info:
         await Store.open(f"sqlite:///{path}")
     message = str(info.value)
-    assert str(path) in message and "unable to open database file" in message
+    assert str(path) in message and "No such file or directory" in message
     assert "\n" not in message
     assert not path.parent.exists()
 

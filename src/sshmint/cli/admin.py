@@ -1,9 +1,15 @@
-"""``sshmint admin``: manage accounts directly in the database (SPEC Appendix A.2).
+"""``sshmint admin``: manage accounts directly in the database (SPEC Appendix A.2, §13.2,
+§13.5).
 
 Every subcommand takes ``--data-dir``, ``--db`` and ``--config`` (also on the group, and from
 the ``SSHMINT_*`` environment like ``serve``), creates or migrates the schema, and exits 0 on
 success or 1 on failure with the message alone on stderr. It can run while the server runs:
 the server caches nothing, so the next request sees the change (R150).
+
+Only ``add-user`` may create a SQLite database (and says so on stderr); the others refuse
+a missing file, so that a command run from the wrong directory, or without the server's
+``--db``, fails instead of reading or changing a new empty database. ``backup`` copies a
+live SQLite database (see :mod:`sshmint.server.backup`).
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -88,11 +96,39 @@ def _store_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _db_url(ctx: click.Context, options: dict[str, str | None]) -> str:
-    """Subcommand options beat group options; both beat the environment and the file.
+@dataclass(frozen=True)
+class _Database:
+    """The database an admin command works on: its URL and, for SQLite, the file's
+    absolute path and whether it existed before the command."""
 
-    The data directory is created when the database is the default SQLite file in it.
+    url: str
+    sqlite_path: Path | None
+    existed: bool
+
+
+def _missing_database(path: Path) -> str:
+    return f"no sshmint database at {path} (start sshmint serve first, or pass --data-dir or --db)"
+
+
+def _database(ctx: click.Context, options: dict[str, str | None], *, create: bool) -> _Database:
+    """Resolve the database as ``serve`` does: subcommand options beat group options; both
+    beat the environment, then the ``--config`` file (SPEC A.1, A.2).
+
+    A SQLite file that does not exist is an error (nothing is created), unless ``create``
+    (``add-user``), which also creates the default data directory (SPEC §13.2). The check
+    is made on the resolved URL, so a config file naming PostgreSQL never falls back to a
+    SQLite file.
+
+    Even ``add-user`` does not create the default database in a data directory that
+    already holds a server's host key: a server that had used that database would have
+    created it with the key, so that server keeps its data elsewhere (``--db`` given to it
+    on its command line or in its environment, not in the shared config file). This is
+    how ``admin --config`` used to put users into a new SQLite file while the server ran
+    on PostgreSQL.
     """
+    from sshmint.server.store import InvalidDatabaseURL
+    from sshmint.server.store.engine import parse_database_url
+
     group: dict[str, str | None] = ctx.obj or {}
     flags = {
         name: options.get(name) if options.get(name) is not None else group.get(name)
@@ -100,14 +136,41 @@ def _db_url(ctx: click.Context, options: dict[str, str | None]) -> str:
     }
     try:
         config = load_config(flags)
+        parsed = parse_database_url(config.db)
     except ConfigError as exc:
         _fail(exc.message)
-    if config.db_is_default:
+    except InvalidDatabaseURL as exc:
+        _fail(exc.message)
+    if parsed.backend != "sqlite":
+        return _Database(config.db, None, True)
+    path = Path(os.path.abspath(parsed.description))
+    found = _exists(path)
+    if found is None:  # cannot be examined: opening it reports why
+        return _Database(config.db, path, True)
+    if not found and not create:
+        _fail(_missing_database(path))
+    if not found and config.db_is_default and _exists(config.host_key_path):
+        _fail(
+            f"no sshmint database at {path}, but {config.data_dir} holds a server's host key: "
+            "that server keeps its database elsewhere (pass its --db or --config)"
+        )
+    if not found and config.db_is_default:
         try:
             make_private_dir(config.data_dir)
         except OSError as exc:
             _fail(f"cannot create data directory {config.data_dir}: {exc.strerror}")
-    return config.db
+    return _Database(config.db, path, found)
+
+
+def _exists(path: Path) -> bool | None:
+    """Whether ``path`` exists; ``None`` when that cannot be told (no permission)."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return None
+    return True
 
 
 def _with_store(db_url: str, action: Callable[[Any], Awaitable[_T]]) -> _T:
@@ -149,7 +212,7 @@ def _now() -> int:
 @_store_options
 @click.pass_context
 def admin(ctx: click.Context, /, **values: str | None) -> None:
-    """Manage accounts: add users, lock and unlock them, list them."""
+    """Manage accounts (add, lock, unlock, list users) and back up the database."""
     # The failure is reported once, as the command's message; the store's own warning
     # about an unreachable database would only repeat it.
     logging.basicConfig(level=logging.ERROR, format="%(message)s")
@@ -202,7 +265,7 @@ def add_user(
             public_key = parse_public_key_line(key_line)
         except PublicKeyError as exc:
             _fail(exc.message)
-    db_url = _db_url(ctx, _options(**values))
+    database = _database(ctx, _options(**values), create=True)
     # Imported only now: input errors above are reported without loading the database layer.
     from sshmint.server.store import EmailTaken, KeyTaken, Store
 
@@ -216,7 +279,9 @@ def add_user(
             _fail("this SSH key is already associated with another account")
         return user.user_id
 
-    user_id = _with_store(db_url, create)
+    user_id = _with_store(database.url, create)
+    if not database.existed:
+        click.echo(f"created new database at {database.sqlite_path}", err=True)
     if as_json:
         _echo_json({"user_id": user_id, "email": stored_email})
     else:
@@ -230,12 +295,12 @@ def _set_locked(
     from sshmint.server.validation import quote
 
     stored_email = email.strip().lower()
-    db_url = _db_url(ctx, _options(**values))
+    database = _database(ctx, _options(**values), create=False)
 
     async def update(store: Store) -> bool:
         return await store.set_locked(stored_email, locked) is not None
 
-    if not _with_store(db_url, update):
+    if not _with_store(database.url, update):
         _fail(f"user {quote(stored_email)} not found")
     click.echo(f"{'locked' if locked else 'unlocked'} {stored_email}")
 
@@ -266,12 +331,12 @@ def users(ctx: click.Context, /, as_json: bool, **values: str | None) -> None:
     """List every user, ordered by email."""
     from sshmint.server.store import Store, User
 
-    db_url = _db_url(ctx, _options(**values))
+    database = _database(ctx, _options(**values), create=False)
 
     async def fetch(store: Store) -> list[tuple[User, int]]:
         return await store.list_users()
 
-    rows = _with_store(db_url, fetch)
+    rows = _with_store(database.url, fetch)
     if as_json:
         _echo_json(
             {
@@ -295,3 +360,31 @@ def users(ctx: click.Context, /, as_json: bool, **values: str | None) -> None:
             f"{user.user_id}  {user.email}  {state}  {keys}  created {_rfc3339(user.created_at)}"
         )
     sys.stdout.flush()
+
+
+@admin.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_store_options
+@click.pass_context
+def backup(ctx: click.Context, /, file: Path, **values: str | None) -> None:
+    """Write a consistent copy of the SQLite database to the new file FILE (mode 0600),
+    also while the server runs. FILE must not exist yet.
+
+    To restore, stop the server, move sshmint.db and its -wal and -shm files out of the
+    data directory together, and copy FILE there as sshmint.db (or serve FILE itself with
+    --db sqlite:///FILE). PostgreSQL databases are backed up with pg_dump instead.
+    """
+    from sshmint.server.backup import BackupError, backup_sqlite
+
+    database = _database(ctx, _options(**values), create=False)
+    if database.sqlite_path is None:
+        _fail(
+            "admin backup copies SQLite databases; back up a PostgreSQL database "
+            "with pg_dump (pg_dump --format=custom --file=FILE DBNAME)"
+        )
+    destination = Path(os.path.abspath(file))
+    try:
+        size = backup_sqlite(database.sqlite_path, destination)
+    except BackupError as exc:
+        _fail(exc.message)
+    click.echo(f"backed up {database.sqlite_path} to {destination} ({size} bytes)")

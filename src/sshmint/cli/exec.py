@@ -4,11 +4,17 @@ The token is ``--token``, else ``$SSHMINT_TOKEN``, else minted on the fly from t
 options (SPEC A.4). A single COMMAND word is sent verbatim; several words are each
 shell-quoted and joined with spaces, so ``sshmint exec ssh-key list`` and
 ``sshmint exec 'ssh-key list'`` send the same line.
+
+Output: the response body as it came (SPEC A.7), whether or not stdout is a terminal, so
+that a command tried by hand behaves the same in a script. ``--pretty`` asks for text
+instead (:mod:`sshmint.cli.pretty`): the result's members one per line, and on failure the
+error message alone on stderr, as the SSH interface prints them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import sys
@@ -84,14 +90,24 @@ def _mint_options_given(options: MintOptions) -> bool:
     metavar="TOKEN",
     help="An exe0 or exe1 token (default: $SSHMINT_TOKEN, else one minted from the options).",
 )
+@click.option(
+    "--pretty",
+    is_flag=True,
+    help="Print the result as text for people (default: the JSON body as received).",
+)
 @mint_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def exec_command(url: str, token: str | None, command: tuple[str, ...], **kwargs: Any) -> None:
+def exec_command(
+    url: str, token: str | None, pretty: bool, command: tuple[str, ...], **kwargs: Any
+) -> None:
     """Run COMMAND on the server through POST /exec and print its JSON result.
+
+    Options go before COMMAND: what follows it is sent to the server.
 
     \b
     Examples:
       sshmint exec --token "$TOKEN" whoami
+      sshmint exec --pretty --token "$TOKEN" ssh-key list
       sshmint exec --key ~/.ssh/exe_dev_api --cmds ls --exp 5min ls
       SSHMINT_URL=https://sshmint.example.com sshmint exec 'ssh-key list'
     """
@@ -109,8 +125,34 @@ def exec_command(url: str, token: str | None, command: tuple[str, ...], **kwargs
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             reason = str(exc) or type(exc).__name__
             fail(f"cannot reach {endpoint}: {reason}")
-    stream = sys.stdout.buffer if status == 200 else sys.stderr.buffer
-    stream.write(data)
-    stream.flush()
+    if pretty:
+        _print_pretty(status, data)
+    else:
+        stream = sys.stdout.buffer if status == 200 else sys.stderr.buffer
+        stream.write(data)
+        stream.flush()
     if status != 200:
         raise click.exceptions.Exit(1)
+
+
+def _print_pretty(status: int, data: bytes) -> None:
+    """``--pretty``: the result rendered as text on stdout, or the error message alone on
+    stderr. A body that is not JSON (an intermediary's error page) is shown as received."""
+    from sshmint.cli.pretty import render
+
+    try:
+        document = json.loads(data) if data.strip() else None
+    except ValueError:
+        document = None
+    if status != 200:
+        error = document.get("error") if isinstance(document, dict) else None
+        if isinstance(error, str):
+            click.echo(render(error), err=True)
+        else:
+            sys.stderr.buffer.write(data)
+            sys.stderr.flush()
+    elif document is not None:
+        click.echo(render(document))
+    elif data.strip():
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()

@@ -147,9 +147,11 @@ def git_credential(
 
     \b
     git config --global credential.https://myvm.example.com.helper \\
-      'sshmint git-credential --key ~/.ssh/id_ed25519 --vm-host example.com'
+      '!sshmint git-credential --key ~/.ssh/id_ed25519 --vm-host example.com'
 
-    Other hosts get no answer, so other helpers keep working; `store` and `erase` do nothing.
+    The leading ! makes git run the line as a shell command; `sshmint` must be on git's
+    PATH (or write its full path after the !). Other hosts get no answer, so other helpers
+    keep working; `store` and `erase` do nothing.
     """
     try:
         data = sys.stdin.buffer.read(_MAX_INPUT_BYTES + 1)

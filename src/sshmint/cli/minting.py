@@ -23,22 +23,25 @@ import click
 from sshmint.duration import parse_when
 from sshmint.errors import KeyEncryptedError, SSHMintError
 from sshmint.keys import KEY_TYPES, Signer, load_private_key, load_public_key_file
-from sshmint.token import KEEP, build_payload, mint_exe0
+from sshmint.token import KEEP, build_payload, mint_exe0, parse_exe0
 
 __all__ = [
     "DEFAULT_KEY_FILES",
+    "NEVER_EXPIRES_WARNING",
     "PASSPHRASE_ENV",
     "MintOptions",
     "cli_failures",
     "fail",
     "mint_options",
     "mint_token_from_options",
+    "never_expires_warning",
     "payload_from_options",
     "resolve_namespace",
     "select_signer",
 ]
 
 PASSPHRASE_ENV = "SSHMINT_KEY_PASSPHRASE"
+NEVER_EXPIRES_WARNING = "warning: this token never expires; pass --exp to limit its lifetime"
 # SPEC A.4: tried in this order when neither --key nor --agent is given.
 DEFAULT_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
@@ -243,3 +246,11 @@ def mint_token_from_options(options: MintOptions, *, now: int | None = None) -> 
     namespace = resolve_namespace(options)
     signer = select_signer(options)
     return mint_exe0(payload, signer, namespace)
+
+
+def never_expires_warning(options: MintOptions, token: str) -> str | None:
+    """SPEC §13.6: the warning for a token minted without any expiry, unless ``--exp never``
+    said so on purpose (an ``exp`` given in ``--perms`` counts as an expiry)."""
+    if options.exp is not None or parse_exe0(token).permissions.exp is not None:
+        return None
+    return NEVER_EXPIRES_WARNING

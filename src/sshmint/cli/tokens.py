@@ -17,10 +17,12 @@ from sshmint.cli.minting import (
     fail,
     mint_options,
     mint_token_from_options,
+    never_expires_warning,
 )
-from sshmint.errors import PublicKeyError, SSHMintError, TokenClaimError
+from sshmint.cli.pretty import printable
+from sshmint.errors import PublicKeyError, SSHMintError, TokenClaimError, TokenVerificationError
 from sshmint.keys import PublicKey, format_fingerprint, load_public_key_file, parse_public_key_line
-from sshmint.strictjson import dumps, quote
+from sshmint.strictjson import dumps
 from sshmint.token import (
     EXE1_PREFIX,
     ParsedToken,
@@ -57,7 +59,10 @@ def mint(**kwargs: Any) -> None:
     options = MintOptions.pop_from(kwargs)
     with cli_failures():
         token = mint_token_from_options(options)
+        warning = never_expires_warning(options, token)
     click.echo(token)
+    if warning is not None:
+        click.echo(warning, err=True)
 
 
 def _utc(ts: int) -> str:
@@ -65,11 +70,6 @@ def _utc(ts: int) -> str:
         return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
         return "out of range"
-
-
-def _printable(text: str) -> str:
-    # Token fields are attacker-controlled: never send raw control characters to a terminal.
-    return text if text.isprintable() else quote(text)
 
 
 def _inspection(parsed: ParsedToken) -> dict[str, Any]:
@@ -135,12 +135,12 @@ def _inspection_text(parsed: ParsedToken, info: dict[str, Any]) -> str:
         ("key type", info["key_type"]),
         ("fingerprint", info["fingerprint"]),
         ("public key", info["public_key"]),
-        ("namespace", _printable(info["namespace"])),
+        ("namespace", printable(info["namespace"])),
         ("hash", info["hash_algorithm"]),
-        ("signature", _printable(info["signature_algorithm"])),
+        ("signature", printable(info["signature_algorithm"])),
         ("valid now", _validity_now(parsed)),
     ]
-    return "\n".join(f"{name + ':':<13}{_printable(str(value))}" for name, value in rows)
+    return "\n".join(f"{name + ':':<13}{printable(str(value))}" for name, value in rows)
 
 
 @click.command(context_settings=_SETTINGS)
@@ -230,5 +230,26 @@ def verify(token: str, namespace: str, key_file: str | None, allowed_keys: str |
         else:
             assert allowed_keys is not None
             keys = load_allowed_keys(allowed_keys)
-        parsed = verify_exe0(token, namespace, keys.get, int(time.time()))
+        parsed = parse_exe0(token)
+        try:
+            verify_exe0(token, namespace, keys.get, int(time.time()))
+        except TokenVerificationError:
+            given = "the given key" if key_file is not None else "any of the allowed keys"
+            raise SSHMintError(_verification_failure(parsed, namespace, keys, given)) from None
     click.echo(f"valid: signed by {format_fingerprint(parsed.fingerprint)}")
+
+
+def _verification_failure(
+    parsed: ParsedToken, namespace: str, keys: dict[str, PublicKey], given: str
+) -> str:
+    """SPEC §13.6: name the cause when the token alone tells it, in the order of §2.1
+    (step 18, the signing key, before step 19, the signature under the namespace)."""
+    if parsed.fingerprint not in keys:
+        return f"signed by {format_fingerprint(parsed.fingerprint)}, not by {given}"
+    signed_for = parsed.sshsig.namespace.decode("utf-8", "replace")
+    if signed_for != namespace:
+        return (
+            f"namespace mismatch: token is for {printable(signed_for)}, "
+            f"expected {printable(namespace)}"
+        )
+    return "invalid token"  # the right key and namespace, but the signature does not verify
