@@ -61,6 +61,7 @@ __all__ = [
     "carries_exe_token",
     "is_ambiguous",
     "is_upgrade_request",
+    "normalises_to_protected",
     "send_continue",
     "upstream_request_headers",
     "upstream_response_headers",
@@ -81,6 +82,8 @@ HOP_BY_HOP: Final = frozenset(
 _EXE_PREFIXES: Final = (EXE0_PREFIX, EXE1_PREFIX)
 _EXEDEV_PREFIX: Final = "x-exedev-"
 _FORWARDED: Final = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-for"})
+# SPEC §11.2: names that, spelled with "_" for "-", mean a protected header to WSGI/CGI.
+_UNDERSCORE_PROTECTED: Final = _FORWARDED | {"authorization"}
 
 # SPEC §8.2 table.
 MSG_AMBIGUOUS: Final = "Authorization and X-Exedev-Authorization must not be identical"
@@ -177,6 +180,20 @@ def carries_exe_token(authorization_values: Sequence[str]) -> bool:
     return False
 
 
+def normalises_to_protected(name: str) -> bool:
+    """SPEC §11.2: a header name with ``_`` that WSGI, CGI and similar servers would read
+    as a protected one: lower-cased with every ``_`` made ``-``, it starts with
+    ``x-exedev-`` or is an ``X-Forwarded-*`` name of §8.7 or ``authorization``.
+
+    Names without ``_`` are left to the rules of §8.7 (and answer False here). The ``_``
+    test comes first and is all that most names cost.
+    """
+    if "_" not in name:
+        return False
+    normalised = name.lower().replace("_", "-")
+    return normalised.startswith(_EXEDEV_PREFIX) or normalised in _UNDERSCORE_PROTECTED
+
+
 def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
     tokens: set[str] = set()
     for name, value in headers:
@@ -240,12 +257,15 @@ def upstream_request_headers(
                 del kept[index]
                 break
     # 3. Every X-ExeDev-* header, client-sent identity headers included; and 5.–7.
-    # X-Forwarded-*, replaced below whatever the client sent (the two filters commute
-    # with step 4, which looks at Authorization only).
+    # X-Forwarded-*, replaced below whatever the client sent; and (SPEC §11.2) any name
+    # with "_" that a WSGI/CGI upstream would read as one of these. The filters commute
+    # with step 4, which looks at Authorization only.
     kept = [
         line
         for line in kept
-        if not line[0].startswith(_EXEDEV_PREFIX) and line[0] not in _FORWARDED
+        if not line[0].startswith(_EXEDEV_PREFIX)
+        and line[0] not in _FORWARDED
+        and not ("_" in line[0] and normalises_to_protected(line[0]))
     ]
     # 4. Authorization lines when any of them carries an exe0/exe1 token.
     authorization = [value for lower, _name, value in kept if lower == "authorization"]
