@@ -41,6 +41,7 @@ from sshmint.server.upstream_client import (
     UpstreamBodyError,
     UpstreamConnection,
     UpstreamPool,
+    UpstreamTimeout,
     UpstreamUnavailable,
     encode_request_head,
     set_reading,
@@ -85,13 +86,14 @@ _FORWARDED: Final = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwa
 # SPEC §11.2: names that, spelled with "_" for "-", mean a protected header to WSGI/CGI.
 _UNDERSCORE_PROTECTED: Final = _FORWARDED | {"authorization"}
 
-# SPEC §8.2 table.
+# SPEC §8.2 table, and §11.4's 504.
 MSG_AMBIGUOUS: Final = "Authorization and X-Exedev-Authorization must not be identical"
 MSG_UNAUTHENTICATED: Final = "invalid or missing authentication"
 MSG_FORBIDDEN: Final = "access denied"
 MSG_NOT_FOUND: Final = "VM not found"
 MSG_INTERNAL: Final = "internal server error"
 MSG_UNAVAILABLE: Final = "upstream unavailable"
+MSG_TIMED_OUT: Final = "upstream timed out"
 
 # Upgraded connections: stop reading a side once this much is queued for the other.
 _RELAY_HIGH_WATER: Final = 256 * 1024
@@ -431,7 +433,10 @@ class VMProxy:
         self._literal_verdicts: dict[str, bool] = {}
 
     async def start(self) -> None:
-        self._pool = UpstreamPool(connect_timeout=_CONNECT_TIMEOUT_SECONDS)
+        self._pool = UpstreamPool(
+            connect_timeout=_CONNECT_TIMEOUT_SECONDS,
+            head_timeout=self._runtime.config.upstream_timeout,
+        )
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -556,6 +561,12 @@ class VMProxy:
             raw = target.raw_path_qs or "/"
         return raw if raw.startswith("/") else "/" + raw
 
+    def _timed_out(self, vm: VM) -> web.Response:
+        """SPEC §11.4: no response head within ``--upstream-timeout`` (the connection has
+        been closed by the client module)."""
+        self._runtime.logger.info("proxy: upstream of VM %s sent no response head in time", vm.name)
+        return _text(504, MSG_TIMED_OUT)
+
     def _unavailable(self, vm: VM, exc: BaseException) -> web.Response:
         reason = redact_tokens(f"{type(exc).__name__}: {exc}")[:300]
         self._runtime.logger.info("proxy: upstream of VM %s unavailable: %s", vm.name, reason)
@@ -632,6 +643,8 @@ class VMProxy:
                 try:
                     response_head = await conn.read_head()
                     break
+                except UpstreamTimeout:
+                    return self._timed_out(vm)
                 except UpstreamUnavailable as exc:
                     conn.abort()
                     if (
@@ -798,18 +811,28 @@ async def _splice_rest(
 
 
 async def _send_body(conn: UpstreamConnection, body: StreamReader, *, chunked: bool) -> None:
-    """Stream the client's request body to the upstream as it arrives (SPEC §8.7)."""
+    """Stream the client's request body to the upstream as it arrives (SPEC §8.7).
+
+    The response head's deadline (SPEC §11.4) is held while the client is being waited
+    for, and counts from the last bytes written otherwise: a slow upload is not the
+    upstream's delay, an upstream that stops reading is."""
     try:
-        while data := await body.readany():
+        while True:
+            conn.hold_head_deadline()
+            data = await body.readany()
+            if not data:
+                break
             if chunked:  # framed in three writes: a large piece is not copied (see chunk())
                 conn.write(b"%x\r\n" % len(data))
                 conn.write(data)
                 conn.write(b"\r\n")
             else:
                 conn.write(data)
+            conn.restart_head_deadline()
             await conn.drain()
         if chunked:
             conn.write(LAST_CHUNK)
+        conn.restart_head_deadline()
     except BaseException:
         conn.abort()  # the upstream must not take a truncated body for a whole one
         raise
