@@ -99,6 +99,27 @@ async def test_s114_an_interim_100_is_not_the_response_head(pool: UpstreamPool) 
         assert conn.got_response_bytes
 
 
+async def test_s114_a_head_trickling_in_byte_by_byte_still_times_out(pool: UpstreamPool) -> None:
+    """Only a complete head counts: bytes of one arriving slowly keep nothing alive."""
+    stop = asyncio.Event()
+
+    async def script(peer: RawPeer) -> None:
+        await peer.read_request()
+        await peer.send(b"HTTP/1.1 200 OK\r\n")
+        for byte in b"X-Slow: " + b"a" * 1000:
+            if stop.is_set():
+                return
+            await peer.send(bytes([byte]))
+            await asyncio.sleep(HEAD_TIMEOUT / 10)
+
+    async with serving(script) as upstream:
+        conn = await pool.acquire(LOOPBACK, upstream.port)
+        conn.send(request_head(), head_request=False)
+        assert await timed_read_head(conn) >= HEAD_TIMEOUT
+        assert conn.got_response_bytes
+        stop.set()
+
+
 async def test_s114_a_head_in_time_ends_the_deadline_and_the_next_exchange_has_its_own(
     pool: UpstreamPool,
 ) -> None:
