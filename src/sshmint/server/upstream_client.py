@@ -568,10 +568,9 @@ class HeadDeadlines:
 
     A timer handle per exchange, cancelled when the head arrives, measured about 3 times
     this one's instructions per exchange (``loop.call_at``) or 6 times
-    (``asyncio.timeout``). Every
-    deadline here is ``seconds`` after the moment it was set, so deadlines set later
-    expire later: a queue in the order they were set and one timer aimed at its oldest
-    live entry serve them all. Setting a deadline is an append; an answered exchange costs
+    (``asyncio.timeout``). Every deadline here is ``seconds`` after the moment it was
+    set, so deadlines set later expire later: a queue in the order they were set and one
+    timer aimed at its oldest live entry serve them all. Setting a deadline is an append; an answered exchange costs
     nothing more (its entry is dropped when it reaches the front). A restarted deadline
     gets a new entry; the old one no longer matches the connection's ``head_deadline``
     and is dropped in turn. The timer fires about once per ``seconds`` under steady load.
