@@ -34,6 +34,7 @@ __all__ = [
     "Reply",
     "ThreadedApp",
     "add_key",
+    "assert_proxy_error",
     "curl",
     "db_execute",
     "fingerprint_of",
@@ -41,6 +42,7 @@ __all__ = [
     "public_line",
     "recipe_token",
     "self_signed",
+    "via_proxy",
     "wait_for",
 ]
 
@@ -241,6 +243,37 @@ def curl(url: str, *args: str, data: bytes | None = None, timeout: float = 60) -
     result = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout + 5)
     assert result.returncode == 0, f"curl failed ({result.returncode}): {result.stderr!r}"
     return _parse_curl_output(result.stdout)
+
+
+def via_proxy(
+    live: Any,
+    vm: str,
+    path: str = "/",
+    *args: str,
+    data: bytes | None = None,
+    timeout: float = 60,
+) -> Reply:
+    """curl ``http://<vm>.localhost:<port><path>`` on a live server (``SSHMintServer``),
+    the name resolved to the server's address."""
+    host = f"{vm}.localhost"
+    return curl(
+        f"http://{host}:{live.http_port}{path}",
+        "--resolve",
+        f"{host}:{live.http_port}:{live.http_host}",
+        "--path-as-is",
+        *args,
+        data=data,
+        timeout=timeout,
+    )
+
+
+def assert_proxy_error(reply: Reply, status: int, body: bytes) -> None:
+    """A proxy-generated error (SPEC §8.2): the status, ``<message>\\n``, plain text, nosniff."""
+    assert (reply.status, reply.body) == (status, body), (reply.status, reply.body)
+    assert reply.header("Content-Type") == "text/plain; charset=utf-8"
+    assert reply.header("X-Content-Type-Options") == "nosniff"
+    if status == 401:
+        assert reply.header("WWW-Authenticate") == "Bearer, Basic"
 
 
 # --- upstreams ----------------------------------------------------------------------------

@@ -22,11 +22,12 @@ from http_support import (
     Account,
     AccountFactory,
     RecordingUpstream,
-    Reply,
     add_key,
+    assert_proxy_error,
     curl,
     db_execute,
     new_key,
+    via_proxy,
     wait_for,
 )
 
@@ -87,29 +88,6 @@ def make_vm(live: SSHMintServer, owner: Account, upstream: RecordingUpstream) ->
 
 def vm_token(account: Account, vm: str, permissions: str = "{}") -> str:
     return account.token(permissions, namespace=f"v0@{vm}.localhost")
-
-
-def via_proxy(
-    live: SSHMintServer, vm: str, path: str = "/", *args: str, data: bytes | None = None
-) -> Reply:
-    """curl ``http://<vm>.localhost:<port><path>``, resolved to the server's address."""
-    host = f"{vm}.localhost"
-    return curl(
-        f"http://{host}:{live.http_port}{path}",
-        "--resolve",
-        f"{host}:{live.http_port}:{live.http_host}",
-        "--path-as-is",
-        *args,
-        data=data,
-    )
-
-
-def assert_proxy_error(reply: Reply, status: int, body: bytes) -> None:
-    assert (reply.status, reply.body) == (status, body), (reply.status, reply.body)
-    assert reply.header("Content-Type") == "text/plain; charset=utf-8"
-    assert reply.header("X-Content-Type-Options") == "nosniff"
-    if status == 401:
-        assert reply.header("WWW-Authenticate") == "Bearer, Basic"
 
 
 def basic(password: str, user: str = "anyone") -> str:

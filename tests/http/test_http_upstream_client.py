@@ -14,7 +14,6 @@ Two levels:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import socket
 import subprocess
@@ -32,6 +31,7 @@ from upstream_client_support import (
     Script,
     ThreadedRawUpstream,
     response,
+    serving,
 )
 
 from sshmint.server.upstream_client import (
@@ -54,16 +54,6 @@ READ_SIZE = 256 * 1024
 
 
 # --- helpers for the direct tests -----------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def serving(script: Script) -> AsyncIterator[RawUpstream]:
-    upstream = await RawUpstream(script).start()
-    try:
-        yield upstream
-    finally:
-        await upstream.stop()
-    assert upstream.errors == [], upstream.errors
 
 
 @pytest.fixture

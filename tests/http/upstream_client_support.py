@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Script",
     "ThreadedRawUpstream",
     "response",
+    "serving",
 ]
 
 # Bounds for a request as read by a script: a runaway test fails instead of hanging.
@@ -177,6 +178,18 @@ class RawUpstream:
             writer.transport.close()
             self._writers.discard(writer)
             self._tasks.discard(task)
+
+
+@contextlib.asynccontextmanager
+async def serving(script: Script) -> AsyncIterator[RawUpstream]:
+    """A :class:`RawUpstream` for the body of an ``async with``; on leaving, any exception a
+    script raised fails the test."""
+    upstream = await RawUpstream(script).start()
+    try:
+        yield upstream
+    finally:
+        await upstream.stop()
+    assert upstream.errors == [], upstream.errors
 
 
 class ThreadedRawUpstream:

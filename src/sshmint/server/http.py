@@ -320,9 +320,11 @@ class _API:
         # Step 6.
         if principal.key_permissions.expired(now):
             return _error(403, "SSH key has expired")
-        # Step 7: every request reaching this step consumes a token.
-        if not self._limiter.check(principal.key.fingerprint):
-            return _error(429, "rate limit exceeded")
+        # Step 7: every request reaching this step consumes a token (SPEC §11.6: a refusal
+        # says when the key's balance is positive again).
+        retry_after = self._limiter.consume(principal.key.fingerprint)
+        if retry_after:
+            return _error(429, "rate limit exceeded", {"Retry-After": str(retry_after)})
         # Steps 8–9.
         try:
             body = await self._read_body(request, head_at + self._body_timeout)

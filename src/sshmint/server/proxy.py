@@ -41,6 +41,7 @@ from sshmint.server.upstream_client import (
     UpstreamBodyError,
     UpstreamConnection,
     UpstreamPool,
+    UpstreamTimeout,
     UpstreamUnavailable,
     encode_request_head,
     set_reading,
@@ -61,6 +62,7 @@ __all__ = [
     "carries_exe_token",
     "is_ambiguous",
     "is_upgrade_request",
+    "normalises_to_protected",
     "send_continue",
     "upstream_request_headers",
     "upstream_response_headers",
@@ -81,14 +83,17 @@ HOP_BY_HOP: Final = frozenset(
 _EXE_PREFIXES: Final = (EXE0_PREFIX, EXE1_PREFIX)
 _EXEDEV_PREFIX: Final = "x-exedev-"
 _FORWARDED: Final = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-for"})
+# SPEC §11.2: names that, spelled with "_" for "-", mean a protected header to WSGI/CGI.
+_UNDERSCORE_PROTECTED: Final = _FORWARDED | {"authorization"}
 
-# SPEC §8.2 table.
+# SPEC §8.2 table, and §11.4's 504.
 MSG_AMBIGUOUS: Final = "Authorization and X-Exedev-Authorization must not be identical"
 MSG_UNAUTHENTICATED: Final = "invalid or missing authentication"
 MSG_FORBIDDEN: Final = "access denied"
 MSG_NOT_FOUND: Final = "VM not found"
 MSG_INTERNAL: Final = "internal server error"
 MSG_UNAVAILABLE: Final = "upstream unavailable"
+MSG_TIMED_OUT: Final = "upstream timed out"
 
 # Upgraded connections: stop reading a side once this much is queued for the other.
 _RELAY_HIGH_WATER: Final = 256 * 1024
@@ -177,6 +182,20 @@ def carries_exe_token(authorization_values: Sequence[str]) -> bool:
     return False
 
 
+def normalises_to_protected(name: str) -> bool:
+    """SPEC §11.2: a header name with ``_`` that WSGI, CGI and similar servers would read
+    as a protected one: lower-cased with every ``_`` made ``-``, it starts with
+    ``x-exedev-`` or is an ``X-Forwarded-*`` name of §8.7 or ``authorization``.
+
+    Names without ``_`` are left to the rules of §8.7 (and answer False here). The ``_``
+    test comes first and is all that most names cost.
+    """
+    if "_" not in name:
+        return False
+    normalised = name.lower().replace("_", "-")
+    return normalised.startswith(_EXEDEV_PREFIX) or normalised in _UNDERSCORE_PROTECTED
+
+
 def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
     tokens: set[str] = set()
     for name, value in headers:
@@ -240,12 +259,15 @@ def upstream_request_headers(
                 del kept[index]
                 break
     # 3. Every X-ExeDev-* header, client-sent identity headers included; and 5.–7.
-    # X-Forwarded-*, replaced below whatever the client sent (the two filters commute
-    # with step 4, which looks at Authorization only).
+    # X-Forwarded-*, replaced below whatever the client sent; and (SPEC §11.2) any name
+    # with "_" that a WSGI/CGI upstream would read as one of these. The filters commute
+    # with step 4, which looks at Authorization only.
     kept = [
         line
         for line in kept
-        if not line[0].startswith(_EXEDEV_PREFIX) and line[0] not in _FORWARDED
+        if not line[0].startswith(_EXEDEV_PREFIX)
+        and line[0] not in _FORWARDED
+        and not ("_" in line[0] and normalises_to_protected(line[0]))
     ]
     # 4. Authorization lines when any of them carries an exe0/exe1 token.
     authorization = [value for lower, _name, value in kept if lower == "authorization"]
@@ -411,7 +433,10 @@ class VMProxy:
         self._literal_verdicts: dict[str, bool] = {}
 
     async def start(self) -> None:
-        self._pool = UpstreamPool(connect_timeout=_CONNECT_TIMEOUT_SECONDS)
+        self._pool = UpstreamPool(
+            connect_timeout=_CONNECT_TIMEOUT_SECONDS,
+            head_timeout=self._runtime.config.upstream_timeout,
+        )
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -536,6 +561,12 @@ class VMProxy:
             raw = target.raw_path_qs or "/"
         return raw if raw.startswith("/") else "/" + raw
 
+    def _timed_out(self, vm: VM) -> web.Response:
+        """SPEC §11.4: no response head within ``--upstream-timeout`` (the connection has
+        been closed by the client module)."""
+        self._runtime.logger.info("proxy: upstream of VM %s sent no response head in time", vm.name)
+        return _text(504, MSG_TIMED_OUT)
+
     def _unavailable(self, vm: VM, exc: BaseException) -> web.Response:
         reason = redact_tokens(f"{type(exc).__name__}: {exc}")[:300]
         self._runtime.logger.info("proxy: upstream of VM %s unavailable: %s", vm.name, reason)
@@ -612,6 +643,8 @@ class VMProxy:
                 try:
                     response_head = await conn.read_head()
                     break
+                except UpstreamTimeout:
+                    return self._timed_out(vm)
                 except UpstreamUnavailable as exc:
                     conn.abort()
                     if (
@@ -778,18 +811,28 @@ async def _splice_rest(
 
 
 async def _send_body(conn: UpstreamConnection, body: StreamReader, *, chunked: bool) -> None:
-    """Stream the client's request body to the upstream as it arrives (SPEC §8.7)."""
+    """Stream the client's request body to the upstream as it arrives (SPEC §8.7).
+
+    The response head's deadline (SPEC §11.4) is held while the client is being waited
+    for, and counts from the last bytes written otherwise: a slow upload is not the
+    upstream's delay, an upstream that stops reading is."""
     try:
-        while data := await body.readany():
+        while True:
+            conn.hold_head_deadline()
+            data = await body.readany()
+            if not data:
+                break
             if chunked:  # framed in three writes: a large piece is not copied (see chunk())
                 conn.write(b"%x\r\n" % len(data))
                 conn.write(data)
                 conn.write(b"\r\n")
             else:
                 conn.write(data)
+            conn.restart_head_deadline()
             await conn.drain()
         if chunked:
             conn.write(LAST_CHUNK)
+        conn.restart_head_deadline()
     except BaseException:
         conn.abort()  # the upstream must not take a truncated body for a whole one
         raise

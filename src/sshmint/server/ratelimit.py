@@ -9,6 +9,10 @@ One bucket per key fingerprint (exe0 and exe1 tokens of one key share it):
   never below :data:`FLOOR` (−120), so a client that keeps sending while limited stays
   limited until it pauses long enough for the balance to climb above zero.
 
+A refused request is told when to come back (SPEC §11.6, ``Retry-After``):
+:func:`retry_after_seconds` is a pure function of the balance, the refill rate and the
+floor, so a bucket kept elsewhere (a database shared by several nodes) answers the same.
+
 A bucket that has refilled to :data:`BURST` is indistinguishable from a missing one, so
 full buckets are evicted; memory is bounded by the keys active in the last few minutes.
 The clock is injected (seconds, monotonic), which keeps the arithmetic testable.
@@ -20,12 +24,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["BURST", "FLOOR", "RateLimiter"]
+__all__ = ["BURST", "FLOOR", "REFILL_PER_SECOND", "RateLimiter", "retry_after_seconds"]
 
 BURST = 60
 FLOOR = -120
+# Tokens regained per whole elapsed second.
+REFILL_PER_SECOND = 1
 # Sweep for full buckets once the table grows past this many entries.
 _SWEEP_THRESHOLD = 4096
+
+
+def retry_after_seconds(
+    balance: int, *, refill_per_second: int = REFILL_PER_SECOND, floor: int = FLOOR
+) -> int:
+    """SPEC §11.6: the whole seconds after which a bucket left at ``balance`` (by the
+    request just refused) is positive again if nothing more is sent; 0 if it already is.
+
+    Tokens come back ``refill_per_second`` at a time, each time another whole second has
+    passed since the bucket's last refill; that moment is less than a second away (the
+    fraction already elapsed is kept), so ``k`` refills take at most ``k`` seconds and
+    more than ``k - 1``: the answer is ``ceil((1 - balance) / refill_per_second)``
+    whatever the fraction. With the defaults: balance -1 (the 61st request of a burst)
+    gives 2, the floor (-120) gives 121, the largest answer there is.
+    """
+    if balance > 0:
+        return 0
+    balance = max(balance, floor)
+    return -(-(1 - balance) // refill_per_second)
 
 
 @dataclass(slots=True)
@@ -36,7 +61,8 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Token buckets keyed by fingerprint; ``check(fp)`` consumes one and says if allowed."""
+    """Token buckets keyed by fingerprint; ``consume(fp)`` takes one and answers 0 if the
+    request is allowed, else its ``Retry-After`` seconds."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -46,19 +72,26 @@ class RateLimiter:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def check(self, fingerprint: str) -> bool:
-        """Record one request for ``fingerprint``; True iff it is within the limit."""
+    def consume(self, fingerprint: str) -> int:
+        """Record one request for ``fingerprint``: 0 if it is within the limit, else the
+        seconds after which the next one will be (SPEC §11.6, always 1 to 121)."""
         now = self._clock()
         bucket = self._buckets.get(fingerprint)
         if bucket is None:
             bucket = self._buckets[fingerprint] = _Bucket(BURST, now)
         else:
             self._refill(bucket, now)
-        allowed = bucket.balance > 0
-        bucket.balance = max(FLOOR, bucket.balance - 1)
+        balance = bucket.balance
+        bucket.balance = balance - 1 if balance > FLOOR else FLOOR
         if len(self._buckets) >= self._sweep_at:
             self._sweep(now)
-        return allowed
+        if balance > 0:
+            return 0
+        return retry_after_seconds(bucket.balance)
+
+    def check(self, fingerprint: str) -> bool:
+        """Record one request for ``fingerprint``; True iff it is within the limit."""
+        return self.consume(fingerprint) == 0
 
     def balance(self, fingerprint: str) -> int:
         """The current balance (after refill), without consuming anything."""

@@ -15,12 +15,19 @@ proxy needs:
   than ``BODY_HIGH_WATER`` bytes wait for a slow client. The rest of a sized body can
   instead be taken straight from the socket (``begin_splice``/``end_splice``, see
   :mod:`sshmint.server.splice`);
+- a response head that has not arrived ``head_timeout`` seconds after the request was sent
+  (SPEC §11.4, ``--upstream-timeout``) fails the exchange and closes the connection. While
+  the caller streams a request body the deadline counts from the last body bytes written
+  and is held while the caller waits for more of them: only the upstream's time counts.
+  Once the head is in there is no deadline (slow bodies, long polls, upgraded streams).
+  One timer serves every connection of a pool (:class:`HeadDeadlines`);
 - after a ``101 Switching Protocols`` the connection is handed over as a raw byte stream.
 
 Errors::
 
     UpstreamClientError
-    ├── UpstreamUnavailable    no usable response head (refused, closed, timed out, garbage)
+    ├── UpstreamUnavailable    no usable response head (refused, closed, garbage)
+    ├── UpstreamTimeout        no complete response head within the deadline
     └── UpstreamBodyError      the response ended early or was malformed after its head
 """
 
@@ -41,11 +48,13 @@ __all__ = [
     "BODY_HIGH_WATER",
     "BODY_LOW_WATER",
     "IDLE_SECONDS",
+    "HeadDeadlines",
     "ResponseHead",
     "UpstreamBodyError",
     "UpstreamClientError",
     "UpstreamConnection",
     "UpstreamPool",
+    "UpstreamTimeout",
     "UpstreamUnavailable",
     "encode_head",
     "encode_request_head",
@@ -62,6 +71,9 @@ MAX_IDLE_PER_UPSTREAM: Final = 64
 # Read sizes (see UpstreamConnection).
 SMALL_READ: Final = 64 * 1024
 LARGE_READ: Final = 256 * 1024
+# Entries a pool's head-deadline queue holds before stale ones are weeded out (see
+# HeadDeadlines).
+_DEADLINE_QUEUE_COMPACT_AT: Final = 4096
 # Response head size cap (status line plus header lines), like the 32 KiB per line the
 # listener accepts from clients, for a whole head.
 MAX_HEAD_BYTES: Final = 256 * 1024
@@ -73,6 +85,11 @@ class UpstreamClientError(Exception):
 
 class UpstreamUnavailable(UpstreamClientError):
     """No usable response head: SPEC §8.8's 502 ``upstream unavailable``."""
+
+
+class UpstreamTimeout(UpstreamClientError):
+    """No complete response head within the deadline: SPEC §11.4's 504 ``upstream timed
+    out``."""
 
 
 class UpstreamBodyError(UpstreamClientError):
@@ -127,8 +144,14 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     a large body mostly stays in the socket for the zero-copy relay (see splice.py).
     """
 
-    def __init__(self, read_buffer: bytearray | None = None) -> None:
+    def __init__(
+        self, read_buffer: bytearray | None = None, deadlines: HeadDeadlines | None = None
+    ) -> None:
         self._read_view = memoryview(read_buffer or bytearray(LARGE_READ))
+        self._deadlines = deadlines  # None: no deadline on response heads
+        # Loop time by which the head must be in; None when not counting (no exchange,
+        # head in, failed, or held while the caller waits for its client).
+        self.head_deadline: float | None = None
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._head_bytes = 0  # bytes received since the exchange began, until its head
@@ -241,6 +264,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             return  # interim response: skipped at its message end
+        self.head_deadline = None
         self._keep_alive = bool(self._parser.should_keep_alive())
         self._content_length = _content_length(self._header_lines)
         self._head = ResponseHead(
@@ -278,11 +302,13 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     # --- the exchange ------------------------------------------------------------------
 
     def send(self, data: bytes, *, head_request: bool) -> None:
-        """Start an exchange by writing the request head (and any body bytes at hand)."""
+        """Start an exchange by writing the request head (and any body bytes at hand);
+        the response head's deadline starts now."""
         assert self.transport is not None
         self._head_request = head_request
         self._exchanging = True
         self.transport.write(data)
+        self.restart_head_deadline()
 
     def write(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -301,16 +327,34 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             self._drain_waiter = None
 
     async def read_head(self) -> ResponseHead:
-        """The final response head, or :class:`UpstreamUnavailable`."""
+        """The final response head; :class:`UpstreamTimeout` past the deadline,
+        :class:`UpstreamUnavailable` for any other failure."""
         if self._head is not None:
             return self._head
         if self.error is not None:
-            raise UpstreamUnavailable(_describe(self.error))
+            raise _head_error(self.error)
         self._head_waiter = asyncio.get_running_loop().create_future()
         try:
             return await self._head_waiter
         finally:
             self._head_waiter = None
+
+    # --- the response head's deadline (SPEC §11.4) ----------------------------------------
+
+    def restart_head_deadline(self) -> None:
+        """Give the upstream the whole timeout from now (called once the request, or more
+        of its body, has been written)."""
+        if self._deadlines is not None and self._head is None and self.error is None:
+            self._deadlines.start(self)
+
+    def hold_head_deadline(self) -> None:
+        """Stop counting while the caller waits for more request body from its client
+        (not the upstream's time); :meth:`restart_head_deadline` resumes."""
+        self.head_deadline = None
+
+    def head_timed_out(self, seconds: float) -> None:
+        """The deadline has passed without a head (``HeadDeadlines`` calls this)."""
+        self._fail(UpstreamTimeout(f"no response head within {seconds:g} s"))
 
     @property
     def body_done(self) -> bool:
@@ -368,6 +412,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         """Ready for the next exchange (called only when :attr:`reusable`)."""
         self._head_bytes = 0
         self._head_size = 0
+        self.head_deadline = None
         self._exchanging = False
         self._status_raw = b""
         self._header_lines = []
@@ -470,9 +515,10 @@ class UpstreamConnection(asyncio.BufferedProtocol):
     def _fail(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
+        self.head_deadline = None
         head_waiter = self._head_waiter
         if head_waiter is not None and not head_waiter.done():
-            head_waiter.set_exception(UpstreamUnavailable(_describe(exc)))
+            head_waiter.set_exception(_head_error(self.error))
         self._wake_body()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
@@ -517,15 +563,85 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+class HeadDeadlines:
+    """One timer for the response-head deadlines of every connection of a pool.
+
+    A timer handle per exchange, cancelled when the head arrives, measured about 3 times
+    this one's instructions per exchange (``loop.call_at``) or 6 times
+    (``asyncio.timeout``). Every deadline here is ``seconds`` after the moment it was
+    set, so deadlines set later expire later: a queue in the order they were set and one
+    timer aimed at its oldest live entry serve them all. Setting a deadline is an append; an answered exchange costs
+    nothing more (its entry is dropped when it reaches the front). A restarted deadline
+    gets a new entry; the old one no longer matches the connection's ``head_deadline``
+    and is dropped in turn. The timer fires about once per ``seconds`` under steady load.
+    A slow exchange at the front keeps later, answered ones queued behind it: past a
+    threshold that doubles with the live count, the queue is rebuilt from its live
+    entries, so its size stays proportional to the exchanges waiting for a head.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._queue: deque[tuple[float, UpstreamConnection]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._compact_at = _DEADLINE_QUEUE_COMPACT_AT
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def start(self, conn: UpstreamConnection) -> None:
+        """``conn`` must have its head within ``seconds`` from now."""
+        loop = asyncio.get_running_loop()
+        at = conn.head_deadline = loop.time() + self.seconds
+        queue = self._queue
+        while queue and queue[0][1].head_deadline != queue[0][0]:
+            queue.popleft()  # answered, failed, held or restarted since
+        queue.append((at, conn))
+        if len(queue) > self._compact_at:
+            queue = self._queue = deque(e for e in queue if e[1].head_deadline == e[0])
+            self._compact_at = max(_DEADLINE_QUEUE_COMPACT_AT, 2 * len(queue))
+        if self._timer is None:
+            self._timer = loop.call_at(queue[0][0], self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        queue = self._queue
+        now = loop.time()
+        while queue:
+            at, conn = queue[0]
+            if conn.head_deadline == at:
+                if at > now:
+                    break
+                conn.head_timed_out(self.seconds)
+            queue.popleft()
+        if queue:
+            self._timer = loop.call_at(queue[0][0], self._expire, loop)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queue.clear()
+
+
+def _head_error(exc: BaseException) -> UpstreamClientError:
+    """What waiting for a response head raises when the exchange failed with ``exc``."""
+    if isinstance(exc, UpstreamTimeout):
+        return exc
+    return UpstreamUnavailable(_describe(exc))
+
+
 class UpstreamPool:
     """Keep-alive connections to upstreams, per ``(host, port)``.
 
     The most recently pooled connection is reused first (it is the least likely to have
     been closed by the upstream); a sweep every ``IDLE_SECONDS`` closes those idle longer.
+    ``head_timeout`` (seconds; None for none) is every exchange's deadline for its
+    response head (SPEC §11.4).
     """
 
-    def __init__(self, connect_timeout: float) -> None:
+    def __init__(self, connect_timeout: float, head_timeout: float | None = None) -> None:
         self._connect_timeout = connect_timeout
+        self._deadlines = None if head_timeout is None else HeadDeadlines(head_timeout)
         self._idle: dict[tuple[str, int], deque[UpstreamConnection]] = {}
         self._read_buffer = bytearray(LARGE_READ)  # shared: see UpstreamConnection
         self._sweeper: asyncio.TimerHandle | None = None
@@ -545,7 +661,7 @@ class UpstreamPool:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self._connect_timeout):
             _transport, conn = await loop.create_connection(
-                lambda: UpstreamConnection(self._read_buffer), host, port
+                lambda: UpstreamConnection(self._read_buffer, self._deadlines), host, port
             )
         return conn
 
@@ -580,6 +696,8 @@ class UpstreamPool:
 
     def close(self) -> None:
         self._closed = True
+        if self._deadlines is not None:
+            self._deadlines.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
