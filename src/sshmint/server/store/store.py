@@ -95,7 +95,7 @@ def _bounded(
     return run
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
+def _retrieve(task: asyncio.Future[Any]) -> None:
     """Collect the outcome of an abandoned call, so asyncio does not report it."""
     if not task.cancelled():
         task.exception()
@@ -259,6 +259,8 @@ class Store:
         self._db = db
         # Every call through an engine ends within this (SPEC §11.4, --db-timeout).
         self._timeout = timeout
+        # Calls given up at their deadline whose clean-up has not finished yet.
+        self._abandoned: set[asyncio.Future[Any]] = set()
         # PostgreSQL: a pool of autocommit connections for single-statement reads.
         self._read_engine = read_engine
         # SQLite in WAL mode: reads on the calling thread (see fastread.py).
@@ -308,6 +310,8 @@ class Store:
         return self._db.description
 
     async def close(self) -> None:
+        if self._abandoned:  # calls past their deadline still cleaning up
+            await asyncio.wait(tuple(self._abandoned), timeout=self._timeout)
         if self._fast_reader is not None:
             self._fast_reader.close()
         if self._read_engine is not None:
@@ -353,21 +357,30 @@ class Store:
         The call runs as a task of its own and is abandoned at the deadline: cancelled,
         its clean-up (a rollback, closing the connection) left to finish in the
         background. Cancelling it in the caller's task would make the caller wait for
-        that clean-up, which against a hung database host lasts as long again.
+        that clean-up, which against a hung database host lasts as long again. When the
+        caller itself is cancelled (a shutdown), the call is cancelled and its clean-up
+        awaited, within the deadline; :meth:`close` waits for abandoned calls likewise.
         """
+        limit = self._timeout if deadline is None else deadline
         task = asyncio.ensure_future(call)
         try:
-            done, _ = await asyncio.wait(
-                (task,), timeout=self._timeout if deadline is None else deadline
-            )
+            done, _ = await asyncio.wait((task,), timeout=limit)
         except asyncio.CancelledError:
             task.cancel()
+            await asyncio.wait((task,), timeout=limit)
+            if not task.done():
+                self._abandon(task)
             raise
         if not done:
             task.cancel()
-            task.add_done_callback(_retrieve)
+            self._abandon(task)
             raise self._timed_out()
         return task.result()
+
+    def _abandon(self, task: asyncio.Future[Any]) -> None:
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
+        task.add_done_callback(_retrieve)
 
     def _timed_out(self) -> StoreUnavailable:
         """A call that did not end within the deadline: one warning, no driver detail."""
