@@ -22,12 +22,12 @@ measured seconds before). Each line also gives the CPU time the sshmint process 
 proxy cases, the upstream) spent per request, which varies less than req/s with other
 load on the machine; the summary repeats the main ratios computed from it.
 
-Rate limiting (SPEC §7: 60-request burst per signing key, then 1/s) would otherwise turn
+Rate limiting (docs/http-api.md#post-exec: 60-request burst per signing key, then 1/s) would otherwise turn
 nearly every /exec request into a 429. Each /exec case gets its own ``KEYS_PER_CASE``
 users with one key each and spreads its requests across them; every response status is
 counted, 429s and other non-200 answers are reported, and /exec req/s counts 200s only.
 
-The database is filled with one SQLite transaction (schema of SPEC §9.2, after
+The database is filled with one SQLite transaction (schema of docs/storage.md#schema, after
 ``Store.open`` migrated it), and every key's ``last_used_at`` is already today: the
 measured requests are the steady state, not the once-a-day ``last_used_at`` write.
 

@@ -2,7 +2,7 @@
 
 All check the same claims with the same Ed25519 key, in one process:
 
-- ``exe0``: :func:`sshmint.token.verify_exe0` in full (SPEC §2.1 steps 1–19: size,
+- ``exe0``: :func:`sshmint.token.verify_exe0` in full (docs/tokens.md#validation steps 1–19: size,
   base64url, strict JSON, SSHSIG parsing, claims, key lookup in a dict, signature), with
   whichever Ed25519 backend :mod:`sshmint.keys` uses (printed first);
 - ``raw cryptography``: ``Ed25519PublicKey.verify`` of the very signature bytes over the

@@ -1,6 +1,6 @@
 """The fuzz and differential harness for token validation (``python -m fuzz``).
 
-- :mod:`fuzz.corpus`: keys of every SPEC §1.5 type (and one RSA key outside the §11.3
+- :mod:`fuzz.corpus`: keys of every docs/tokens.md#key-and-signature-types type (and one RSA key outside the docs/security.md#key-limits
   limits) and valid exe0 tokens, all derived from one seed;
 - :mod:`fuzz.mutate`: text-, payload- and SSHSIG-level mutations, replayable by
   ``(seed, index)``;

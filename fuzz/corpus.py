@@ -1,4 +1,4 @@
-"""The starting material of the fuzzer: keys of every SPEC §1.5 type and valid tokens.
+"""The starting material of the fuzzer: keys of every docs/tokens.md#key-and-signature-types type and valid tokens.
 
 Everything is derived from one integer seed, so a run can be replayed exactly: Ed25519
 and ECDSA keys from seeded scalars, RSA primes from a seeded Miller–Rabin search, ECDSA
@@ -6,7 +6,7 @@ signatures with deterministic nonces (RFC 6979), security-key ("sk") signatures 
 software as OpenSSH PROTOCOL.u2f lays them out. Signatures are built here rather than by
 :mod:`sshmint.keys` because the corpus needs what sshmint never emits: ``rsa-sha2-256``,
 the ``sha256`` SSHSIG hash, sk signatures, and an RSA key whose public exponent breaks
-SPEC §11.3 (a key an older version could have stored).
+docs/security.md#key-limits (a key an older version could have stored).
 
 :attr:`Corpus.acceptable` records what was really signed by a usable key — ``(key blob,
 namespace, hash algorithm, payload)`` — which is the fuzzer's oracle: a token may verify
@@ -49,7 +49,7 @@ __all__ = [
     "with_huge_exponent",
 ]
 
-EXPECTED_NAMESPACE = "v0@localhost"  # what the fuzzed verifiers expect (SPEC §1.8)
+EXPECTED_NAMESPACE = "v0@localhost"  # what the fuzzed verifiers expect (docs/tokens.md#namespaces)
 OTHER_NAMESPACES = ("v0@myvm.localhost", "v0@localhost.", "V0@localhost")
 NOW = 2_000_000_000  # the fuzzer's fixed clock (2033-05-18)
 
@@ -102,7 +102,7 @@ class Corpus:
 
 _SMALL_PRIMES = tuple(p for p in range(3, 2000, 2) if all(p % d for d in range(3, p, 2)))
 _SMALL_PRODUCT = math.prod(_SMALL_PRIMES)
-RSA_BITS = 1024  # the smallest size SPEC §1.5 allows: the fastest to generate and check
+RSA_BITS = 1024  # the smallest size docs/tokens.md#key-and-signature-types allows: the fastest to generate and check
 
 
 def _probable_prime(n: int, rng: random.Random) -> bool:
@@ -133,7 +133,7 @@ def _prime(bits: int, rng: random.Random) -> int:
 
 def rsa_private_key(rng: random.Random, bits: int = RSA_BITS, e: int = 65537) -> rsa.RSAPrivateKey:
     """An RSA key from ``rng`` with public exponent ``e``; with ``e=0`` a random odd
-    exponent of ``bits - 1`` bits (far outside SPEC §11.3, yet a valid RSA key)."""
+    exponent of ``bits - 1`` bits (far outside docs/security.md#key-limits, yet a valid RSA key)."""
     while True:
         p, q = _prime(bits // 2, rng), _prime(bits // 2, rng)
         try:
@@ -272,7 +272,7 @@ def _sk_key(rng: random.Random, kind: str) -> CorpusKey:
 def make_token(
     key: CorpusKey, payload: bytes, namespace: str, hash_algorithm: str, reserved: bytes = b""
 ) -> str:
-    """An exe0 token as ``ssh-keygen -Y sign`` makes it (SPEC §1.1, §1.4)."""
+    """An exe0 token as ``ssh-keygen -Y sign`` makes it (docs/tokens.md#exe0-layout, docs/tokens.md#signed-data)."""
     ns = namespace.encode()
     signature = key.sign(signed_data(ns, hash_algorithm, payload))
     blob = encode_sshsig(SSHSig(key.public_key.blob, ns, reserved, hash_algorithm, signature))

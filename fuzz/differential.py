@@ -2,7 +2,7 @@
 
 Random signatures over random messages, by every corpus key (Ed25519, ECDSA P-256/384/
 521, RSA with ``rsa-sha2-256`` and ``rsa-sha2-512``, both sk types, and the RSA key
-outside the SPEC §11.3 limits), some left valid and most mutated with the fuzzer's blob
+outside the docs/security.md#key-limits limits), some left valid and most mutated with the fuzzer's blob
 mutations, a tampered message or a wrong expected namespace. Each case is checked by
 :func:`sshmint.sshsig.parse_sshsig` + :func:`sshmint.sshsig.verify` against the signer's
 registered key, and by ``ssh-keygen -Y verify`` with an allowed_signers file naming the

@@ -7,7 +7,7 @@ Each bearer string goes through two verifiers that must agree:
 - the server: :meth:`sshmint.server.auth.Authenticator.authenticate`, the one path
   ``POST /exec`` (even indices, with the user's keys read too) and the proxy (odd ones)
   use, against a real :class:`~sshmint.server.store.Store` (a SQLite file) where one
-  user holds every corpus key — the RSA key outside the SPEC §11.3 limits included,
+  user holds every corpus key — the RSA key outside the docs/security.md#key-limits limits included,
   written straight into the table as an older version would have stored it; and
   :meth:`~sshmint.server.auth.Authenticator.check_trade` (``exe0-to-exe1``, its own
   order of steps: only crashes and the oracle apply to it).
@@ -191,7 +191,7 @@ class Harness:
         problem = await self._trade(token)
         if problem:
             findings.append(Finding(self.seed, index, name, "trade", problem, token))
-        # exe1 strings are resolved by the server only (SPEC §2.3).
+        # exe1 strings are resolved by the server only (docs/tokens.md#exe1-resolution).
         if library != server and not token.startswith(EXE1_PREFIX):
             detail = f"library {library!r} but server {server!r}"
             findings.append(Finding(self.seed, index, name, "agreement", detail, token))

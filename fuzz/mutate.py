@@ -40,7 +40,7 @@ _STRAY = (
 )
 _ED25519_L = 2**252 + 27742317777372353535851937790883648493  # RFC 8032 group order
 
-#: Hostile payloads (SPEC §2.2): each must be refused at a parse step or pass cleanly.
+#: Hostile payloads (docs/tokens.md#strict-json): each must be refused at a parse step or pass cleanly.
 HOSTILE_PAYLOADS: tuple[bytes, ...] = (
     b"",
     b"{",
@@ -257,7 +257,7 @@ def _payload_hostile(m: Mutator, rng: random.Random, seed: _Seed | _Text) -> str
 
 
 def _payload_trailing_bits(m: Mutator, rng: random.Random, seed: _Seed | _Text) -> str:
-    """Change the unused bits of the last base64url character (SPEC §1.2: ignored)."""
+    """Change the unused bits of the last base64url character (docs/tokens.md#base64url: ignored)."""
     base = _base_of(seed)
     part = base.payload_part
     if len(part) % 4 in (2, 3) and part:
@@ -269,7 +269,7 @@ def _payload_trailing_bits(m: Mutator, rng: random.Random, seed: _Seed | _Text) 
 
 
 def _hostile_key_blobs(corpus: Corpus) -> list[bytes]:
-    """Public key blobs that each break one rule (SPEC §1.3, §1.5, §11.3)."""
+    """Public key blobs that each break one rule (docs/tokens.md#sshsig-blob, docs/tokens.md#key-and-signature-types, docs/security.md#key-limits)."""
     rsa_blob = next(k.public_key.blob for k in corpus.keys if k.name == "rsa-sha2-512")
     e, pos = read_mpint(rsa_blob, 11)
     n, _ = read_mpint(rsa_blob, pos)

@@ -42,7 +42,7 @@ def _key_lines(text: str) -> dict[str, tuple[bool, int]]:
 
 def test_example_config_loads_with_metrics_on_loopback() -> None:
     config = load_config({"config": str(EXAMPLE_CONFIG)}, {})
-    assert config.metrics_listen == ListenAddress("127.0.0.1", 9464)  # SPEC §13.3
+    assert config.metrics_listen == ListenAddress("127.0.0.1", 9464)  # docs/operations.md#metrics
     assert config.data_dir == Path("/var/lib/sshmint") and config.db_is_default
     assert config.http_listen == ListenAddress("127.0.0.1", 8080)
 
@@ -80,7 +80,7 @@ def test_example_config_with_every_commented_option_switched_on_still_loads(
 
 def test_example_config_is_accepted_by_a_real_server(tmp_path: Path) -> None:
     """``sshmint serve --config examples/sshmint.toml`` starts; only what a test must
-    change (paths, free ports) is overridden on the command line, which wins (SPEC A.1)."""
+    change (paths, free ports) is overridden on the command line, which wins (docs/operations.md#sshmint-serve)."""
     from server.harness import SSHMintServer
 
     server = SSHMintServer(

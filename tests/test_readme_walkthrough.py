@@ -1,4 +1,4 @@
-"""The README's walkthroughs run verbatim (issue: token core; SPEC §1.10, Part II §13).
+"""The README's walkthroughs run verbatim (issue: token core; docs/tokens.md#minting-offline, docs/operations.md#operations).
 
 The fenced ``bash`` blocks of a section are run in a real bash, from the project root, with
 ``HOME`` pointing at a fresh directory so the example paths (``~/.ssh/sshmint_api``,

@@ -1,4 +1,4 @@
-"""``python -m sshmint``: the ``sshmint`` command line (SPEC §13.6).
+"""``python -m sshmint``: the ``sshmint`` command line (docs/client.md#client-programs).
 
 The program name is pinned to ``sshmint`` so that usage lines, help text and shell
 completion (``_SSHMINT_COMPLETE``) are those of the installed command.

@@ -91,7 +91,7 @@ def _request(path: str, message_type: int, payload: bytes, timeout: float) -> tu
 
 
 def agent_identities(sock: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[PublicKey]:
-    """The agent's identities of SPEC §1.5 types, in agent order (others are skipped)."""
+    """The agent's identities of docs/tokens.md#key-and-signature-types types, in agent order (others are skipped)."""
     path = _socket_path(sock)
     reply_type, payload = _request(path, SSH2_AGENTC_REQUEST_IDENTITIES, b"", timeout)
     if reply_type != SSH2_AGENT_IDENTITIES_ANSWER:
@@ -146,7 +146,7 @@ class AgentSigner:
         except WireError as exc:
             raise AgentError(f"malformed signature from ssh-agent: {exc}") from None
         # An agent that ignores the flag answers with SHA-1 `ssh-rsa`, which SSHSIG
-        # verifiers refuse (SPEC §1.3): better to fail here than mint a dead token.
+        # verifiers refuse (docs/tokens.md#sshsig-blob): better to fail here than mint a dead token.
         if is_rsa and fmt != b"rsa-sha2-512":
             raise AgentError(
                 f"ssh-agent signed with {fmt.decode('ascii', 'replace')!r} instead of rsa-sha2-512"

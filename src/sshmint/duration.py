@@ -1,4 +1,4 @@
-"""Durations and WHEN values (SPEC §6.6.16, A.4).
+"""Durations and WHEN values (docs/ssh.md#ssh-key-generate-api-key, docs/client.md#sshmint-mint).
 
 One grammar serves the server (``ssh-key add --exp``, ``generate-api-key --exp``) and the
 client (``mint --exp/--nbf``): case-insensitive, surrounding spaces ignored, empty or
@@ -15,7 +15,7 @@ from sshmint.strictjson import quote
 
 __all__ = ["MAX_DURATION_SECONDS", "UNIT_SECONDS", "parse_duration", "parse_when"]
 
-# SPEC §6.6.16 units.
+# docs/ssh.md#ssh-key-generate-api-key units.
 UNIT_SECONDS: dict[str, int] = {
     "s": 1,
     "min": 60,
@@ -35,7 +35,7 @@ _SPLIT = re.compile(r"([0-9]*)(.*)", re.DOTALL)
 
 
 def parse_duration(text: str) -> int | None:
-    """Seconds of a SPEC §6.6.16 duration, or ``None`` for ``never``/empty.
+    """Seconds of a docs/ssh.md#ssh-key-generate-api-key duration, or ``None`` for ``never``/empty.
 
     Raises :class:`DurationError` with the exact message of the specification.
     """
@@ -65,7 +65,7 @@ def parse_duration(text: str) -> int | None:
 
 
 def parse_when(text: str, now: int) -> int | None:
-    """A client WHEN value (SPEC A.4): unix seconds, or ``None`` for ``never``/empty.
+    """A client WHEN value (docs/client.md#sshmint-mint): unix seconds, or ``None`` for ``never``/empty.
 
     Digits alone are a unix timestamp; anything else is a duration added to ``now``.
     """

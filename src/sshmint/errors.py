@@ -1,26 +1,26 @@
 """The exceptions of sshmint's pure core (tokens, SSHSIG, keys, agent, durations).
 
 Every error the core raises derives from :class:`SSHMintError`, and every leaf carries
-the exact text the specification (SPEC.md) prescribes in ``message`` — precise inside,
+the exact text the behaviour reference (docs/) prescribes in ``message`` — precise inside,
 generic at the public edge: the edges (``/exec``, the proxy, the CLI) decide how much
 of it to show.
 
 ::
 
     SSHMintError                       root; ``.message`` is the user-facing text
-    ├── TokenError                     a bearer string was refused (SPEC §2.1)
+    ├── TokenError                     a bearer string was refused (docs/tokens.md#validation)
     │   ├── TokenFormatError           parse steps 1–15 (size, prefix, base64url, JSON, SSHSIG)
-    │   │   └── MalformedSignatureError    step 15 / §1.3: "invalid token: malformed signature"
+    │   │   └── MalformedSignatureError    step 15 / docs/tokens.md#sshsig-blob: "invalid token: malformed signature"
     │   ├── TokenClaimError            steps 16–17
     │   │   ├── TokenExpiredError      "invalid token: token has expired"
     │   │   └── TokenNotYetValidError  "invalid token: token is not yet valid"
     │   └── TokenVerificationError     steps 18–20 and exe1 failures: always "invalid token"
-    ├── PublicKeyError                 SPEC §5.2: "invalid SSH public key: <detail>"
+    ├── PublicKeyError                 docs/accounts.md#ssh-keys: "invalid SSH public key: <detail>"
     │   └── PrivateKeyGivenError       a private key where a public one was expected
     ├── PrivateKeyError                a private key file cannot be loaded or used (A.4)
     │   └── KeyEncryptedError          passphrase needed but none available
     ├── AgentError                     ssh-agent missing, refusing, or lacking the identity
-    └── DurationError                  SPEC §6.6.16 duration grammar
+    └── DurationError                  docs/ssh.md#ssh-key-generate-api-key duration grammar
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class SSHMintError(Exception):
 
 
 class TokenError(SSHMintError):
-    """A bearer string was refused. ``step`` is the SPEC §2.1 step number that failed."""
+    """A bearer string was refused. ``step`` is the docs/tokens.md#validation step number that failed."""
 
     def __init__(self, message: str, step: int) -> None:
         super().__init__(message)
@@ -70,7 +70,7 @@ class TokenFormatError(TokenError):
 
 
 class MalformedSignatureError(TokenFormatError):
-    """The SSHSIG blob violates SPEC §1.3 (step 15). ``detail`` is for tests and logs only."""
+    """The SSHSIG blob violates docs/tokens.md#sshsig-blob (step 15). ``detail`` is for tests and logs only."""
 
     MESSAGE = "invalid token: malformed signature"
 
@@ -80,7 +80,7 @@ class MalformedSignatureError(TokenFormatError):
 
 
 class TokenClaimError(TokenError):
-    """Claim steps 16–17 (SPEC §3)."""
+    """Claim steps 16–17 (docs/tokens.md#claims)."""
 
 
 class TokenExpiredError(TokenClaimError):
@@ -101,7 +101,7 @@ class TokenVerificationError(TokenError):
     """Key, signature, lockout and exe1 failures: the constant text ``invalid token``.
 
     ``reason`` says what really failed, for tests and server-side diagnostics; it must
-    never be shown to the client (SPEC §2.4).
+    never be shown to the client (docs/tokens.md#who-sees-which-message).
     """
 
     def __init__(self, reason: str, step: int = 18) -> None:
@@ -110,7 +110,7 @@ class TokenVerificationError(TokenError):
 
 
 class PublicKeyError(SSHMintError):
-    """An SSH public key line or blob cannot be used (SPEC §5.2)."""
+    """An SSH public key line or blob cannot be used (docs/accounts.md#ssh-keys)."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"invalid SSH public key: {detail}")
@@ -128,7 +128,7 @@ class PrivateKeyGivenError(PublicKeyError):
 
 
 class PrivateKeyError(SSHMintError):
-    """A private key file cannot be loaded or cannot sign (SPEC A.4)."""
+    """A private key file cannot be loaded or cannot sign (docs/client.md#sshmint-mint)."""
 
 
 class KeyEncryptedError(PrivateKeyError):
@@ -144,4 +144,4 @@ class AgentError(SSHMintError):
 
 
 class DurationError(SSHMintError):
-    """A duration string does not follow SPEC §6.6.16."""
+    """A duration string does not follow docs/ssh.md#ssh-key-generate-api-key."""

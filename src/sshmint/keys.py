@@ -2,22 +2,21 @@
 
 Public keys are kept as their exact wire blob (RFC 4253 §6.6, OpenSSH PROTOCOL.u2f for
 the ``sk-*`` types): the blob is the key's identity, its SHA-256 is the fingerprint
-(SPEC §1.7), and signatures are checked against objects parsed from it by this module.
+(docs/tokens.md#fingerprints), and signatures are checked against objects parsed from it by this module.
 ``cryptography``'s own SSH loader is not used for public keys because it turns ``sk-*``
 keys into plain ones, dropping the application string that sk signatures cover.
 
-Only the seven key types of SPEC §1.5 exist here, each read by one entry of a dispatch
+Only the seven key types of docs/tokens.md#key-and-signature-types exist here, each read by one entry of a dispatch
 table. Parsed key objects are cached per blob (``functools.lru_cache``): building an RSA
 or EC key object costs more than checking a signature with it.
 
 Two levels of validation, for the two places a key blob comes from:
 
-- the key embedded in a signature (:func:`embedded_public_key`): structure — a SPEC
-  §1.5 type, every field present, nothing after them, an RSA modulus of 1024..16384
+- the key embedded in a signature (:func:`embedded_public_key`): structure — a docs/tokens.md#key-and-signature-types type, every field present, nothing after them, an RSA modulus of 1024..16384
   bits, an EC point on its curve; failing it makes a token malformed (step 15);
 - a key being registered, or read back from the database (:func:`public_key_from_blob`,
   :func:`parse_public_key_line`, :func:`load_public_key_file`): structure and the
-  SPEC §11.3 limit on the RSA public exponent (odd, >= 3, < 2^24). A token signed by a
+  docs/security.md#key-limits limit on the RSA public exponent (odd, >= 3, < 2^24). A token signed by a
   key that breaks it is well formed and refused as not registered (step 18); such a key
   never reaches OpenSSL — its ``verify`` is always false — since with a 3071-bit
   exponent one garbage signature costs ~100 times a normal check.
@@ -145,7 +144,7 @@ RSA = "ssh-rsa"
 SK_ED25519 = "sk-ssh-ed25519@openssh.com"
 SK_ECDSA_P256 = "sk-ecdsa-sha2-nistp256@openssh.com"
 
-#: SPEC §1.5, in table order.
+#: docs/tokens.md#key-and-signature-types, in table order.
 KEY_TYPES: tuple[str, ...] = (
     ED25519,
     ECDSA_P256,
@@ -155,14 +154,14 @@ KEY_TYPES: tuple[str, ...] = (
     SK_ED25519,
     SK_ECDSA_P256,
 )
-#: The types sshmint can sign with (SPEC §1.5 "sign + verify").
+#: The types sshmint can sign with (docs/tokens.md#key-and-signature-types "sign + verify").
 SIGNING_KEY_TYPES: tuple[str, ...] = KEY_TYPES[:5]
 #: Security-key types: verify only.
 SK_KEY_TYPES: tuple[str, ...] = (SK_ED25519, SK_ECDSA_P256)
 
-MIN_RSA_BITS = 1024  # SPEC §1.5 / §5.2
+MIN_RSA_BITS = 1024  # docs/tokens.md#key-and-signature-types / docs/accounts.md#ssh-keys
 MAX_RSA_BITS = 16384  # OpenSSH SSH_RSA_MAXIMUM_MODULUS_SIZE
-MIN_RSA_EXPONENT = 3  # SPEC §11.3: odd, at least 3 ...
+MIN_RSA_EXPONENT = 3  # docs/security.md#key-limits: odd, at least 3 ...
 MAX_RSA_EXPONENT = 1 << 24  # ... and below 2^24
 MAX_KEY_FILE_BYTES = 256 * 1024  # far above a 16384-bit RSA key in any format
 MAX_KEY_LINE_CHARS = 16 * 1024  # a 16384-bit RSA public key line is ~2.8k characters
@@ -212,7 +211,7 @@ def _quote(raw: bytes | str, limit: int = 64) -> str:
     return '"' + text.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
 
 
-# --- fingerprints (SPEC §1.7) -------------------------------------------------------
+# --- fingerprints (docs/tokens.md#fingerprints) -------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=4096)
@@ -300,8 +299,8 @@ _ED25519_SIGNATURE_LENGTH = _ED25519_HEAD_LENGTH + ED25519_SIGNATURE_BYTES
 # One small class per key type. `check(signature, data)` returns True for a valid SSH
 # signature (RFC 4253 §6.6 envelope: string format, string sigblob [, byte flags,
 # uint32 counter for sk]) and False for a format that does not match the key type
-# (SPEC §1.5); garbage raises one of _BAD_INPUT, which PublicKey.verify turns into False.
-# `limit_error` is None except for a key that breaks the SPEC §11.3 limits.
+# (docs/tokens.md#key-and-signature-types); garbage raises one of _BAD_INPUT, which PublicKey.verify turns into False.
+# `limit_error` is None except for a key that breaks the docs/security.md#key-limits limits.
 
 
 def _sk_message(app_hash: bytes, flags: int, counter: int, data: bytes) -> bytes:
@@ -411,7 +410,7 @@ class _SkEd25519:
         if parts is None:
             return False
         sigblob, flags, counter = parts
-        # The user-presence flag is not required (SPEC §1.5).
+        # The user-presence flag is not required (docs/tokens.md#key-and-signature-types).
         return self.verify_signature(sigblob, _sk_message(self.app_hash, flags, counter, data))
 
 
@@ -437,7 +436,7 @@ class _SkEcdsa:
 
 
 class _OutsideLimits:
-    """A key that parses but breaks a SPEC §11.3 limit: it verifies nothing, ever.
+    """A key that parses but breaks a docs/security.md#key-limits limit: it verifies nothing, ever.
 
     Kept as parsed material (not a parse error) so that a token signed by such a key is
     well formed (step 15) and refused as not registered (step 18), while every parser
@@ -482,7 +481,7 @@ def _ed25519_verifier_for(point: bytes) -> Ed25519Verifier:
     return ed25519_verifier(point)
 
 
-# --- reading key blobs: one reader per type (SPEC §1.5) -------------------------------
+# --- reading key blobs: one reader per type (docs/tokens.md#key-and-signature-types) -------------------------------
 #
 # Each reader takes the blob and the offset after the type name and returns the parsed
 # material and the offset after its last field; `_material` then checks that the blob
@@ -517,7 +516,7 @@ def _read_rsa(blob: bytes, pos: int) -> tuple[_Material, int]:
     problem = _rsa_exponent_problem(e)
     if problem is not None:
         # Kept apart, never handed to OpenSSL: a huge exponent makes every check of a
-        # garbage signature cost milliseconds (SPEC §11.3).
+        # garbage signature cost milliseconds (docs/security.md#key-limits).
         return _OutsideLimits(RSA, bits, problem), pos
     try:
         return _Rsa(rsa.RSAPublicNumbers(e, n).public_key()), pos
@@ -548,7 +547,9 @@ _KEY_FORMATS: dict[str, _KeyReader] = {
     SK_ED25519: _read_sk_ed25519,
     SK_ECDSA_P256: _read_sk_ecdsa,
 }
-assert tuple(_KEY_FORMATS) == KEY_TYPES, "one reader per SPEC §1.5 type, in table order"
+assert tuple(_KEY_FORMATS) == KEY_TYPES, (
+    "one reader per docs/tokens.md#key-and-signature-types type, in table order"
+)
 
 
 def _check_type_name(raw: bytes) -> str:
@@ -567,7 +568,7 @@ def _check_type_name(raw: bytes) -> str:
 def _material(blob: bytes) -> _Material:
     """Parse a public key blob strictly (cached per blob); raises PublicKeyError.
 
-    Structure only: a key outside the SPEC §11.3 limits parses, as :class:`_OutsideLimits`.
+    Structure only: a key outside the docs/security.md#key-limits limits parses, as :class:`_OutsideLimits`.
     """
     try:
         raw_type, pos = read_string(blob)
@@ -579,7 +580,7 @@ def _material(blob: bytes) -> _Material:
 
 
 def _rsa_exponent_problem(e: int) -> str | None:
-    """SPEC §11.3: why ``e`` is refused as an RSA public exponent, or None when it is fine.
+    """docs/security.md#key-limits: why ``e`` is refused as an RSA public exponent, or None when it is fine.
 
     The exponent must be odd, at least 3 and below 2^24 (x/crypto/ssh's limit).
     """
@@ -596,7 +597,7 @@ def _rsa_exponent_problem(e: int) -> str | None:
 
 
 def limit_violation(blob: bytes) -> str | None:
-    """The SPEC §11.3 limit a structurally valid key blob breaks, or None.
+    """The docs/security.md#key-limits limit a structurally valid key blob breaks, or None.
 
     None too for a blob that does not parse at all: that is another refusal, reported by
     the parsers. Never raises; cached with the parsed key.
@@ -612,10 +613,10 @@ def limit_violation(blob: bytes) -> str | None:
 
 @dataclass(frozen=True)
 class PublicKey:
-    """An SSH public key of a SPEC §1.5 type, identified by its exact wire ``blob``.
+    """An SSH public key of a docs/tokens.md#key-and-signature-types type, identified by its exact wire ``blob``.
 
     Build it with :func:`public_key_from_blob`, :func:`parse_public_key_line` or
-    :func:`load_public_key_file`, which validate the blob (SPEC §11.3 limits included),
+    :func:`load_public_key_file`, which validate the blob (docs/security.md#key-limits limits included),
     or with :func:`embedded_public_key` (structure only).
     """
 
@@ -625,13 +626,13 @@ class PublicKey:
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """SPEC §1.7: 43 characters, no ``SHA256:`` prefix (computed once: the blob is
+        """docs/tokens.md#fingerprints: 43 characters, no ``SHA256:`` prefix (computed once: the blob is
         immutable, and a memoised token is looked up by it on every request)."""
         return fingerprint(self.blob)
 
     @property
     def openssh(self) -> str:
-        """SPEC §5.2 canonical form ``<type> <base64>``."""
+        """docs/accounts.md#ssh-keys canonical form ``<type> <base64>``."""
         return f"{self.key_type} {base64.b64encode(self.blob).decode('ascii')}"
 
     @property
@@ -655,8 +656,8 @@ class PublicKey:
 
 @functools.lru_cache(maxsize=4096)
 def public_key_from_blob(blob: bytes) -> PublicKey:
-    """Validate a wire blob for use as a registered key: a type of SPEC §1.5, no trailing
-    bytes, RSA modulus 1024..16384 bits, and the SPEC §11.3 limits (RSA exponent).
+    """Validate a wire blob for use as a registered key: a type of docs/tokens.md#key-and-signature-types, no trailing
+    bytes, RSA modulus 1024..16384 bits, and the docs/security.md#key-limits limits (RSA exponent).
 
     Raises :class:`PublicKeyError` with a precise detail.
     """
@@ -668,9 +669,9 @@ def public_key_from_blob(blob: bytes) -> PublicKey:
 
 @functools.lru_cache(maxsize=4096)
 def embedded_public_key(blob: bytes) -> PublicKey:
-    """The key inside a signature blob, checked for structure only (SPEC §1.3, step 15).
+    """The key inside a signature blob, checked for structure only (docs/tokens.md#sshsig-blob, step 15).
 
-    A key outside the SPEC §11.3 limits is returned (see :func:`limit_violation`): it
+    A key outside the docs/security.md#key-limits limits is returned (see :func:`limit_violation`): it
     makes the token well formed but unverifiable, so verifiers refuse it at step 18. Its
     :meth:`PublicKey.verify` is always false. Raises :class:`PublicKeyError`.
     """
@@ -681,8 +682,8 @@ _FIELD_SEPARATOR = re.compile(r"[ \t]+")
 
 
 def parse_public_key_line(line: str) -> PublicKey:
-    """Parse ``<type> <base64> [comment...]`` (SPEC §5.2)."""
-    if "PRIVATE KEY" in line:  # checked first, on the whole input (SPEC §5.2)
+    """Parse ``<type> <base64> [comment...]`` (docs/accounts.md#ssh-keys)."""
+    if "PRIVATE KEY" in line:  # checked first, on the whole input (docs/accounts.md#ssh-keys)
         raise PrivateKeyGivenError()
     text = line.strip()
     if not text:
@@ -717,7 +718,7 @@ def _read_capped(path: str | os.PathLike[str]) -> bytes:
 
 
 def load_public_key_file(path: str | os.PathLike[str]) -> PublicKey:
-    """The first non-empty, non-``#`` line of a ``.pub`` file (SPEC §5.2 parsing)."""
+    """The first non-empty, non-``#`` line of a ``.pub`` file (docs/accounts.md#ssh-keys parsing)."""
     try:
         data = _read_capped(path)
     except OSError as exc:
@@ -756,7 +757,7 @@ class PrivateKeySigner:
     """A :class:`Signer` over an in-memory private key (Ed25519, ECDSA, RSA).
 
     ECDSA uses the curve's hash (RFC 5656 §6.2.1); RSA signs ``rsa-sha2-512`` (RFC 8332,
-    SPEC §1.5).
+    docs/tokens.md#key-and-signature-types).
     """
 
     __slots__ = ("_curve", "_key", "_public_key")
@@ -780,7 +781,7 @@ class PrivateKeySigner:
         line = private_key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
         try:
             self._public_key = public_key_from_blob(base64.b64decode(line.split()[1]))
-        except PublicKeyError as exc:  # e.g. an RSA exponent outside SPEC §11.3
+        except PublicKeyError as exc:  # e.g. an RSA exponent outside docs/security.md#key-limits
             raise ValueError(exc.detail) from None
 
     @property
@@ -805,7 +806,7 @@ class PrivateKeySigner:
 
 
 def generate_ed25519() -> PrivateKeySigner:
-    """A fresh in-memory Ed25519 key pair (SPEC §6.6.16)."""
+    """A fresh in-memory Ed25519 key pair (docs/ssh.md#ssh-key-generate-api-key)."""
     return PrivateKeySigner(ed25519.Ed25519PrivateKey.generate())
 
 
@@ -840,7 +841,7 @@ def _openssh_key_type(data: bytes) -> str | None:
 def load_private_key(
     path: str | os.PathLike[str], passphrase: bytes | None = None
 ) -> PrivateKeySigner:
-    """Load an OpenSSH or PEM private key file (SPEC A.4).
+    """Load an OpenSSH or PEM private key file (docs/client.md#sshmint-mint).
 
     ``passphrase`` is used only when the file is encrypted. Raises
     :class:`KeyEncryptedError` when it is encrypted and no passphrase was given, and
@@ -858,7 +859,7 @@ def load_private_key(
     if _OPENSSH_PRIVATE_HEADER in data:
         if _openssh_key_type(data) in SK_KEY_TYPES:
             # The private half lives on the authenticator; sshmint never signs with
-            # sk keys itself (SPEC §1.5), but ssh-agent can.
+            # sk keys itself (docs/tokens.md#key-and-signature-types), but ssh-agent can.
             raise PrivateKeyError(
                 f"cannot use key {name}: security keys (sk-*) sign through ssh-agent; "
                 f"give the public key {name}.pub instead"

@@ -1,7 +1,7 @@
 """SSHSIG blobs (OpenSSH PROTOCOL.sshsig): parse, emit, armor, sign and verify.
 
-The blob layout and the rules that make one malformed are SPEC §1.3; the data that the
-SSH signature covers is SPEC §1.4. Parsing is strict: every length is checked against
+The blob layout and the rules that make one malformed are docs/tokens.md#sshsig-blob; the data that the
+SSH signature covers is docs/tokens.md#signed-data. Parsing is strict: every length is checked against
 the bytes present, every structure must be used up exactly, and any failure is a
 :class:`~sshmint.errors.MalformedSignatureError` (never another exception type).
 """
@@ -54,7 +54,7 @@ __all__ = [
 
 MAGIC = b"SSHSIG"
 VERSION = 1
-#: SPEC §1.6. Anything else is malformed (§1.3).
+#: docs/tokens.md#hash-algorithms. Anything else is malformed (docs/tokens.md#sshsig-blob).
 HASH_ALGORITHMS: dict[str, Callable[[bytes], hashlib._Hash]] = {
     "sha256": hashlib.sha256,
     "sha512": hashlib.sha512,
@@ -67,7 +67,7 @@ ARMOR_END = "-----END SSH SIGNATURE-----"
 _ARMOR_LINE = 70  # ssh-keygen's sshsig_armor() wraps at 70 columns
 _MAX_ARMOR_CHARS = 2 * MAX_SSHSIG_BYTES
 
-_RSA_SIGNATURE_FORMATS = (b"rsa-sha2-256", b"rsa-sha2-512")  # SPEC §1.3, RFC 8332
+_RSA_SIGNATURE_FORMATS = (b"rsa-sha2-256", b"rsa-sha2-512")  # docs/tokens.md#sshsig-blob, RFC 8332
 _SK_SIGNATURE_FORMATS = tuple(t.encode() for t in SK_KEY_TYPES)
 _HASH_NAMES = {name.encode("ascii"): name for name in HASH_ALGORITHMS}
 _VERSION_BYTES = VERSION.to_bytes(4, "big")
@@ -107,7 +107,7 @@ class SSHSig:
     @property
     def key(self) -> PublicKey:
         """The embedded public key, parsed for structure (cached per blob; see
-        :func:`sshmint.keys.embedded_public_key` for the SPEC §11.3 limits).
+        :func:`sshmint.keys.embedded_public_key` for the docs/security.md#key-limits limits).
 
         Never raises for a blob from :func:`parse_sshsig`, which has validated the key;
         for a hand-built one it raises :class:`~sshmint.errors.PublicKeyError`.
@@ -130,7 +130,7 @@ _set_public_key, _set_namespace, _set_reserved, _set_hash_algorithm, _set_signat
 
 
 def _check_signature_field(signature: bytes, key_type: str) -> None:
-    """The ``signature`` field of SPEC §1.3 for a key of ``key_type``; raises on a violation.
+    """The ``signature`` field of docs/tokens.md#sshsig-blob for a key of ``key_type``; raises on a violation.
 
     RFC 4253 §6.6: string format, string sigblob; PROTOCOL.u2f adds byte flags and uint32
     counter for the sk formats; nothing may follow.
@@ -141,7 +141,7 @@ def _check_signature_field(signature: bytes, key_type: str) -> None:
         _flags, pos = read_byte(signature, pos)
         _counter, pos = read_uint32(signature, pos)
     expect_end(signature, pos, "the signature")
-    # SPEC §1.3: an RSA key signs rsa-sha2-256/512 only; SHA-1 `ssh-rsa` is refused.
+    # docs/tokens.md#sshsig-blob: an RSA key signs rsa-sha2-256/512 only; SHA-1 `ssh-rsa` is refused.
     if key_type == RSA and fmt not in _RSA_SIGNATURE_FORMATS:
         raise MalformedSignatureError(
             f"RSA signature format {fmt.decode('ascii', 'replace')!r} is not allowed"
@@ -149,7 +149,7 @@ def _check_signature_field(signature: bytes, key_type: str) -> None:
 
 
 def parse_sshsig(blob: bytes) -> SSHSig:
-    """Parse a binary SSHSIG blob under every SPEC §1.3 rule.
+    """Parse a binary SSHSIG blob under every docs/tokens.md#sshsig-blob rule.
 
     Raises :class:`MalformedSignatureError` (with a ``detail``) on any failure. The
     embedded key is validated and cached, so :attr:`SSHSig.key` of the result is free.
@@ -170,7 +170,7 @@ def parse_sshsig(blob: bytes) -> SSHSig:
         raw_hash, pos = read_string(blob, pos)
         signature, pos = read_string(blob, pos)
         expect_end(blob, pos, "the signature field")
-        hash_algorithm = _HASH_NAMES.get(raw_hash)  # SPEC §1.6
+        hash_algorithm = _HASH_NAMES.get(raw_hash)  # docs/tokens.md#hash-algorithms
         if hash_algorithm is None:
             raise MalformedSignatureError(
                 f"unsupported hash algorithm {raw_hash.decode('ascii', 'replace')!r}"
@@ -246,7 +246,7 @@ def _signed_data_prefix(namespace: bytes, hash_algorithm: str) -> bytes:
 
 
 def signed_data(namespace: bytes, hash_algorithm: str, message: bytes) -> bytes:
-    """The bytes the SSH signature covers (SPEC §1.4), with an empty reserved field."""
+    """The bytes the SSH signature covers (docs/tokens.md#signed-data), with an empty reserved field."""
     return (
         _signed_data_prefix(namespace, hash_algorithm)
         + HASH_ALGORITHMS[hash_algorithm](message).digest()
@@ -277,13 +277,15 @@ def _verification_context(
 
 
 def verify(sig: SSHSig, message: bytes, namespace: str, key: PublicKey) -> bool:
-    """SPEC §1.4 rules 1-3: same key blob, same namespace, valid signature. Never raises."""
+    """docs/tokens.md#signed-data rules 1-3: same key blob, same namespace, valid signature. Never raises."""
     if sig.public_key != key.blob:  # rule 1
         return False
-    if sig.hash_algorithm not in HASH_ALGORITHMS:  # SPEC §1.6 (a hand-built SSHSig)
+    if (
+        sig.hash_algorithm not in HASH_ALGORITHMS
+    ):  # docs/tokens.md#hash-algorithms (a hand-built SSHSig)
         return False
     ns, prefix, hash_function = _verification_context(namespace, sig.hash_algorithm)
     if sig.namespace != ns:  # rule 2
         return False
-    # Rule 3 over the signed data of SPEC §1.4, built with the expected namespace.
+    # Rule 3 over the signed data of docs/tokens.md#signed-data, built with the expected namespace.
     return key.verify(sig.signature, prefix + hash_function(message).digest())

@@ -1,9 +1,9 @@
-"""Strict JSON for token payloads (SPEC §2.2, RFC 8259).
+"""Strict JSON for token payloads (docs/tokens.md#strict-json, RFC 8259).
 
 The payload of an exe0 token must be exactly one JSON object with no duplicate member
 names at any depth (compared after decoding escapes), no ``NaN``/``Infinity`` and nothing
 after the value. Besides the decoded value of each top-level member we keep its raw text,
-because the proxy forwards the ``ctx`` member byte for byte (SPEC §8.7).
+because the proxy forwards the ``ctx`` member byte for byte (docs/proxy.md#what-the-upstream-receives).
 
 Only the top level is walked in Python; every name and value is handed to the C scanner
 of :mod:`json` (``scan_once``), which returns ``(value, end)`` so the raw text of a value is
@@ -33,7 +33,7 @@ __all__ = [
 
 INVALID_JSON = "invalid token: invalid JSON"
 
-# SPEC §2.2 "Whitespace (step 5)": Go's unicode.IsSpace set.
+# docs/tokens.md#strict-json "Whitespace (step 5)": Go's unicode.IsSpace set.
 WHITESPACE = (
     " \t\n\x0b\x0c\r\u0085\u00a0\u1680"
     "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
@@ -50,7 +50,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class StrictJSONError(Exception):
-    """The text is not one strict JSON value; ``message`` is the SPEC §2.1 step-9 text."""
+    """The text is not one strict JSON value; ``message`` is the docs/tokens.md#validation step-9 text."""
 
     def __init__(self, message: str = INVALID_JSON) -> None:
         super().__init__(message)
@@ -65,7 +65,7 @@ class _DuplicateName(ValueError):
 
 
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # SPEC §2.2 "Duplicate member names": names compare after escape decoding, which the
+    # docs/tokens.md#strict-json "Duplicate member names": names compare after escape decoding, which the
     # scanner has already done.
     obj = dict(pairs)
     if len(obj) != len(pairs):
@@ -110,7 +110,7 @@ def parse_object(text: str) -> dict[str, Any]:
     The same rules as :func:`parse_object_members`, without the raw member texts: the
     fast path for payloads whose raw texts are not needed.
     """
-    # Token payloads start with "{" and end without whitespace (SPEC §2.1 steps 5, 8), so
+    # Token payloads start with "{" and end without whitespace (docs/tokens.md#validation steps 5, 8), so
     # the whitespace walks are skipped unless there is whitespace to walk over.
     idx = 0 if text[:1] == "{" else _skip_ws(text, 0)
     if text[idx : idx + 1] != "{":
@@ -184,5 +184,5 @@ def dumps(value: Any, *, indent: int | None = None) -> str:
 
 
 def quote(text: str) -> str:
-    """SPEC §0 ``%q``: ``text`` as a double-quoted string with JSON-style escaping."""
+    """docs/README.md#conventions ``%q``: ``text`` as a double-quoted string with JSON-style escaping."""
     return dumps(text)

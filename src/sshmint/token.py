@@ -1,7 +1,7 @@
-"""exe0/exe1 tokens: strict parsing (SPEC §2), claims (§3), token ``cmds`` (§4.1), minting.
+"""exe0/exe1 tokens: strict parsing (docs/tokens.md#validation), claims (docs/tokens.md#claims), token ``cmds`` (docs/permissions.md#token-cmds), minting.
 
-An exe0 token is ``exe0.<base64url payload>.<base64url SSHSIG blob>`` (SPEC §1.1). The
-payload is signed byte for byte; nothing here re-serialises it. Parsing runs SPEC §2.1
+An exe0 token is ``exe0.<base64url payload>.<base64url SSHSIG blob>`` (docs/tokens.md#exe0-layout). The
+payload is signed byte for byte; nothing here re-serialises it. Parsing runs docs/tokens.md#validation
 steps 1–15 in order and the first failing step decides the message; verification adds
 the claim steps 16–17 and the key steps 18–19. The clock and the key store are passed
 in (``now``, ``lookup``), so this module stays pure.
@@ -64,10 +64,10 @@ __all__ = [
     "verify_signature",
 ]
 
-MAX_TOKEN_BYTES: Final = 8192  # SPEC §2.1 step 1
+MAX_TOKEN_BYTES: Final = 8192  # docs/tokens.md#validation step 1
 EXE0_PREFIX: Final = "exe0."
 EXE1_PREFIX: Final = "exe1."
-# SPEC §4.1: the commands a token without ``cmds`` may run, in this order.
+# docs/permissions.md#token-cmds: the commands a token without ``cmds`` may run, in this order.
 DEFAULT_CMDS: Final[tuple[str, ...]] = (
     "help",
     "ls",
@@ -77,14 +77,14 @@ DEFAULT_CMDS: Final[tuple[str, ...]] = (
     "share show",
     "exe0-to-exe1",
 )
-KNOWN_FIELDS: Final = frozenset({"exp", "nbf", "cmds", "ctx"})  # SPEC §2.1 step 9
-# SPEC §2.1 steps 10–11: 2000-01-01T00:00:00Z to 2100-01-01T00:00:00Z inclusive.
+KNOWN_FIELDS: Final = frozenset({"exp", "nbf", "cmds", "ctx"})  # docs/tokens.md#validation step 9
+# docs/tokens.md#validation steps 10–11: 2000-01-01T00:00:00Z to 2100-01-01T00:00:00Z inclusive.
 MIN_CLAIM_TIME: Final = 946684800
 MAX_CLAIM_TIME: Final = 4102444800
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
-# SPEC §2.1 messages, by step.
+# docs/tokens.md#validation messages, by step.
 _MSG_SIZE = "invalid token: exceeds maximum size"
 _MSG_PREFIX = "invalid token format: missing exe0. prefix"
 _MSG_LAYOUT = "invalid token format: expected exe0.<payload>.<sigblob>"
@@ -100,7 +100,7 @@ _MSG_SIG_B64 = "invalid token: signature is not valid base64url"
 
 
 def _b64url_to_std_table() -> bytes:
-    # SPEC §1.2: RFC 4648 §5 alphabet, no padding. One translation both maps the URL-safe
+    # docs/tokens.md#base64url: RFC 4648 §5 alphabet, no padding. One translation both maps the URL-safe
     # alphabet onto the standard one and turns every other byte (``+``, ``/``, ``=``,
     # whitespace, ...) into ``!``, which the strict decoder refuses.
     table = bytearray(b"!" * 256)
@@ -114,12 +114,12 @@ def _b64url_to_std_table() -> bytes:
 _B64URL_TO_STD = _b64url_to_std_table()
 _STD_TO_B64URL = bytes.maketrans(b"+/", b"-_")
 _B64_PAD = (b"", b"", b"==", b"=")  # by len % 4; a remainder of 1 is refused before this
-# SPEC §1.9: exe1 body of 20–40 upper-case RFC 4648 base32 characters.
+# docs/tokens.md#exe1-tokens: exe1 body of 20–40 upper-case RFC 4648 base32 characters.
 _EXE1 = re.compile(r"exe1\.[A-Z2-7]{20,40}")
 
 
 def b64url_decode(part: str) -> bytes:
-    """Decode SPEC §1.2 base64url: alphabet only, no padding, unused trailing bits ignored.
+    """Decode docs/tokens.md#base64url base64url: alphabet only, no padding, unused trailing bits ignored.
 
     Raises :class:`ValueError` for anything else (``len % 4 == 1`` included). ``""`` is
     valid and decodes to ``b""``.
@@ -131,7 +131,7 @@ def b64url_decode(part: str) -> bytes:
     except UnicodeEncodeError:
         raise ValueError("not valid base64url: non-ASCII character") from None
     # Strict mode refuses the "!" that stands for any character outside the alphabet and
-    # still ignores unused trailing bits, as SPEC §1.2 requires. binascii.Error is a
+    # still ignores unused trailing bits, as docs/tokens.md#base64url requires. binascii.Error is a
     # ValueError.
     return binascii.a2b_base64(
         raw.translate(_B64URL_TO_STD) + _B64_PAD[len(part) % 4], strict_mode=True
@@ -139,16 +139,16 @@ def b64url_decode(part: str) -> bytes:
 
 
 def b64url_encode(data: bytes) -> str:
-    """Canonical unpadded base64url (SPEC §1.2, what encoders must emit)."""
+    """Canonical unpadded base64url (docs/tokens.md#base64url, what encoders must emit)."""
     return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_STD_TO_B64URL).decode()
 
 
 @dataclass(frozen=True, slots=True, init=False)
 class Permissions:
-    """The validated claims of a payload (SPEC §2.2, §3, §4.1).
+    """The validated claims of a payload (docs/tokens.md#strict-json, docs/tokens.md#claims, docs/permissions.md#token-cmds).
 
     ``exp``/``nbf``/``cmds`` are ``None`` when absent or ``null``. ``ctx_raw`` is the raw
-    text of the ``ctx`` value as written in the payload (SPEC §8.7); ``has_ctx`` is true
+    text of the ``ctx`` value as written in the payload (docs/proxy.md#what-the-upstream-receives); ``has_ctx`` is true
     whenever the member is present, even with the value ``null``.
     """
 
@@ -176,11 +176,11 @@ class Permissions:
 
     @property
     def effective_cmds(self) -> tuple[str, ...]:
-        """SPEC §4.1: the token's list, or the default list when ``cmds`` is absent."""
+        """docs/permissions.md#token-cmds: the token's list, or the default list when ``cmds`` is absent."""
         return DEFAULT_CMDS if self.cmds is None else self.cmds
 
     def allows(self, command_name: str) -> bool:
-        """SPEC §4.1: exact match of a resolved command name; ``[]`` permits nothing."""
+        """docs/permissions.md#token-cmds: exact match of a resolved command name; ``[]`` permits nothing."""
         return command_name in self.effective_cmds
 
 
@@ -191,7 +191,7 @@ _set_exp, _set_nbf, _set_cmds, _set_ctx_raw, _set_has_ctx = (
 
 @dataclass(frozen=True, slots=True, init=False)
 class ParsedToken:
-    """An exe0 token that passed SPEC §2.1 steps 1–15 (not yet verified)."""
+    """An exe0 token that passed docs/tokens.md#validation steps 1–15 (not yet verified)."""
 
     token: str
     payload: bytes
@@ -216,7 +216,7 @@ class ParsedToken:
 
     @property
     def fingerprint(self) -> str:
-        """SPEC §1.7 fingerprint of the signing key in the blob, without ``SHA256:``."""
+        """docs/tokens.md#fingerprints fingerprint of the signing key in the blob, without ``SHA256:``."""
         return self.public_key.fingerprint
 
 
@@ -230,8 +230,8 @@ KeyLookup = Callable[[str], PublicKey | None]
 
 
 def validate_payload(payload: bytes) -> Permissions:
-    """SPEC §2.1 steps 5–13 on the decoded payload bytes; raises :class:`TokenFormatError`."""
-    # Step 5 (SPEC §2.2 whitespace set); the common case is decided by one byte each side.
+    """docs/tokens.md#validation steps 5–13 on the decoded payload bytes; raises :class:`TokenFormatError`."""
+    # Step 5 (docs/tokens.md#strict-json whitespace set); the common case is decided by one byte each side.
     if (payload[:1] != b"{" and payload.startswith(WHITESPACE_UTF8)) or (
         payload[-1:] != b"}" and payload.endswith(WHITESPACE_UTF8)
     ):
@@ -255,7 +255,7 @@ def validate_payload(payload: bytes) -> Permissions:
     has_ctx = False
     for name, value in obj.items():
         if name == "exp" or name == "nbf":
-            # SPEC §2.2 "Strict integers": null, or an integer literal within int64. The
+            # docs/tokens.md#strict-json "Strict integers": null, or an integer literal within int64. The
             # scanner yields float for fractions and exponents; bool is excluded by type.
             if value is not None and (
                 type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX
@@ -278,7 +278,7 @@ def validate_payload(payload: bytes) -> Permissions:
         else:
             raise TokenFormatError(f"invalid token: unknown field {quote(name)}", 9)
     if has_ctx:
-        # The raw text of ctx is forwarded verbatim (SPEC §8.7); only then is the top
+        # The raw text of ctx is forwarded verbatim (docs/proxy.md#what-the-upstream-receives); only then is the top
         # level walked member by member.
         ctx_raw = next(
             raw for name, _, raw in parse_object_members(payload.decode()) if name == "ctx"
@@ -293,7 +293,7 @@ def validate_payload(payload: bytes) -> Permissions:
 
 
 def parse_exe0(token: str) -> ParsedToken:
-    """SPEC §2.1 steps 1–15, in order; raises :class:`TokenFormatError` with the exact text.
+    """docs/tokens.md#validation steps 1–15, in order; raises :class:`TokenFormatError` with the exact text.
 
     Step 15 failures are :class:`MalformedSignatureError`. Nothing is verified here.
     """
@@ -315,7 +315,7 @@ def parse_exe0(token: str) -> ParsedToken:
         blob = b64url_decode(signature_part)  # step 14
     except ValueError:
         raise TokenFormatError(_MSG_SIG_B64, 14) from None
-    sig = parse_sshsig(blob)  # step 15 (SPEC §1.3)
+    sig = parse_sshsig(blob)  # step 15 (docs/tokens.md#sshsig-blob)
     try:
         public_key = embedded_public_key(sig.public_key)
     except PublicKeyError as exc:  # parse_sshsig vets the key; keep the step-15 contract
@@ -324,7 +324,7 @@ def parse_exe0(token: str) -> ParsedToken:
 
 
 def check_claims(perms: Permissions, now: int, *, check_nbf: bool = True) -> None:
-    """SPEC §3 (steps 16–17): ``exp`` first, then ``nbf`` unless ``check_nbf`` is false.
+    """docs/tokens.md#claims (steps 16–17): ``exp`` first, then ``nbf`` unless ``check_nbf`` is false.
 
     ``exp < now`` is expired and ``nbf > now`` is not yet valid; equality is valid. The
     trade exception of ``exe0-to-exe1`` passes ``check_nbf=False``.
@@ -336,15 +336,15 @@ def check_claims(perms: Permissions, now: int, *, check_nbf: bool = True) -> Non
 
 
 def verify_signature(parsed: ParsedToken, key: PublicKey, namespace: str) -> bool:
-    """SPEC §1.4: the blob's key is ``key``, its namespace is ``namespace``, and it verifies."""
+    """docs/tokens.md#signed-data: the blob's key is ``key``, its namespace is ``namespace``, and it verifies."""
     return _sshsig.verify(parsed.sshsig, parsed.payload, namespace, key)
 
 
 def verify_exe0(token: str, namespace: str, lookup: KeyLookup, now: int) -> ParsedToken:
-    """SPEC §2.1 steps 1–19: parse, claims, registered key, signature.
+    """docs/tokens.md#validation steps 1–19: parse, claims, registered key, signature.
 
     Steps 18–19 raise :class:`TokenVerificationError` (``invalid token``; the reason is
-    kept on the exception for diagnostics). A registered key outside the SPEC §11.3 limits
+    kept on the exception for diagnostics). A registered key outside the docs/security.md#key-limits limits
     counts as not registered (step 18). Step 20 (owner lock-out) is the caller's.
     """
     parsed = parse_exe0(token)
@@ -362,7 +362,7 @@ def verify_exe0(token: str, namespace: str, lookup: KeyLookup, now: int) -> Pars
 def mint_exe0(payload: bytes, signer: Signer, namespace: str, *, validate: bool = True) -> str:
     """Sign ``payload`` (SSHSIG, ``sha512``) under ``namespace`` and build the exe0 token.
 
-    With ``validate`` (the default) the payload must pass SPEC §2.1 steps 5–13 and the
+    With ``validate`` (the default) the payload must pass docs/tokens.md#validation steps 5–13 and the
     token must fit step 1, so no unusable token is ever produced; tests that need broken
     tokens pass ``validate=False``.
     """
@@ -376,16 +376,16 @@ def mint_exe0(payload: bytes, signer: Signer, namespace: str, *, validate: bool 
 
 
 def is_well_formed_exe1(token: str) -> bool:
-    """SPEC §1.9: ``exe1.`` and 20–40 characters of ``A–Z2–7``."""
+    """docs/tokens.md#exe1-tokens: ``exe1.`` and 20–40 characters of ``A–Z2–7``."""
     return _EXE1.fullmatch(token) is not None
 
 
-# --- building payloads (SPEC A.4, §6.6.16 step 4) ---------------------------------------
+# --- building payloads (docs/client.md#sshmint-mint, docs/ssh.md#ssh-key-generate-api-key step 4) ---------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class RawJSON:
-    """A JSON value to be emitted exactly as written (the ``ctx`` text, SPEC A.4)."""
+    """A JSON value to be emitted exactly as written (the ``ctx`` text, docs/client.md#sshmint-mint)."""
 
     text: str
 
@@ -430,20 +430,20 @@ def build_payload(
     cmds: Sequence[str] | _Keep | None = KEEP,
     ctx_text: str | _Keep | None = KEEP,
 ) -> bytes:
-    """The payload ``sshmint mint`` signs (SPEC A.4).
+    """The payload ``sshmint mint`` signs (docs/client.md#sshmint-mint).
 
     ``perms_text`` is the starting object (``--perms``); ``exp``/``nbf``/``cmds``/``ctx_text``
     set a member, ``None`` removes it (``--exp never``), :data:`KEEP` leaves it alone. With
     only ``perms_text`` its bytes are used verbatim; otherwise the payload is re-emitted
     compactly in the order ``exp``, ``nbf``, ``cmds``, ``ctx`` with the ``ctx`` text copied
-    verbatim; with nothing at all it is ``{}``. The result passes SPEC §2.1 steps 5–13, or
+    verbatim; with nothing at all it is ``{}``. The result passes docs/tokens.md#validation steps 5–13, or
     :class:`TokenFormatError` carries the message of the failing step.
     """
     overridden = any(v is not KEEP for v in (exp, nbf, cmds, ctx_text))
     base = Permissions()
     if perms_text is not None:
         verbatim = _utf8(perms_text)
-        base = validate_payload(verbatim)  # --perms must itself pass SPEC §2.2
+        base = validate_payload(verbatim)  # --perms must itself pass docs/tokens.md#strict-json
         if not overridden:
             return verbatim
     elif not overridden:

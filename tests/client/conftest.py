@@ -138,7 +138,7 @@ def live_user(live_server: SSHMintServer, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture
 def account(live_server: SSHMintServer, live_user: LiveAccount, tmp_path: Path) -> LiveAccount:
-    """A fresh ed25519 key of ``live_user`` (so a fresh rate-limit bucket, SPEC §7), made by
+    """A fresh ed25519 key of ``live_user`` (so a fresh rate-limit bucket, docs/http-api.md#post-exec), made by
     the real ssh-keygen and registered with ``ssh-key add`` over ``/exec``."""
     key = _new_key(tmp_path)
     line = Path(f"{key}.pub").read_text().strip()

@@ -1,6 +1,6 @@
 """``sshmint exec --pretty``: text for people instead of the JSON body (the issue's "no
 human-readable output option"), with the real CLI against a live server. Without the flag
-the body is printed as received (SPEC A.7), terminal or not.
+the body is printed as received (docs/client.md#sshmint-exec), terminal or not.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def test_without_pretty_the_body_is_printed_as_received_even_on_a_terminal(
     live_server, account: LiveAccount
 ) -> None:
     """The default does not depend on the terminal: a command tried by hand prints what a
-    script would get (SPEC A.7)."""
+    script would get (docs/client.md#sshmint-exec)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSHMINT_")}
     env.pop("SSH_AUTH_SOCK", None)
     argv = [SSHMINT, "exec", "--url", live_server.http_url, "--key", str(account.key), "whoami"]

@@ -1,4 +1,4 @@
-"""SSHMintAuth with keys held by a real ``ssh-agent`` (SPEC A.4: ``--key KEY.pub``, ``--agent``).
+"""SSHMintAuth with keys held by a real ``ssh-agent`` (docs/client.md#sshmint-mint: ``--key KEY.pub``, ``--agent``).
 
 Tokens are cross-checked with the real ``ssh-keygen -Y verify``.
 """
@@ -20,7 +20,7 @@ from sshmint.token import b64url_decode
 
 
 def ssh_keygen_verifies(token: str, pub: Path, namespace: str, tmp_path: Path) -> bool:
-    """``ssh-keygen -Y verify`` on the token's payload and signature blob (SPEC §1.10 reversed)."""
+    """``ssh-keygen -Y verify`` on the token's payload and signature blob (docs/tokens.md#minting-offline reversed)."""
     _, payload_part, sig_part = token.split(".", 2)
     sig_file = tmp_path / "token.sig"
     sig_file.write_text(armor(b64url_decode(sig_part)))

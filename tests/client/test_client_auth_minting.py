@@ -25,7 +25,7 @@ from sshmint.token import b64url_decode, verify_exe0
 
 
 def verify(token: str, namespace: str, key: PublicKey, now: float) -> bytes:
-    """The payload of ``token`` after full SPEC §2.1 validation under ``namespace``."""
+    """The payload of ``token`` after full docs/tokens.md#validation validation under ``namespace``."""
     parsed = verify_exe0(
         token, namespace, lambda fp: key if fp == key.fingerprint else None, int(now)
     )

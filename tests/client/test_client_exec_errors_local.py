@@ -1,4 +1,4 @@
-"""Client error mapping for answers that a live server rarely gives (SPEC §7: 504, 5xx),
+"""Client error mapping for answers that a live server rarely gives (docs/http-api.md#post-exec: 504, 5xx),
 for responses of a foreign shape, and for connection failures, using tiny loopback servers.
 
 The statuses a live ``sshmint serve`` produces are checked against it in ``test_live.py``.

@@ -111,8 +111,8 @@ def test_vm_host_is_repeatable(key, pub) -> None:
     [
         "protocol=https\nhost=github.com\n\n",
         "protocol=https\nhost=example.com\n\n",  # the vm-host itself: the API host, no VM
-        "protocol=https\nhost=a.b.example.com\n\n",  # a label with a dot is no VM (SPEC §8.1)
-        "protocol=https\nhost=bad_name.example.com\n\n",  # not a VM name (SPEC §5.6)
+        "protocol=https\nhost=a.b.example.com\n\n",  # a label with a dot is no VM (docs/proxy.md#host-routing)
+        "protocol=https\nhost=bad_name.example.com\n\n",  # not a VM name (docs/accounts.md#vms)
         "protocol=ssh\nhost=myvm.example.com\n\n",
         "protocol=https\n\n",
         "\n",

@@ -1,8 +1,8 @@
 """git clone and push through the VM proxy, authenticated only by ``sshmint git-credential``.
 
 Real parts throughout: ``sshmint serve``, the real git client (libcurl), the helper run by
-git, and ``git http-backend`` as the VM's upstream. SPEC §8.4 (Basic password as token),
-§8.6 (private VM), §8.7 (token never reaches the upstream).
+git, and ``git http-backend`` as the VM's upstream. docs/proxy.md#credentials (Basic password as token),
+docs/proxy.md#access-rules (private VM), docs/proxy.md#what-the-upstream-receives (token never reaches the upstream).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_git_clone_and_push_through_the_proxy_with_only_the_credential_helper(
     pushed = git("--git-dir", str(git_backend.repo), "log", "-1", "--format=%s", "main")
     assert pushed.strip() == "through the proxy"
 
-    # The upstream saw the proxy's identity and never a token (SPEC §8.7).
+    # The upstream saw the proxy's identity and never a token (docs/proxy.md#what-the-upstream-receives).
     authenticated = [r for r in git_backend.requests if "X-ExeDev-Email" in r]
     assert authenticated and {r["X-ExeDev-Email"] for r in authenticated} == {account.email}
     assert any(

@@ -1,5 +1,5 @@
 """The Python client against a live ``sshmint serve``: httpx (sync, async) and requests auth,
-token refresh, and every ``POST /exec`` error status the server produces (SPEC §7)."""
+token refresh, and every ``POST /exec`` error status the server produces (docs/http-api.md#post-exec)."""
 
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ def test_s7_429_after_the_burst_of_60_raises_rate_limited(
 def test_vm_token_reaches_the_upstream_through_the_proxy_without_the_token(
     live_server, account: LiveAccount, echo_server: LoopbackServer
 ) -> None:
-    """SPEC §8.4-8.7: a VM token via SSHMintAuth(vm=...) authenticates; the upstream sees the
+    """docs/proxy.md#credentials: a VM token via SSHMintAuth(vm=...) authenticates; the upstream sees the
     identity headers and never the token."""
     with Client(live_server.http_url, auth=SSHMintAuth(key=account.key)) as client:
         vm = "c" + uuid.uuid4().hex[:10]

@@ -10,13 +10,13 @@ authenticator's part of OpenSSH PROTOCOL.u2f with an ordinary software key:
        sk-ecdsa-sha2-nistp256@openssh.com:  string type, string "nistp256", string Q, string application
 
    (``Q`` is the uncompressed SEC1 point; ``application`` defaults to ``"ssh:"``.)
-2. Signature over ``data`` (for SSHSIG, ``data`` is the SPEC §1.4 signed data): the
+2. Signature over ``data`` (for SSHSIG, ``data`` is the docs/tokens.md#signed-data signed data): the
    authenticator signs ``SHA256(application) || flags || uint32 counter || SHA256(data)``
    - Ed25519 over those bytes, ECDSA P-256 with SHA-256 over them - and the SSH
    signature is ``string format, string sigblob, byte flags, uint32 counter`` where the
    ECDSA sigblob is ``mpint r, mpint s``.
 
-Flags default to ``0x01`` (user present); tests also clear it, since neither SPEC §1.5
+Flags default to ``0x01`` (user present); tests also clear it, since neither docs/tokens.md#key-and-signature-types
 nor ``ssh-keygen -Y verify`` requires it. Because the real ``ssh-keygen`` accepts these
 signatures, they are faithful vectors rather than a private reading of the protocol.
 """

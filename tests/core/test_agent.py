@@ -1,4 +1,4 @@
-"""ssh-agent client (SPEC A.4 ``--key KEY.pub`` / ``--agent``) against a real ssh-agent."""
+"""ssh-agent client (docs/client.md#sshmint-mint ``--key KEY.pub`` / ``--agent``) against a real ssh-agent."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def running_agent(directory: Path) -> Iterator[Agent]:
 def agent(tmp_path_factory: pytest.TempPathFactory, ssh_keygen_key: KeyFactory) -> Iterator[Agent]:
     directory = tmp_path_factory.mktemp("agent")
     # The Ed25519 key goes in with a certificate beside it, so ssh-add loads both; the
-    # certificate identity is not a SPEC §1.5 key and must be skipped.
+    # certificate identity is not a docs/tokens.md#key-and-signature-types key and must be skipped.
     ed_source = ssh_keygen_key("ed25519")
     ed = directory / "id_ed25519"
     shutil.copy(ed_source, ed)
@@ -107,7 +107,7 @@ def test_a4_agent_signature_verifies_with_ssh_keygen(
     sig = parse_sshsig(blob)
     assert verify(sig, DATA, NS, pub)
     if pub.key_type == "ssh-rsa":
-        assert sig.signature_format == "rsa-sha2-512"  # SPEC §1.5
+        assert sig.signature_format == "rsa-sha2-512"  # docs/tokens.md#key-and-signature-types
     line = Path(f"{agent.key_files[index]}.pub").read_text()
     result = keygen_verify(tmp_path, line, NS, DATA, armor(blob))
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,4 @@
-"""The programs' traps closed (SPEC §13.6, R172, R173), run as a shell runs them: the
+"""The programs' traps closed (docs/client.md#client-programs, R172, R173), run as a shell runs them: the
 installed ``sshmint``, ``python -m sshmint``, real ``ssh-keygen`` keys and real ``git``.
 """
 
@@ -97,7 +97,7 @@ def test_r172_python_m_sshmint_behaves_as_sshmint(key: Path) -> None:
         ([], True),
         (["--cmds", "whoami"], True),
         (["--perms", '{"cmds":["ls"]}'], True),
-        (["--perms", '{"exp":null}'], True),  # null is "no expiry" (SPEC §3)
+        (["--perms", '{"exp":null}'], True),  # null is "no expiry" (docs/tokens.md#claims)
         (["--exp", "never"], False),  # deliberate
         (["--perms", '{"exp":4000000000}', "--exp", "never"], False),
         (["--exp", "1h"], False),
@@ -149,7 +149,7 @@ def test_r173_verify_names_the_signing_key_when_it_is_not_the_given_one(
         "",
         f"signed by {fingerprint(key)}, not by the given key\n",
     )
-    # Wrong key and wrong namespace: the key is named first (SPEC §2.1 order, step 18).
+    # Wrong key and wrong namespace: the key is named first (docs/tokens.md#validation order, step 18).
     both = sshmint("verify", token, "--namespace", "v0@x", "--key", f"{other_key}.pub")
     assert both.stderr == f"signed by {fingerprint(key)}, not by the given key\n"
 

@@ -1,4 +1,4 @@
-"""``sshmint mint``, ``inspect``, ``verify`` (SPEC A.3–A.6) with real keys, a real ssh-agent
+"""``sshmint mint``, ``inspect``, ``verify`` (docs/client.md#shared-behaviour) with real keys, a real ssh-agent
 and the real ``ssh-keygen -Y verify`` as the judge of minted tokens.
 
 Most cases run in-process through click's ``CliRunner``; a few run the installed
@@ -36,7 +36,7 @@ KeyFactory = Callable[..., Path]
 
 def cli(*args: str, env: dict[str, str | None] | None = None, input: str | None = None) -> Result:
     result = CliRunner().invoke(main, list(args), env=env, input=input)
-    # SPEC A.3: never a traceback; only click's own exits.
+    # docs/client.md#shared-behaviour: never a traceback; only click's own exits.
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result
 
@@ -60,7 +60,7 @@ NEVER_EXPIRES = "warning: this token never expires; pass --exp to limit its life
 
 def mint_ok(*args: str, env: dict[str, str | None] | None = None) -> str:
     """Mint through the CLI; stderr is empty, or the never-expires warning exactly when the
-    token has no ``exp`` and ``--exp`` was not given (SPEC §13.6)."""
+    token has no ``exp`` and ``--exp`` was not given (docs/client.md#client-programs)."""
     result = cli("mint", *args, env=env)
     assert result.exit_code == 0, result.stderr
     token = result.stdout
@@ -129,7 +129,7 @@ def keygen_verify(
         )
 
 
-# --- mint (SPEC A.4) ---------------------------------------------------------------------
+# --- mint (docs/client.md#sshmint-mint) ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["ed25519", "ecdsa", "rsa"])
@@ -326,7 +326,7 @@ def test_a4_unreadable_or_unusable_key_file_fails(tmp_path: Path) -> None:
     failure(cli("mint", "--key", str(junk)), f"key {junk} is not an OpenSSH or PEM private key")
 
 
-# --- mint through ssh-agent (SPEC A.4) ------------------------------------------------
+# --- mint through ssh-agent (docs/client.md#sshmint-mint) ------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -399,7 +399,7 @@ def test_a4_installed_command_mints_through_the_agent(keys: dict[str, Path], age
     assert keygen_verify(token, keys["ed25519"]).returncode == 0
 
 
-# --- inspect (SPEC A.5) ------------------------------------------------------------------
+# --- inspect (docs/client.md#sshmint-inspect) ------------------------------------------------------------------
 
 
 def test_r153_inspect_json_shape(keys: dict[str, Path]) -> None:
@@ -472,7 +472,7 @@ def test_a5_inspect_exe1() -> None:
     assert bad.stderr == "not a well-formed exe1 token\n"
 
 
-# --- verify (SPEC A.6) -------------------------------------------------------------------
+# --- verify (docs/client.md#sshmint-verify) -------------------------------------------------------------------
 
 
 def test_r154_verify_valid_token(keys: dict[str, Path]) -> None:

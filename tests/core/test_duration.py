@@ -1,4 +1,4 @@
-"""Durations (SPEC §6.6.16) and client WHEN values (SPEC A.4)."""
+"""Durations (docs/ssh.md#ssh-key-generate-api-key) and client WHEN values (docs/client.md#sshmint-mint)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ed25519 verification backends (SPEC §1.4, §1.5) against the real OpenSSH.
+"""Ed25519 verification backends (docs/tokens.md#signed-data, docs/tokens.md#key-and-signature-types) against the real OpenSSH.
 
 sshmint checks Ed25519 signatures with libsodium (PyNaCl) and falls back to
 ``cryptography`` (OpenSSL) when PyNaCl is missing (``sshmint.keys``). Both are compared
@@ -217,7 +217,7 @@ class EdgeCase:
 
     @property
     def signed_data(self) -> bytes:
-        """SPEC §1.4: what the SSH signature covers."""
+        """docs/tokens.md#signed-data: what the SSH signature covers."""
         return signed_data(NS.encode(), "sha512", self.payload)
 
     @property
@@ -276,7 +276,7 @@ def edge_cases() -> dict[str, EdgeCase]:
         openssh, crypto, sodium = verdicts
         cases[name] = EdgeCase(public, sigblob, p, openssh, crypto, sodium)
 
-    # A real signature and its malleations (SPEC §1.5 ssh-ed25519).
+    # A real signature and its malleations (docs/tokens.md#key-and-signature-types ssh-ed25519).
     p0 = payload(0)
     public, honest = rfc8032_sign(SEED, message_of(p0))
     r_bytes, s = honest[:32], int.from_bytes(honest[32:], "little")
@@ -402,13 +402,13 @@ def openssh_accepts(case: EdgeCase, tmp: Path) -> bool:
 
 
 def ssh_keygen_token(key: Path, body: bytes) -> str:
-    """SPEC §1.10: an exe0 token whose signature comes from the real ``ssh-keygen -Y sign``."""
+    """docs/tokens.md#minting-offline: an exe0 token whose signature comes from the real ``ssh-keygen -Y sign``."""
     blob = dearmor(keygen_sign(key, NS, body))
     return f"exe0.{b64url_encode(body)}.{b64url_encode(blob)}"
 
 
 def real_signer_shape(sigblob: bytes, public: bytes) -> bool:
-    """What every RFC 8032 signer produces: S < L (§5.1.6 step 6 reduces it), and R and
+    """What every RFC 8032 signer produces: S < L (docs/accounts.md#users step 6 reduces it), and R and
     A of large order (they are multiples of B by a nonce and a secret scalar)."""
     return (
         int.from_bytes(sigblob[32:], "little") < L
@@ -467,7 +467,7 @@ def test_s15_edge_case_never_accepted_when_openssh_refuses(name: str, tmp_path: 
     # The recorded table (module docstring).
     assert (openssh, crypto, sodium) == (case.openssh, case.cryptography, case.libsodium)
     # sshmint end to end: SSHSIG parsing (the blob is well-formed) and verification with
-    # the blob's key registered (SPEC §2.1 steps 15-19).
+    # the blob's key registered (docs/tokens.md#validation steps 15-19).
     key = public_key_from_blob(case.key_blob)
     assert key.verify(parse_sshsig(case.sshsig_blob).signature, case.signed_data) is sodium
     try:
@@ -582,7 +582,7 @@ def test_s15_ssh_keygen_signatures_of_random_messages_agree(
 @pytest.mark.parametrize("kind", ["ssh-ed25519", "ecdsa", "rsa", "sk-ssh-ed25519"])
 def test_s13_ed25519_shaped_signature_field_is_judged_as_by_the_full_parser(kind: str) -> None:
     """parse_sshsig reads a well-formed ssh-ed25519 signature field in one comparison;
-    that shortcut must not skip a SPEC §1.3 rule for other key types (RSA: malformed)."""
+    that shortcut must not skip a docs/tokens.md#sshsig-blob rule for other key types (RSA: malformed)."""
     key: PublicKey
     if kind == "ssh-ed25519":
         key = generate_ed25519().public_key
@@ -597,7 +597,7 @@ def test_s13_ed25519_shaped_signature_field_is_judged_as_by_the_full_parser(kind
     if kind == "rsa":
         with pytest.raises(MalformedSignatureError):
             parse_sshsig(blob)
-    else:  # well-formed, and a bad signature (SPEC §1.5: format mismatch or invalid)
+    else:  # well-formed, and a bad signature (docs/tokens.md#key-and-signature-types: format mismatch or invalid)
         sig = parse_sshsig(blob)
         assert sig.signature == field and sig.key == key
         assert not verify(sig, b"{}", NS, key)

@@ -1,12 +1,12 @@
 """Short runs of the permanent fuzz and differential harness (``fuzz/``; ``make fuzz`` runs
 it long).
 
-- SPEC §2.1 / §1.3 / §11.3: 20,000 mutated tokens through the library and the server's
+- docs/tokens.md#validation / docs/tokens.md#sshsig-blob / docs/security.md#key-limits: 20,000 mutated tokens through the library and the server's
   one authentication path (``authenticate`` as /exec and the proxy call it, and
   ``check_trade``, on a real SQLite store): nothing but a token error ever escapes,
   nothing verifies whose signed bytes changed, and library and server give the same
   answer.
-- SPEC §1.4 / §1.5: 500+ signatures over every key type compared with ``ssh-keygen -Y
+- docs/tokens.md#signed-data / docs/tokens.md#key-and-signature-types: 500+ signatures over every key type compared with ``ssh-keygen -Y
   verify``: sshmint may only ever be stricter.
 
 The seed is random per run and printed on failure (``SSHMINT_FUZZ_SEED=N`` fixes it);
@@ -29,7 +29,7 @@ from sshmint import sshsig
 
 SHORT_RUN_TOKENS = 20_000
 SIGNATURES_PER_KEY = 64  # 9 signers (RSA twice, with each format): 576 signatures
-# Every step of SPEC §2.1 that can fail on its own (12 is caught by 9 first).
+# Every step of docs/tokens.md#validation that can fail on its own (12 is caught by 9 first).
 REACHABLE_STEPS = {*range(1, 12), *range(13, 20)}
 
 
@@ -41,7 +41,7 @@ def seed() -> int:
 def test_s21_mutated_tokens_raise_only_token_errors_and_never_verify_changed_bytes(
     seed: int, tmp_path: Path
 ) -> None:
-    """§2.1, §1.3, §11.3: the library and Authenticator.authenticate on 20,000 mutated
+    """docs/tokens.md#validation, docs/tokens.md#sshsig-blob, docs/security.md#key-limits: the library and Authenticator.authenticate on 20,000 mutated
     tokens (text, payload and SSHSIG mutations of tokens by all seven key types and by an
     RSA key outside the limits stored as an old version would have)."""
     report = fuzz(seed, tmp_path, SHORT_RUN_TOKENS)
@@ -55,7 +55,7 @@ def test_s21_mutated_tokens_raise_only_token_errors_and_never_verify_changed_byt
 def test_fuzz_harness_reports_a_verifier_that_ignores_the_namespace_field(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The oracle can fail: with §1.4 rule 2 (namespace field) switched off, tokens whose
+    """The oracle can fail: with docs/tokens.md#signed-data rule 2 (namespace field) switched off, tokens whose
     namespace field was overridden verify, and the harness reports them, replayably."""
     real_verify = sshsig.verify
 
@@ -107,9 +107,9 @@ def test_fuzz_cases_are_replayable_from_seed_and_index() -> None:
 
 
 def test_s14_s15_sshmint_is_never_more_lenient_than_ssh_keygen(seed: int) -> None:
-    """§1.4/§1.5 against ``ssh-keygen -Y verify``: valid and mutated signatures by
+    """docs/tokens.md#signed-data/docs/tokens.md#key-and-signature-types against ``ssh-keygen -Y verify``: valid and mutated signatures by
     Ed25519, ECDSA P-256/384/521, RSA (rsa-sha2-256 and -512) and both sk types, plus
-    the RSA key outside §11.3, which only sshmint refuses."""
+    the RSA key outside docs/security.md#key-limits, which only sshmint refuses."""
     cases = make_cases(seed, SIGNATURES_PER_KEY)
     usable = [c for c in cases if c.key.name != "rsa-exponent-outside-limits"]
     assert len(usable) >= 500

@@ -1,4 +1,4 @@
-"""SPEC §11.3 key limits (R158) in the core: RSA modulus and public exponent, ECDSA points.
+"""docs/security.md#key-limits key limits (R158) in the core: RSA modulus and public exponent, ECDSA points.
 
 Keys that break a limit are built by overriding one number of a valid key: the public
 blob is written directly (``mpint e, mpint n``), and a usable private key with a huge
@@ -76,7 +76,7 @@ def refusal(line: str, tmp_path: Path) -> str:
 def test_r158_rsa_exponent_of_25_bits_or_more_is_refused_by_every_parser(
     e: int, tmp_path: Path
 ) -> None:
-    """R158 / §11.3: the exponent must be below 2^24, whichever path parses the key."""
+    """R158 / docs/security.md#key-limits: the exponent must be below 2^24, whichever path parses the key."""
     assert refusal(rsa_line(e), tmp_path) == TOO_LARGE.format(bits=e.bit_length())
     assert limit_violation(rsa_public_blob(e, modulus())) == TOO_LARGE.format(bits=e.bit_length())
 
@@ -129,7 +129,7 @@ def huge_exponent_key() -> rsa.RSAPrivateKey:
 def test_s113_token_of_a_key_outside_the_limits_is_well_formed_but_never_verifies(
     tmp_path: Path,
 ) -> None:
-    """§11.3: such a key, stored by an older version, counts as not registered (step 18).
+    """docs/security.md#key-limits: such a key, stored by an older version, counts as not registered (step 18).
 
     The token is a genuine one (ssh-keygen accepts its signature), it parses (step 15
     passes), and its signature is never checked: ``verify`` is false even though it is
@@ -181,7 +181,7 @@ def keygen_reads(line: str, tmp_path: Path) -> bool:
 def test_s113_ecdsa_point_must_lie_on_its_curve(
     bits: int, ssh_keygen_key: KeyFactory, tmp_path: Path
 ) -> None:
-    """§11.3: an off-curve point (one bit of y flipped), a compressed point and the point
+    """docs/security.md#key-limits: an off-curve point (one bit of y flipped), a compressed point and the point
     at infinity are refused, as ssh-keygen refuses them."""
     key_type, b64 = Path(f"{ssh_keygen_key('ecdsa', bits=bits)}.pub").read_text().split()[:2]
     blob = base64.b64decode(b64)

@@ -1,4 +1,4 @@
-"""SSH keys: SPEC §5.2 public key lines, §1.7 fingerprints, A.4 private key files."""
+"""SSH keys: docs/accounts.md#ssh-keys public key lines, docs/tokens.md#fingerprints fingerprints, A.4 private key files."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def public_error(line: str) -> PublicKeyError:
     return info.value
 
 
-# --- fingerprints (SPEC §1.7, R2) ---------------------------------------------------
+# --- fingerprints (docs/tokens.md#fingerprints, R2) ---------------------------------------------------
 
 
 def test_s17_fingerprint_equals_ssh_keygen(key_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_s17_sk_key_fingerprint_equals_ssh_keygen(kind: str, tmp_path: Path) -> 
     assert format_fingerprint(key.fingerprint) == keygen_fingerprint(pub)
 
 
-# --- public key lines (SPEC §5.2) ---------------------------------------------------
+# --- public key lines (docs/accounts.md#ssh-keys) ---------------------------------------------------
 
 
 def test_s52_line_fields_and_canonical_form(key_path: Path) -> None:
@@ -243,7 +243,7 @@ def test_s15_public_key_verify_never_raises(index: int, sigblob: bytes, tail: by
         assert PublicKey(key.key_type, key.blob[:-1]).verify(signature, b"data") is False
 
 
-# --- private keys (SPEC A.4) --------------------------------------------------------
+# --- private keys (docs/client.md#sshmint-mint) --------------------------------------------------------
 
 
 def test_a4_openssh_private_keys_load_and_match_their_pub(key_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The offline shell recipe of the user documentation (SPEC §1.10), run by bash exactly as
+"""The offline shell recipe of the user documentation (docs/tokens.md#minting-offline), run by bash exactly as
 written, produces tokens that sshmint parses and verifies (R1) — and, for deterministic
 key types, the very token ``sshmint mint`` produces.
 """
@@ -73,7 +73,7 @@ def test_r1_recipe_and_mint_produce_the_same_ed25519_token(
         result = CliRunner().invoke(main, ["mint", "--key", str(key), "--perms", permissions])
         assert result.exit_code == 0, result.stderr
         assert result.stdout == recipe_token(key, permissions) + "\n"
-        # A payload without exp is minted with the never-expires warning (SPEC §13.6).
+        # A payload without exp is minted with the never-expires warning (docs/client.md#client-programs).
         assert ("never expires" in result.stderr) == (permissions == "{}")
 
 

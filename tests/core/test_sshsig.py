@@ -1,4 +1,4 @@
-"""SSHSIG blobs (SPEC §1.3-1.6, PROTOCOL.sshsig) against the real ssh-keygen.
+"""SSHSIG blobs (docs/tokens.md#sshsig-blob, PROTOCOL.sshsig) against the real ssh-keygen.
 
 Malformed inputs are a valid blob with exactly one field overridden.
 """
@@ -44,7 +44,7 @@ DATA = b'{"exp":2000000000,"cmds":["whoami"]}'
 
 KeyFactory = Callable[..., Path]
 
-# (ssh-keygen -t, -b) for every type sshmint signs with (SPEC §1.5)
+# (ssh-keygen -t, -b) for every type sshmint signs with (docs/tokens.md#key-and-signature-types)
 SIGNABLE = [("ed25519", None), ("ecdsa", 256), ("ecdsa", 384), ("ecdsa", 521), ("rsa", 2048)]
 SIGNABLE_IDS = ["ed25519", "ecdsa256", "ecdsa384", "ecdsa521", "rsa2048"]
 
@@ -106,7 +106,7 @@ def malformed(blob: bytes) -> MalformedSignatureError:
     return info.value
 
 
-# --- interop with ssh-keygen (SPEC §1.3-1.6) ----------------------------------------
+# --- interop with ssh-keygen (docs/tokens.md#sshsig-blob) ----------------------------------------
 
 
 @pytest.mark.parametrize("hash_algorithm", ["sha512", "sha256"])
@@ -119,7 +119,7 @@ def test_s15_our_signature_verifies_with_ssh_keygen(
     assert verified.returncode == 0, verified.stderr
     checked = keygen_check_novalidate(tmp_path, NS, DATA, armored)
     assert checked.returncode == 0, checked.stderr
-    # and ssh-keygen agrees the namespace is part of it (§1.4 rule 2)
+    # and ssh-keygen agrees the namespace is part of it (docs/tokens.md#signed-data rule 2)
     assert keygen_verify(tmp_path, pub_line(key_path), "v0@evil.com", DATA, armored).returncode
 
 
@@ -165,7 +165,7 @@ def test_s13_reserved_field_is_ignored(ssh_keygen_key: KeyFactory, tmp_path: Pat
     assert keygen_check_novalidate(tmp_path, NS, DATA, armor(encode_sshsig(odd))).returncode == 0
 
 
-# --- malformed blobs (SPEC §1.3, R4, R5) --------------------------------------------
+# --- malformed blobs (docs/tokens.md#sshsig-blob, R4, R5) --------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +306,7 @@ def test_r5_genuine_sha1_rsa_signature_is_malformed(ssh_keygen_key: KeyFactory) 
 
 
 def test_s13_rsa_key_with_a_non_rsa_signature_format_is_malformed(rsa_sig: SSHSig) -> None:
-    # SPEC §1.3 names every format other than rsa-sha2-256/512 for an RSA key.
+    # docs/tokens.md#sshsig-blob names every format other than rsa-sha2-256/512 for an RSA key.
     relabelled = with_signature_format(rsa_sig.signature, b"ssh-ed25519")
     malformed(build_blob(dataclasses.replace(rsa_sig, signature=relabelled)))
 
@@ -340,7 +340,7 @@ def test_s13_oversized_blob_is_malformed(ed_sig: SSHSig) -> None:
     assert "too large" in malformed(encode_sshsig(huge)).detail
 
 
-# --- verification outcomes (SPEC §1.4, §1.5, R7, R9) --------------------------------
+# --- verification outcomes (docs/tokens.md#signed-data, docs/tokens.md#key-and-signature-types, R7, R9) --------------------------------
 
 
 def test_r7_s14_namespace_must_match(ed_sig: SSHSig, ssh_keygen_key: KeyFactory) -> None:
@@ -384,7 +384,9 @@ def test_s15_signature_format_not_matching_key_type_is_a_bad_signature(
     relabelled = dataclasses.replace(
         sig, signature=with_signature_format(sig.signature, foreign_format)
     )
-    parsed = parse_sshsig(encode_sshsig(relabelled))  # not malformed (SPEC §1.5)
+    parsed = parse_sshsig(
+        encode_sshsig(relabelled)
+    )  # not malformed (docs/tokens.md#key-and-signature-types)
     assert not verify(parsed, DATA, NS, load_public_key_file(f"{path}.pub"))
 
 
@@ -428,7 +430,7 @@ def test_s11_armor_round_trip_and_refusals(ed_sig: SSHSig) -> None:
             dearmor(bad)
 
 
-# --- security keys (SPEC §1.5, PROTOCOL.u2f) ------------------------------------------
+# --- security keys (docs/tokens.md#key-and-signature-types, PROTOCOL.u2f) ------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["ed25519", "ecdsa"])
@@ -478,7 +480,7 @@ def test_s15_sk_flags_counter_and_application_are_signed(kind: str, tmp_path: Pa
     assert keygen_check_novalidate(tmp_path, NS, DATA, armor(encode_sshsig(moved))).returncode
 
 
-# --- properties: nothing but MalformedSignatureError or False (SPEC §1.3, R10) ---------
+# --- properties: nothing but MalformedSignatureError or False (docs/tokens.md#sshsig-blob, R10) ---------
 
 
 def _ed25519_signer() -> Signer:
@@ -487,7 +489,7 @@ def _ed25519_signer() -> Signer:
 
 @functools.cache
 def valid_vectors() -> tuple[tuple[bytes, PublicKey], ...]:
-    """One valid (blob, registered key) per SPEC §1.5 type, made in-process."""
+    """One valid (blob, registered key) per docs/tokens.md#key-and-signature-types type, made in-process."""
     signers: list[Signer] = [
         _ed25519_signer(),
         PrivateKeySigner(ec.generate_private_key(ec.SECP256R1())),

@@ -1,4 +1,4 @@
-"""Strict JSON (SPEC §2.2): one object, no duplicate names at any depth, raw member texts."""
+"""Strict JSON (docs/tokens.md#strict-json): one object, no duplicate names at any depth, raw member texts."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_s8_7_raw_text_of_each_value_kind(raw: str) -> None:
     "text",
     [
         '{"a":1,"a":2}',
-        '{"a":1,"\\u0061":2}',  # SPEC §2.2: names compare after decoding escapes
+        '{"a":1,"\\u0061":2}',  # docs/tokens.md#strict-json: names compare after decoding escapes
         '{"c":{"a":1,"a":2}}',
         '{"c":{"a":{"b":1,"b":2}}}',
         '{"c":[{"x":1},{"y":[{"z":1,"z":1}]}]}',  # objects nested in arrays
@@ -133,7 +133,7 @@ def test_parse_value_accepts_any_single_value_and_rejects_trailing_data() -> Non
 def test_s0_quote_is_json_style() -> None:
     assert quote("foo") == '"foo"'
     assert quote('a"b\\c\n') == '"a\\"b\\\\c\\n"'
-    assert quote("é<>&") == '"é<>&"'  # UTF-8, not HTML-escaped (SPEC §0)
+    assert quote("é<>&") == '"é<>&"'  # UTF-8, not HTML-escaped (docs/README.md#conventions)
 
 
 def test_dumps_keeps_lone_surrogates_encodable() -> None:

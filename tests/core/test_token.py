@@ -1,4 +1,4 @@
-"""exe0/exe1 tokens: SPEC §1 wire format, §2 parsing order and messages, §3 claims, §4.1 cmds.
+"""exe0/exe1 tokens: docs/tokens.md#wire-format wire format, docs/tokens.md#validation parsing order and messages, docs/tokens.md#claims claims, docs/permissions.md#token-cmds cmds.
 
 Malformed tokens are built by overriding one field of a valid token signed by a real
 ``ssh-keygen`` key; every message is compared exactly.
@@ -119,7 +119,7 @@ def signature_part(token: str) -> str:
     return token.split(".", 2)[2]
 
 
-# --- SPEC §2.2 examples --------------------------------------------------------------
+# --- docs/tokens.md#strict-json examples --------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -295,7 +295,7 @@ def test_permissions_and_parsed_token_are_frozen_values(ed: PrivateKeySigner) ->
     assert dataclasses.replace(parsed, token="x").payload == parsed.payload == b"{}"
 
 
-# --- SPEC §8.7 / §2.2: ctx raw text and null members ---------------------------------
+# --- docs/proxy.md#what-the-upstream-receives / docs/tokens.md#strict-json: ctx raw text and null members ---------------------------------
 
 
 def test_s8_7_ctx_raw_text_is_the_exact_value_text(ed: PrivateKeySigner) -> None:
@@ -313,7 +313,7 @@ def test_s2_2_null_ctx_is_present_other_nulls_are_absent(ed: PrivateKeySigner) -
     assert (absent.has_ctx, absent.ctx_raw) == (False, None)
 
 
-# --- SPEC §2.1: every step with its message, in order --------------------------------
+# --- docs/tokens.md#validation: every step with its message, in order --------------------------------
 
 
 def test_r14_token_of_8193_bytes_is_rejected_before_the_prefix_check(ed: PrivateKeySigner) -> None:
@@ -521,7 +521,7 @@ def test_s2_1_exe0_e30_dot_fails_at_step_15() -> None:
     assert (failure.message, failure.step) == (MALFORMED, 15)
 
 
-# --- SPEC §3 claims -------------------------------------------------------------------
+# --- docs/tokens.md#claims claims -------------------------------------------------------------------
 
 
 def test_r37_exp_and_nbf_equal_to_now_are_valid() -> None:
@@ -573,7 +573,7 @@ def test_r28_exp_lower_bound_passes_parsing_then_fails_as_expired(ed: PrivateKey
     assert verify_exe0(upper, NS, lookup_for(ed.public_key), NOW).permissions.exp == 4102444800
 
 
-# --- SPEC §4.1 cmds -------------------------------------------------------------------
+# --- docs/permissions.md#token-cmds cmds -------------------------------------------------------------------
 
 
 def test_r41_default_cmds_exact_list_and_order() -> None:
@@ -607,7 +607,7 @@ def test_r44_cmds_match_exactly_without_parent_or_child_rule() -> None:
     assert Permissions(cmds=("whoami",)).allows("whoami")
 
 
-# --- SPEC §1.2 base64url, §1.9 exe1 ---------------------------------------------------
+# --- docs/tokens.md#base64url base64url, docs/tokens.md#exe1-tokens exe1 ---------------------------------------------------
 
 
 def test_s1_2_base64url_rules() -> None:
@@ -650,7 +650,7 @@ def test_r11_exe1_well_formedness(token: str, ok: bool) -> None:
     assert is_well_formed_exe1(token) is ok
 
 
-# --- signing and verification across key types (SPEC §1.3–1.7) ------------------------
+# --- signing and verification across key types (docs/tokens.md#sshsig-blob) ------------------------
 
 
 @pytest.mark.parametrize("kind", ["ed25519", "ecdsa", "rsa"])
@@ -661,7 +661,9 @@ def test_r2_mint_and_verify_each_key_type(
     token = mint_exe0(b'{"exp":2000000000,"cmds":["whoami"]}', signer, NS)
     parsed = verify_exe0(token, NS, lookup_for(signer.public_key), NOW)
     assert isinstance(parsed, ParsedToken)
-    assert parsed.sshsig.hash_algorithm == "sha512"  # SPEC §1.5: sshmint signs with sha512
+    assert (
+        parsed.sshsig.hash_algorithm == "sha512"
+    )  # docs/tokens.md#key-and-signature-types: sshmint signs with sha512
     assert parsed.public_key == signer.public_key
     assert verify_signature(parsed, signer.public_key, NS)
     assert not verify_signature(parsed, signer.public_key, "v0@other")
@@ -707,7 +709,7 @@ def test_mint_refuses_payloads_that_would_not_parse(ed: PrivateKeySigner) -> Non
     assert (info.value.message, info.value.step) == (SIZE, 1)
 
 
-# --- SPEC A.4 payload building ----------------------------------------------------------
+# --- docs/client.md#sshmint-mint payload building ----------------------------------------------------------
 
 
 def test_a4_payload_with_nothing_is_empty_object() -> None:

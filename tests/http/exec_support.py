@@ -1,4 +1,4 @@
-"""Helpers for the ``POST /exec`` tests: requests with curl and the checks of SPEC §7."""
+"""Helpers for the ``POST /exec`` tests: requests with curl and the checks of docs/http-api.md#post-exec."""
 
 from __future__ import annotations
 

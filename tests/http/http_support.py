@@ -176,7 +176,7 @@ def add_key(server: Any, holder: Account, key: Path, *flags: str) -> Account:
 
 
 def fingerprint_of(pub: Path) -> str:
-    """SPEC §1.7 fingerprint (no prefix) of a ``.pub`` file."""
+    """docs/tokens.md#fingerprints fingerprint (no prefix) of a ``.pub`` file."""
     blob = base64.b64decode(pub.read_text().split()[1])
     return base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
@@ -268,7 +268,7 @@ def via_proxy(
 
 
 def assert_proxy_error(reply: Reply, status: int, body: bytes) -> None:
-    """A proxy-generated error (SPEC §8.2): the status, ``<message>\\n``, plain text, nosniff."""
+    """A proxy-generated error (docs/proxy.md#order-of-processing): the status, ``<message>\\n``, plain text, nosniff."""
     assert (reply.status, reply.body) == (status, body), (reply.status, reply.body)
     assert reply.header("Content-Type") == "text/plain; charset=utf-8"
     assert reply.header("X-Content-Type-Options") == "nosniff"

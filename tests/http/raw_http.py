@@ -1,5 +1,5 @@
 """Raw-socket HTTP for the hardening tests: bytes no well-behaved client would send, slow
-clients, and the checks of SPEC §11.1 on a server's output.
+clients, and the checks of docs/security.md#secrets-never-logged on a server's output.
 
 - :func:`exchange` sends bytes and reads one response (``Content-Length`` framed, or up to
   the close); :func:`read_response` reads one from an open socket.
@@ -27,7 +27,7 @@ __all__ = [
     "secret_windows",
 ]
 
-WINDOW = 24  # SPEC §11.1: no 24 characters of a token's signature part or exe1 body
+WINDOW = 24  # docs/security.md#secrets-never-logged: no 24 characters of a token's signature part or exe1 body
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """``POST /exec`` authentication against a live ``sshmint serve`` on SQLite and PostgreSQL
-(SPEC §2–§5 as seen through /exec, R1–R40, R49–R50, R65–R67, R80–R89, R124).
+(docs/tokens.md#validation–docs/accounts.md#accounts-keys-and-vms as seen through /exec, R1–R40, R49–R50, R65–R67, R80–R89, R124).
 
 Tokens are made with the user page's ssh-keygen recipe; exe1 handles come from
 ``exe0-to-exe1`` and ``generate-api-key`` over the real OpenSSH client. One server per
@@ -165,7 +165,7 @@ def test_r49_r56_key_restrictions_apply_after_token_cmds(
     assert_error(
         post_exec(live, b"ls", token=token), 403, "command not allowed by SSH key permissions"
     )
-    # Token cmds are checked first (SPEC §4.4).
+    # Token cmds are checked first (docs/permissions.md#how-they-combine).
     assert_error(
         post_exec(live, b"rm x", token=token), 403, "command not allowed by token permissions"
     )

@@ -1,5 +1,5 @@
 """``POST /exec`` request rules, rate limiting, ``/healthz`` and ``sshmint exec`` against a
-live ``sshmint serve`` (SPEC §7, R107–R123, R125, R155), with real curl.
+live ``sshmint serve`` (docs/http-api.md#post-exec, R107–R123, R125, R155), with real curl.
 
 None of these rules touches the database differently per backend, so this module runs on
 SQLite only; ``test_http_exec_auth.py`` covers both backends.
@@ -292,7 +292,7 @@ def test_r155_sshmint_exec(live: SSHMintServer, account: Account) -> None:
     refused = run_sshmint("exec", "--url", live.http_url, "--token", token, "ls")
     assert refused.returncode == 1 and refused.stdout == ""
     assert json.loads(refused.stderr) == {"error": "command not allowed by token permissions"}
-    # Minted on the fly from the mint options (SPEC A.4).
+    # Minted on the fly from the mint options (docs/client.md#sshmint-mint).
     minted = run_sshmint(
         "exec", "--url", live.http_url, "--key", str(account.key), "--cmds", "whoami", "whoami"
     )

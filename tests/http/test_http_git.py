@@ -1,4 +1,4 @@
-"""``git clone``/``git push`` through the VM proxy to ``git http-backend`` (SPEC §8).
+"""``git clone``/``git push`` through the VM proxy to ``git http-backend`` (docs/proxy.md#vm-proxy).
 
 The VM's upstream is a small aiohttp CGI gateway running the real ``git http-backend``;
 git authenticates with a VM token as the Basic password, from a credential helper in a

@@ -1,6 +1,6 @@
-"""SPEC §11.7 (R163): a Host that is not a plain host name is refused before routing, on
+"""docs/security.md#host-header (R163): a Host that is not a plain host name is refused before routing, on
 every listener — the API host and VM hosts, plain HTTP and TLS — and the TLS listener's
-handshake and request head share the head deadline of §11.4.
+handshake and request head share the head deadline of docs/security.md#slow-and-idle-clients.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def test_r163_over_tls(tls_server: tuple[SSHMintServer, Path]) -> None:
 def test_r159_tls_a_silent_client_is_closed_at_the_head_deadline(
     tls_server: tuple[SSHMintServer, Path],
 ) -> None:
-    """SPEC §11.4 behind TLS: no ClientHello at all, and a handshake followed by half a
+    """docs/security.md#slow-and-idle-clients behind TLS: no ClientHello at all, and a handshake followed by half a
     head, are both closed about ``--header-timeout`` (2 s) after connecting."""
     server, cert = tls_server
     with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as silent:

@@ -1,4 +1,4 @@
-"""SPEC §11.1 (R156): a request aiohttp's HTTP parser refuses never puts a token in the
+"""docs/security.md#secrets-never-logged (R156): a request aiohttp's HTTP parser refuses never puts a token in the
 server's output or in the answer.
 
 Each shape below carries a real token (made with the ssh-keygen recipe, or an exe1 handle
@@ -196,7 +196,7 @@ def send_refused(
 
 
 def assert_one_warning(lines: list[str], error: str) -> None:
-    """SPEC §11.1: one line, a warning with the peer and the error class, no traceback."""
+    """docs/security.md#secrets-never-logged: one line, a warning with the peer and the error class, no traceback."""
     assert len(lines) == 1, lines
     match = LINE.match(lines[0])
     assert match is not None, lines
@@ -288,7 +288,7 @@ def test_r156_a_malformed_chunk_after_the_exec_head_fails_the_body_at_once(
     refusing_server: SSHMintServer, signer: Path
 ) -> None:
     """A chunked /exec body that turns malformed once the request is being handled: the
-    body read fails at once (SPEC §7 step 8, 400), nothing of the token is logged, and
+    body read fails at once (docs/http-api.md#post-exec step 8, 400), nothing of the token is logged, and
     the connection closes."""
     import socket
 

@@ -1,4 +1,4 @@
-"""SPEC §11.4 on the HTTP listener: head deadline (R159), ``/exec`` body deadline (R160),
+"""docs/security.md#slow-and-idle-clients on the HTTP listener: head deadline (R159), ``/exec`` body deadline (R160),
 idle keep-alive connections, the connection limit, and a flood of slow clients.
 
 Most tests run against a server started with small deadlines (1–2 s) so they take
@@ -250,7 +250,7 @@ FLOOD = 2000
 
 
 def test_r159_2000_slow_connections_at_the_defaults(sqlite_server: SSHMintServer) -> None:
-    """R159 and §11.4 at the defaults: 2,000 connections that each sent half a head
+    """R159 and docs/security.md#slow-and-idle-clients at the defaults: 2,000 connections that each sent half a head
     neither delay ``/healthz`` for another client beyond one second nor outlive the
     10-second head deadline by much (all closed within 15 s of connecting)."""
     assert sqlite_server.proc is not None

@@ -1,4 +1,4 @@
-"""When the database cannot be queried (SPEC §7, §8.2–8.3): ``/healthz`` says 503, ``/exec``
+"""When the database cannot be queried (docs/http-api.md#post-exec, docs/proxy.md#order-of-processing): ``/healthz`` says 503, ``/exec``
 answers 500 ``internal error``, the proxy 500 ``internal server error`` — and the server
 keeps running, without tracebacks."""
 

@@ -1,5 +1,5 @@
 """The authenticating VM proxy against a live ``sshmint serve`` on SQLite and PostgreSQL
-(SPEC §8, R125–R145), with real curl, ssh-keygen tokens, the real OpenSSH client for exe1
+(docs/proxy.md#vm-proxy, R125–R145), with real curl, ssh-keygen tokens, the real OpenSSH client for exe1
 handles, an aiohttp WebSocket client, and an upstream that records everything it receives.
 """
 
@@ -128,7 +128,7 @@ def test_r125_r128_owner_tokens_reach_the_upstream_by_every_route(
     )
     assert generated["namespace"] == f"v0@{vm}.localhost"
     assert via_proxy(live, vm, "/", "-H", basic(generated["token"])).status == 200
-    # The API host is not the proxy (R125); an absolute-form target names the VM (SPEC §8.1).
+    # The API host is not the proxy (R125); an absolute-form target names the VM (docs/proxy.md#host-routing).
     assert curl(live.http_url + "/hello").status == 404
     absolute = curl(
         live.http_url + "/",

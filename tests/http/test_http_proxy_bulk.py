@@ -1,4 +1,4 @@
-"""Bodies stream through the proxy (SPEC §8.7 "no size limit, no full buffering"): a 1 GiB
+"""Bodies stream through the proxy (docs/proxy.md#what-the-upstream-receives "no size limit, no full buffering"): a 1 GiB
 upload leaves the server's peak memory within 64 MiB of where it started."""
 
 from __future__ import annotations

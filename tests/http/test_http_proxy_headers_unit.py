@@ -1,4 +1,4 @@
-"""The proxy's header rules as pure functions (SPEC §8.1, §8.4, §8.7, §8.8)."""
+"""The proxy's header rules as pure functions (docs/proxy.md#host-routing, docs/proxy.md#credentials, docs/proxy.md#what-the-upstream-receives, docs/proxy.md#responses)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def names(lines: list[tuple[str, str]]) -> list[str]:
     return [n.lower() for n, _ in lines]
 
 
-# --- SPEC §8.1 host routing -------------------------------------------------------------------
+# --- docs/proxy.md#host-routing host routing -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_s81_route_host_with_distinct_web_and_vm_hosts() -> None:
     assert route_host("app.sshmint.example.com", "sshmint.example.com", "vm.example.com") is None
 
 
-# --- SPEC §8.4 credentials ------------------------------------------------------------------
+# --- docs/proxy.md#credentials credentials ------------------------------------------------------------------
 
 
 def test_r129_identical_values_are_ambiguous_whatever_the_scheme() -> None:
@@ -126,7 +126,7 @@ def test_s87_step4_which_authorization_values_carry_exe_tokens() -> None:
     assert not carries_exe_token(["Bearer app", basic(EXE0)])  # Basic only as the first value
 
 
-# --- SPEC §8.7 what the upstream receives -----------------------------------------------------
+# --- docs/proxy.md#what-the-upstream-receives what the upstream receives -----------------------------------------------------
 
 
 def test_s87_hop_by_hop_and_connection_named_headers_are_removed() -> None:

@@ -1,4 +1,4 @@
-"""SPEC §11.2 (R157): header names that a WSGI/CGI upstream reads as a protected one.
+"""docs/proxy.md#header-names-with-underscores (R157): header names that a WSGI/CGI upstream reads as a protected one.
 
 WSGI and CGI turn every ``-`` of a header name into ``_``, so ``X_ExeDev_UserID`` and
 ``X-ExeDev-UserID`` both become ``HTTP_X_EXEDEV_USERID`` (values of both joined with a
@@ -78,10 +78,10 @@ def test_r157_underscore_spellings_of_protected_names_are_removed(name: str) -> 
         "Authori_zation",
         "X_Forwarded_Fo",
         "X_Forwarded_For_",
-        "X_Forwarded_Server",  # not one of the names §8.7 sets
+        "X_Forwarded_Server",  # not one of the names docs/proxy.md#what-the-upstream-receives sets
         "X_Real_IP",
         "Forwarded",
-        # Names without "_" are §8.7's business, not this rule's.
+        # Names without "_" are docs/proxy.md#what-the-upstream-receives's business, not this rule's.
         "X-ExeDev-UserID",
         "X-Forwarded-For",
         "Authorization",

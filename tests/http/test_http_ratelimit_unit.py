@@ -1,4 +1,4 @@
-"""The per-key token bucket of SPEC §7 step 7 and its ``Retry-After`` answer (§11.6),
+"""The per-key token bucket of docs/http-api.md#post-exec step 7 and its ``Retry-After`` answer (docs/http-api.md#retry-after),
 driven by an injected clock."""
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def test_full_buckets_are_evicted_so_memory_stays_bounded(clock: Clock) -> None:
     assert limiter.balance("fp0") == BURST
 
 
-# --- SPEC §11.6: Retry-After ----------------------------------------------------------------
+# --- docs/http-api.md#retry-after: Retry-After ----------------------------------------------------------------
 
 
 def balance_after(limiter: RateLimiter, clock: Clock, seconds: float) -> int:
@@ -208,7 +208,7 @@ _pauses = st.integers(0, 3 * 1024).map(lambda steps: steps / 1024)
 def test_r162_every_refusal_names_the_least_whole_seconds_to_a_positive_balance(
     steps: list[tuple[float, int]],
 ) -> None:
-    """Any pattern of pauses and bursts: every refused request's N is exact (SPEC §11.6)."""
+    """Any pattern of pauses and bursts: every refused request's N is exact (docs/http-api.md#retry-after)."""
     clock = Clock()
     limiter = RateLimiter(clock)
     for pause, burst in steps:

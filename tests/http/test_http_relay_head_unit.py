@@ -1,4 +1,4 @@
-"""How a relayed response is framed for the client (SPEC §8.8, RFC 9112 §6–7, RFC 9110
+"""How a relayed response is framed for the client (docs/proxy.md#responses, RFC 9112 §6–7, RFC 9110
 §8.6), as a pure function: the status line, which headers are added or dropped, whether a
 body follows, whether it is chunked and whether the connection stays open."""
 

@@ -1,4 +1,4 @@
-"""R162: a 429 from ``POST /exec`` says when to come back (SPEC §11.6), against a live
+"""R162: a 429 from ``POST /exec`` says when to come back (docs/http-api.md#retry-after), against a live
 ``sshmint serve`` (SQLite only: the buckets live in the server process).
 
 The arithmetic of N at every balance is in ``test_http_ratelimit_unit.py``; here a real
@@ -59,7 +59,7 @@ def test_r162_429_carries_retry_after_and_waiting_that_long_lets_the_key_in(
     retry_after = int(text)
     assert 1 <= retry_after <= 121
     # The first refusal finds the balance at exactly 0 (the request before it was allowed)
-    # and leaves it at -1: two refills, so N is 2 (SPEC §11.6 names the exact value).
+    # and leaves it at -1: two refills, so N is 2 (docs/http-api.md#retry-after names the exact value).
     assert retry_after == 2
     time.sleep(retry_after)  # the client does what it was told, nothing in between
     assert_ok(post_exec(live, b"whoami", token=token))

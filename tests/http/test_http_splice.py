@@ -1,4 +1,4 @@
-"""Zero-copy relay of large response bodies (src/sshmint/server/splice.py, SPEC §8.8):
+"""Zero-copy relay of large response bodies (src/sshmint/server/splice.py, docs/proxy.md#responses):
 ``splice_exactly`` on real loopback sockets, and large bodies through a live proxy with
 curl, byte-exact, on keep-alive connections at both ends.
 """

@@ -1,5 +1,5 @@
-"""R122: a command still running at the ``/exec`` time limit is answered 504 (SPEC §7 step
-17); the limit is ``--exec-timeout``, 30 seconds by default (SPEC §11.4).
+"""R122: a command still running at the ``/exec`` time limit is answered 504 (docs/http-api.md#post-exec step
+17); the limit is ``--exec-timeout``, 30 seconds by default (docs/security.md#slow-and-idle-clients).
 
 The server loads a test-only ``sleepy`` command (``http_slow_command.py``) through the
 harness's ``preload`` and runs with a 2-second limit, so the test takes seconds; the default

@@ -1,4 +1,4 @@
-"""The proxy's HTTP/1.1 client for VM upstreams (SPEC §8.7–8.8, RFC 9112 framing).
+"""The proxy's HTTP/1.1 client for VM upstreams (docs/proxy.md#what-the-upstream-receives, RFC 9112 framing).
 
 Two levels:
 
@@ -118,7 +118,7 @@ def answering(*responses: bytes) -> Script:
     return script
 
 
-# --- SPEC §8.8: response framing ------------------------------------------------------------
+# --- docs/proxy.md#responses: response framing ------------------------------------------------------------
 
 
 async def test_s88_content_length_response_keeps_status_reason_headers_and_body(
@@ -345,7 +345,7 @@ async def test_s88_a_pooled_connection_closed_by_the_upstream_is_not_handed_out(
     assert body == b"conn 1" and second is not first
 
 
-# --- SPEC §8.8: upstreams that fail -----------------------------------------------------------
+# --- docs/proxy.md#responses: upstreams that fail -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("read_first", [True, False], ids=["after-request", "at-once"])
@@ -531,7 +531,7 @@ async def test_s88_closing_the_pool_closes_idle_connections() -> None:
             await closed_by_client.wait()
 
 
-# --- SPEC §8.7: the request head ----------------------------------------------------------------
+# --- docs/proxy.md#what-the-upstream-receives: the request head ----------------------------------------------------------------
 
 
 def test_s87_request_head_keeps_target_header_order_and_bytes() -> None:
@@ -596,7 +596,7 @@ def test_s87_request_head_refuses_text_that_is_not_bytes() -> None:
         encode_request_head("GET", "/", [("X-A", "a\ud800b")])
 
 
-# --- SPEC §8.7–8.8: flow control ----------------------------------------------------------------
+# --- docs/proxy.md#what-the-upstream-receives: flow control ----------------------------------------------------------------
 
 
 async def test_s88_reading_pauses_above_body_high_water_and_resumes_after_read_body(
@@ -670,7 +670,7 @@ async def test_s87_request_body_writes_wait_for_a_slow_upstream_and_fail_when_it
             await read_head(conn)
 
 
-# --- SPEC §8.8: upgrades ------------------------------------------------------------------------
+# --- docs/proxy.md#responses: upgrades ------------------------------------------------------------------------
 
 
 async def test_s88_bytes_after_101_in_the_same_packet_reach_take_raw_stream(
@@ -823,7 +823,7 @@ def test_s87_r20_ctx_with_a_line_break_never_reaches_the_upstream(
     public: bool,
 ) -> None:
     # JSON allows a line break between tokens, but a payload holding one is no token
-    # (SPEC §2.2 step 6, R20): the request is unauthenticated, so a private VM answers 401
+    # (docs/tokens.md#strict-json step 6, R20): the request is unauthenticated, so a private VM answers 401
     # and a public one forwards it anonymously; either way no header carries the break.
     vm = new_vm(live, account, echo_upstream.url)
     if public:

@@ -1,4 +1,4 @@
-"""SPEC §11.4 (R180): the deadline for an upstream's response head (``--upstream-timeout``).
+"""docs/security.md#slow-and-idle-clients (R180): the deadline for an upstream's response head (``--upstream-timeout``).
 
 - The client module directly (``UpstreamPool(head_timeout=...)``), against loopback
   upstreams that write hand-made bytes: no head in time → ``UpstreamTimeout`` and the

@@ -1,4 +1,4 @@
-"""SPEC §2.4/§9.3: no token ever reaches the server's output.
+"""docs/tokens.md#who-sees-which-message/docs/storage.md#nothing-usable-at-rest: no token ever reaches the server's output.
 
 Named to run after the other ``/exec`` modules, which share the same session servers, so the
 check covers everything they sent as well.
@@ -11,7 +11,7 @@ from http_support import Account, curl, wait_for
 
 
 def test_zz_logs_never_contain_tokens(live: SSHMintServer, account: Account) -> None:
-    """SPEC §2.4/§9.3: after everything above, not one token in the server's output — even
+    """docs/tokens.md#who-sees-which-message/docs/storage.md#nothing-usable-at-rest: after everything above, not one token in the server's output — even
     when a client puts one in the query string or the Referer."""
     token = account.token()
     curl(

@@ -42,7 +42,7 @@ __all__ = [
     "pub_line",
 ]
 
-# 2030-03-17T17:46:40Z: inside the token claim range (SPEC §2.1 steps 10-11).
+# 2030-03-17T17:46:40Z: inside the token claim range (docs/tokens.md#validation steps 10-11).
 NOW = 1_900_000_000
 SETTINGS = CommandSettings(
     web_host="sshmint.test",

@@ -11,7 +11,7 @@ Usage (the fixtures in ``tests/server/conftest.py`` do this for you)::
 
 - The server listens on free ports (``127.0.0.1:0``; ``ssh_listen=None``/``http_listen=None``
   leave the flag out, for configuration tests); ``ssh_port``/``http_port`` are parsed
-  from its ``... listening on HOST:PORT`` lines (SPEC A.1). Its stdout and stderr go to files
+  from its ``... listening on HOST:PORT`` lines (docs/operations.md#sshmint-serve). Its stdout and stderr go to files
   (``server.stdout`` / ``server.stderr`` read them), so a chatty server never blocks.
 - ``extra_args`` are appended to ``sshmint serve``; ``env`` adds environment variables
   (inherited ``SSHMINT_*`` variables are dropped so the host cannot leak settings in).
@@ -474,7 +474,7 @@ class SSHMintServer:
         tty: bool = False,
         timeout: float = 60.0,
     ) -> subprocess.CompletedProcess[str]:
-        """One session with the real OpenSSH client; no words opens the REPL (§6.2)."""
+        """One session with the real OpenSSH client; no words opens the REPL (docs/ssh.md#exec-mode-and-the-repl)."""
         data = stdin.encode() if isinstance(stdin, str) else stdin
         result = subprocess.run(
             self.ssh_argv(key_path, *words, user=user, tty=tty),

@@ -26,7 +26,7 @@ class PostgresControl(Protocol):
 
 @dataclass(frozen=True)
 class StoreKey:
-    """What ``Store`` reads from a public key (``openssh``, ``fingerprint``), SPEC §5.2/§1.7."""
+    """What ``Store`` reads from a public key (``openssh``, ``fingerprint``), docs/accounts.md#ssh-keys/docs/tokens.md#fingerprints."""
 
     openssh: str
     fingerprint: str

@@ -1,4 +1,4 @@
-"""``sshmint admin`` (SPEC Appendix A.2, R58, R59, R150) with the real CLI, run against the
+"""``sshmint admin`` (docs/operations.md#admin-commands, R58, R59, R150) with the real CLI, run against the
 database of a running server on both backends."""
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ def test_r59_emails_are_trimmed_and_lower_cased_and_key_file_first_line_is_used(
     assert match, result.stdout
     whoami = json.loads(module_server.ssh(key, "whoami", "--json").stdout)
     assert whoami["email"] == email
-    assert [k["name"] for k in whoami["ssh_keys"]] == ["key-1"]  # empty comment (SPEC §5.3)
+    assert [k["name"] for k in whoami["ssh_keys"]] == [
+        "key-1"
+    ]  # empty comment (docs/accounts.md#name-sanitising)
 
 
 @pytest.mark.parametrize(
@@ -195,7 +197,7 @@ def test_a2_admin_takes_database_options_from_environment_and_group(
     grouped = run_sshmint("admin", "--db", module_server.db_url, "users", "--json")
     assert email in {u["email"] for u in json.loads(grouped.stdout)["users"]}
     # A fresh data directory from the environment: add-user creates the database there,
-    # with the schema made on first use (SPEC §9.1, §13.2), and the listing reads it.
+    # with the schema made on first use (docs/storage.md#backends, docs/operations.md#a-missing-database), and the listing reads it.
     data_dir = tmp_path / "fresh"
     env = {"SSHMINT_DATA_DIR": str(data_dir)}
     first = run_sshmint("admin", "add-user", email, env=env)

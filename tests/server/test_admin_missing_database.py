@@ -1,4 +1,4 @@
-"""``sshmint admin`` and a missing database (SPEC Part II §13.2, R168), and a config file
+"""``sshmint admin`` and a missing database (docs/operations.md#a-missing-database, R168), and a config file
 naming PostgreSQL: every admin subcommand uses it and nothing lands in a local SQLite file.
 
 Everything runs the real CLI, from a fresh working directory, so that a stray
@@ -90,7 +90,7 @@ def test_r168_add_user_creates_the_database_and_says_so_once(cwd: Path) -> None:
     assert first.returncode == 0
     assert first.stderr == f"created new database at {db_file}\n"
     assert json.loads(first.stdout)["email"] == "first@example.com"  # stdout stays the output
-    # Private from the start (SPEC §11.5), like a database the server creates.
+    # Private from the start (docs/security.md#files-and-modes), like a database the server creates.
     assert stat.S_IMODE(db_file.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(db_file.stat().st_mode) == 0o600
     second = run_sshmint("admin", "add-user", "second@example.com", cwd=cwd)
@@ -192,7 +192,7 @@ def test_admin_config_without_the_servers_db_cannot_create_a_stray_sqlite_databa
     line (or in its environment), and the config file both share names only the data
     directory. ``admin --config`` then resolved the default SQLite file in that directory
     and created it. Now every subcommand refuses: reading ones because the file is missing
-    (SPEC §13.2), ``add-user`` because the directory holds the server's host key, which a
+    (docs/operations.md#a-missing-database), ``add-user`` because the directory holds the server's host key, which a
     server on that SQLite file would have made together with the database."""
     config = tmp_path / "sshmint.toml"
     config.write_text(f'data-dir = "{pg_server.data_dir}"\n')

@@ -1,4 +1,4 @@
-"""``sshmint admin backup FILE`` (SPEC Part II §13.5, R171) against a real server taking
+"""``sshmint admin backup FILE`` (docs/operations.md#backup, R171) against a real server taking
 writes over SSH and ``POST /exec`` while the backup runs, and the restore: a new server on
 ``--db sqlite:///COPY`` serves every user, key, VM and exe1 handle committed before the
 backup began, and authenticates the tokens minted before it.

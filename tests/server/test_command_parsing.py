@@ -1,4 +1,4 @@
-"""SPEC §6.3 (word splitting, flags), §4.2 (resolution), §6.4 (output and errors)."""
+"""docs/ssh.md#words-and-flags (word splitting, flags), docs/permissions.md#resolving-a-command-name (resolution), docs/ssh.md#output-and-exit-status (output and errors)."""
 
 from __future__ import annotations
 

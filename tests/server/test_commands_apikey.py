@@ -1,4 +1,4 @@
-"""SPEC §6.6.16 ``ssh-key generate-api-key`` (R68, R80–R85) and §9.3 (no usable
+"""docs/ssh.md#ssh-key-generate-api-key ``ssh-key generate-api-key`` (R68, R80–R85) and docs/storage.md#nothing-usable-at-rest (no usable
 credential at rest)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
 
 
 async def resolve(env: Env, exe1: str, namespace: str) -> ParsedToken:
-    """Resolve a handle (SPEC §2.3) and verify its exe0 against the registered keys."""
+    """Resolve a handle (docs/tokens.md#exe1-resolution) and verify its exe0 against the registered keys."""
     sealed = await env.store.exe1_lookup(exe1_hash(exe1), env.now)
     assert sealed is not None, "no live handle"
     exe0 = unseal(exe1, sealed)
@@ -142,7 +142,7 @@ async def test_r85_expiry_durations(env: Env) -> None:
         'invalid duration unit "x" (use s, min, h, d, w, mo, or y)'
     )
     assert await a.fail("ssh-key generate-api-key --exp=0d") == 'invalid duration "0d"'
-    # A signed exp must stay inside the claim range (SPEC §2.1 step 10).
+    # A signed exp must stay inside the claim range (docs/tokens.md#validation step 10).
     assert await a.fail("ssh-key generate-api-key --exp=100y") == "--exp is too far in the future"
 
 
@@ -199,6 +199,6 @@ async def test_r86_removing_the_label_revokes_the_generated_token(env: Env) -> N
     await resolve(env, body["token"], "v0@sshmint.test")
     removed = await a.ok("ssh-key remove ci")
     assert removed["fingerprint"] == body["fingerprint"]
-    # The handle row may remain (SPEC §5.5); the token no longer verifies.
+    # The handle row may remain (docs/accounts.md#key-removal-and-revocation); the token no longer verifies.
     with pytest.raises(TokenVerificationError):
         await resolve(env, body["token"], "v0@sshmint.test")

@@ -1,4 +1,4 @@
-"""SPEC §6.6.1 ``help`` and ``--help`` (R94, R95); command groups alone print help."""
+"""docs/ssh.md#help ``help`` and ``--help`` (R94, R95); command groups alone print help."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ async def test_r95_new_help_equals_help_new_in_text_and_json(env: Env) -> None:
 
 async def test_s6_6_1_every_command_has_help_with_json_flag(env: Env) -> None:
     a = await env.caller()
-    # "help --help" is "help" with an ignored flag: the tree (SPEC §6.6.1).
+    # "help --help" is "help" with an ignored flag: the tree (docs/ssh.md#help).
     assert "commands" in await a.ok("help --help")
     for name in sorted(COMMAND_NAMES - {"help"}):
         via_help = await a.ok(f"help {name}")
@@ -76,7 +76,7 @@ async def test_s6_6_1_subcommand_help_and_groups(env: Env) -> None:
     assert [f["name"] for f in body["flags"]] == ["label", "vm", "tag", "cmds", "exp", "json"]
     group = await a.ok("help share")
     assert [s["name"] for s in group["subcommands"]] == SHARE_SUBS
-    # "share" and "ssh-key" alone print their own help and exit 0 (SPEC §6.6).
+    # "share" and "ssh-key" alone print their own help and exit 0 (docs/ssh.md#commands).
     assert await a.ok("share") == group
     alone = await a.run("ssh-key")
     assert alone.exit_status == 0

@@ -1,4 +1,4 @@
-"""SPEC §6.6.6–6.6.11: ``share show|port|set-public|set-private|add|remove`` (R100–R102)."""
+"""docs/ssh.md#share-show: ``share show|port|set-public|set-private|add|remove`` (R100–R102)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""SPEC §6.6.2 ``whoami`` and §6.6.12–6.6.15 ``ssh-key list|add|remove|rename``;
-key restrictions and inheritance through ``ssh-key add`` (§4.3–4.7, R47–R57, R60–R64,
+"""docs/ssh.md#whoami ``whoami`` and docs/ssh.md#ssh-key-list ``ssh-key list|add|remove|rename``;
+key restrictions and inheritance through ``ssh-key add`` (docs/permissions.md#key-restrictions, R47–R57, R60–R64,
 R68, R71–R79, R106)."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
 
 
 async def ssh_check(caller: Caller, line: str) -> str | None:
-    """What the SSH transport does before each command (SPEC §6.5)."""
+    """What the SSH transport does before each command (docs/ssh.md#key-checks-before-every-command)."""
     row = await caller.env.store.key_by_id(caller.key.id)
     name = resolve_command_name(split_command_line(line))
     return key_permission_error(row, name, caller.env.now)
@@ -226,7 +226,7 @@ async def test_r57_vm_and_tag_flags(env: Env) -> None:
     assert await a.fail(["ssh-key", "add", "--tag=Bad", key]) == (
         'invalid tag name "Bad": must match [a-z][a-z0-9_-]*'
     )
-    # Restriction flags are checked before the key text (SPEC §6.6.13 order).
+    # Restriction flags are checked before the key text (docs/ssh.md#ssh-key-add order).
     assert await a.fail("ssh-key add --tag=Bad") == (
         'invalid tag name "Bad": must match [a-z][a-z0-9_-]*'
     )

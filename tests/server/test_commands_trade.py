@@ -1,5 +1,5 @@
-"""SPEC §6.6.17 ``exe0-to-exe1`` (R39, R40, R87–R92), message rules of §2.4 and the
-trade exception of §3."""
+"""docs/ssh.md#exe0-to-exe1 ``exe0-to-exe1`` (R39, R40, R87–R92), message rules of docs/tokens.md#who-sees-which-message and the
+trade exception of docs/tokens.md#claims."""
 
 from __future__ import annotations
 

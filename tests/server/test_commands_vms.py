@@ -1,4 +1,4 @@
-"""SPEC §6.6.3–6.6.5: ``ls``, ``new``, ``rm`` (R96–R99), tag scope (§4.7, R55)."""
+"""docs/ssh.md#ls: ``ls``, ``new``, ``rm`` (R96–R99), tag scope (docs/permissions.md#tag-scope, R55)."""
 
 from __future__ import annotations
 

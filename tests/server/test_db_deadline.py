@@ -1,4 +1,4 @@
-"""The database deadline (``--db-timeout``, SPEC Part II §11.4): a database that is stopped,
+"""The database deadline (``--db-timeout``, docs/security.md#slow-and-idle-clients): a database that is stopped,
 frozen or locked never holds a client longer than the deadline plus one second, and
 ``/healthz`` answers 503 within two seconds."""
 
@@ -37,7 +37,7 @@ def test_r_11_4_frozen_postgresql_is_bounded_by_the_db_timeout(
     server_factory: Callable[..., SSHMintServer],
     new_account: Callable[..., Account],
 ) -> None:
-    """§11.4: with the database host hung (every PostgreSQL process stopped), /exec fails
+    """docs/security.md#slow-and-idle-clients: with the database host hung (every PostgreSQL process stopped), /exec fails
     with 500 within the deadline plus one second, /healthz with 503 within two seconds,
     an SSH command with ``database unavailable``; the server recovers once it answers."""
     server = server_factory(postgres.new_database(), extra_args=["--db-timeout", "2s"])
@@ -74,7 +74,7 @@ def test_r_11_4_locked_sqlite_write_is_bounded_by_the_db_timeout(
     fresh_key: Callable[..., Path],
     tmp_path: Path,
 ) -> None:
-    """§11.4 on SQLite: while another process holds the write lock, a command that writes
+    """docs/security.md#slow-and-idle-clients on SQLite: while another process holds the write lock, a command that writes
     fails with ``database unavailable`` within the deadline plus one second (and writes
     nothing); reads keep working (WAL) and the write succeeds once the lock is gone."""
     database = tmp_path / "locked.db"

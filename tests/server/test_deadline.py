@@ -1,4 +1,4 @@
-"""The shared deadline watch behind /exec's 30-second limit (SPEC §7 step 17).
+"""The shared deadline watch behind /exec's 30-second limit (docs/http-api.md#post-exec step 17).
 
 The 504 itself is proved end to end with a real 30-second wait in
 ``tests/http/test_http_timeout.py``; these tests use short limits to pin down the

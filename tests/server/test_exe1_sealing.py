@@ -1,4 +1,4 @@
-"""exe1 handles at rest (SPEC §1.9, §9.3): derivation, hashing, sealing, and no credential in
+"""exe1 handles at rest (docs/tokens.md#exe1-tokens, docs/storage.md#nothing-usable-at-rest): derivation, hashing, sealing, and no credential in
 any stored row, on both backends."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ NOW = 1_700_000_000
 
 
 def fake_exe0(payload: bytes = b'{"cmds":["whoami"]}') -> str:
-    """An exe0-shaped string (SPEC §1.1); the store and the sealing treat it as opaque."""
+    """An exe0-shaped string (docs/tokens.md#exe0-layout); the store and the sealing treat it as opaque."""
 
     def b64url(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).decode().rstrip("=")
@@ -50,7 +50,7 @@ def openssl_hmac_sha256(secret: bytes, message: str) -> bytes:
     ).stdout
 
 
-# -- derivation (SPEC §1.9, §9.3) --------------------------------------------------------------
+# -- derivation (docs/tokens.md#exe1-tokens, docs/storage.md#nothing-usable-at-rest) --------------------------------------------------------------
 
 
 def test_s9_3_derived_body_is_openssl_hmac_sha256_in_base32_cut_to_26() -> None:
@@ -93,7 +93,7 @@ def test_s6_6_16_default_expiry_is_3333_03_03_utc() -> None:
     assert DEFAULT_EXE1_EXPIRY == int(expected) == 43017436800
 
 
-# -- sealing (SPEC §9.3) ------------------------------------------------------------------------
+# -- sealing (docs/storage.md#nothing-usable-at-rest) ------------------------------------------------------------------------
 
 
 def test_s9_3_seal_round_trips_with_a_fresh_nonce_each_time() -> None:
@@ -150,7 +150,7 @@ def test_s9_3_unseal_of_a_damaged_blob_is_none(case: str, tamper: Callable[[byte
     assert unseal(handle, damaged) is None
 
 
-# -- nothing usable at rest (SPEC §9.3, last rule) ----------------------------------------------
+# -- nothing usable at rest (docs/storage.md#nothing-usable-at-rest, last rule) ----------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ async def test_s9_3_dump_of_every_table_contains_no_exe0_or_exe1_string(
     secret = await store.exe1_secret()
     user, _ = await store.create_user("ann@example.test", NOW, keys[0])
     handles: dict[str, str] = {}
-    # generate-api-key (SPEC §6.6.16 step 7): key and handle in one transaction.
+    # generate-api-key (docs/ssh.md#ssh-key-generate-api-key step 7): key and handle in one transaction.
     for number, key in enumerate(keys[1:], start=1):
         exe0 = fake_exe0()
         handle = derive_exe1(secret, exe0)
@@ -189,7 +189,7 @@ async def test_s9_3_dump_of_every_table_contains_no_exe0_or_exe1_string(
             NOW,
         )
         handles[handle] = exe0
-    # exe0-to-exe1 (SPEC §6.6.17 step 7), with and without exp.
+    # exe0-to-exe1 (docs/ssh.md#exe0-to-exe1 step 7), with and without exp.
     for expires_at in (NOW + 3600, DEFAULT_EXE1_EXPIRY):
         exe0 = fake_exe0()
         handle = derive_exe1(secret, exe0)

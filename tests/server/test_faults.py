@@ -1,5 +1,5 @@
 """Faults: database outage and recovery, a crash during writes, an unexpected exception in a
-session (SPEC §9.1, §6.4; "bad input gets a clear error and loses nothing")."""
+session (docs/storage.md#backends, docs/ssh.md#output-and-exit-status; "bad input gets a clear error and loses nothing")."""
 
 from __future__ import annotations
 

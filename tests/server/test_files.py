@@ -1,4 +1,4 @@
-"""Private files (SPEC Part II §11.5, R161): the data directory 0700, the database with its
+"""Private files (docs/security.md#files-and-modes, R161): the data directory 0700, the database with its
 -wal and -shm files and the host key 0600, whatever the umask; a data directory other
 users can read is reported at start."""
 

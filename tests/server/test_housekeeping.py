@@ -1,4 +1,4 @@
-"""Housekeeping (SPEC Part II §11.8): expired exe1 rows are deleted by every running server,
+"""Housekeeping (docs/storage.md#housekeeping): expired exe1 rows are deleted by every running server,
 at start and then periodically; several nodes may purge concurrently without error."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC §11.3 key limits (R158) through the real server, admin CLI and OpenSSH client, on
+"""docs/security.md#key-limits key limits (R158) through the real server, admin CLI and OpenSSH client, on
 both databases: an RSA key whose public exponent breaks the rule is refused by ``ssh-key
 add`` and ``admin add-user``; one stored by an older version (written straight into the
 table here) counts as not registered: its tokens get ``invalid token`` and it cannot log
@@ -55,7 +55,7 @@ def test_r158_ssh_key_add_refuses_a_25_bit_exponent_and_accepts_65537(
     new_account: Callable[..., Account],
     fresh_key: Callable[..., Path],
 ) -> None:
-    """R158 over the real ssh client: exponent 2^24+1 refused with the §5.2 message,
+    """R158 over the real ssh client: exponent 2^24+1 refused with the docs/accounts.md#ssh-keys message,
     a 3071-bit exponent too; a real ssh-keygen RSA key (e = 65537) is added."""
     account = new_account(module_server)
     n = rsa.generate_private_key(65537, 3072).public_key().public_numbers().n
@@ -101,7 +101,7 @@ async def _store_as_an_old_version_did(db_url: str, user_id: str, key: PublicKey
 def test_s113_stored_key_outside_the_limits_counts_as_not_registered(
     module_server: SSHMintServer, new_account: Callable[..., Account], tmp_path: Path
 ) -> None:
-    """§11.3: a row an older version stored with a 2047-bit exponent. Its genuine token
+    """docs/security.md#key-limits: a row an older version stored with a 2047-bit exponent. Its genuine token
     and a garbage-signature token both get 401 ``invalid token`` (step 18, not a parse
     message), the key cannot log in, and the account removes it by fingerprint."""
     account = new_account(module_server)

@@ -1,4 +1,4 @@
-"""SPEC §11.1: the log handler's :class:`SecretsFilter` keeps token material out of every
+"""docs/security.md#secrets-never-logged: the log handler's :class:`SecretsFilter` keeps token material out of every
 record, whichever library made it — messages, their arguments, tracebacks, stack dumps —
 and the access log's direct path still works beside it.
 """
@@ -28,7 +28,7 @@ from sshmint.server.logs import (
 from sshmint.token import mint_exe0
 
 LIBRARIES = ["aiohttp.server", "asyncssh", "sqlalchemy.engine.Engine", "asyncpg", "sshmint.http"]
-EXE1 = "exe1.MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # SPEC §1.9 shape: 32 base32 characters
+EXE1 = "exe1.MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # docs/tokens.md#exe1-tokens shape: 32 base32 characters
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""SPEC §4.3–4.7: key-level permissions, the SSH pre-command checks (§6.5), the /exec
-key checks (§4.4) and inheritance (§4.5)."""
+"""docs/permissions.md#key-restrictions: key-level permissions, the SSH pre-command checks (docs/ssh.md#key-checks-before-every-command), the /exec
+key checks (docs/permissions.md#how-they-combine) and inheritance (docs/permissions.md#inheritance)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``sshmint serve`` as a process: listening lines, signals, configuration, start-up failures,
-host key (SPEC Appendix A.1, §6.1, R147–R149, R151)."""
+host key (docs/operations.md#sshmint-serve, docs/ssh.md#connection-and-login, R147–R149, R151)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_r147_r148_r151_listening_lines_signals_and_a_host_key_that_survives_res
     assert server.ssh_port != 0 and server.http_port != 0
     assert httpx.get(f"{server.http_url}/healthz").json() == {"status": "ok"}
 
-    # §6.1: Ed25519, OpenSSH format, mode 0600, in the data directory.
+    # docs/ssh.md#connection-and-login: Ed25519, OpenSSH format, mode 0600, in the data directory.
     key_file = server.data_dir / "ssh_host_ed25519_key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert key_file.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
@@ -78,7 +78,7 @@ def test_r149_flag_beats_environment_beats_config_file(
     """Options are resolved before any database is opened, so one backend suffices."""
     file_ssh, file_http, env_ssh, env_http, flag_ssh = (free_port() for _ in range(5))
     config = tmp_path / "sshmint.toml"
-    # Both spellings of option names are accepted as keys (SPEC A.1).
+    # Both spellings of option names are accepted as keys (docs/operations.md#sshmint-serve).
     config.write_text(
         f'ssh-listen = "127.0.0.1:{file_ssh}"\n'
         f'http_listen = "127.0.0.1:{file_http}"\n'
@@ -180,7 +180,7 @@ def test_a1_unreachable_database_fails_with_one_line(tmp_path: Path) -> None:
     assert "hunter2" not in result.stderr
 
 
-# -- option parsing in-process (SPEC A.1); the process-level tests above cover the wiring --
+# -- option parsing in-process (docs/operations.md#sshmint-serve); the process-level tests above cover the wiring --
 
 
 def test_a1_defaults_and_the_default_database_inside_the_data_directory(tmp_path: Path) -> None:

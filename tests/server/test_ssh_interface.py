@@ -1,4 +1,4 @@
-"""The SSH command interface with the real OpenSSH client (SPEC §6.1–6.5, R67–R74,
+"""The SSH command interface with the real OpenSSH client (docs/ssh.md#connection-and-login, R67–R74,
 R103–R106, R146): one server per backend for the module, one account per mutating test."""
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ def test_r50_expired_key_is_refused_over_ssh(
         account.key, "ssh-key", "add", "--exp=1s", short.with_name(short.name + ".pub").read_text()
     )
     assert added.returncode == 0, added.stderr
-    time.sleep(2.1)  # SPEC §4.6: expired once now > exp (whole seconds)
+    time.sleep(2.1)  # docs/permissions.md#key-expiry: expired once now > exp (whole seconds)
     refused = module_server.ssh(short, "whoami")
     assert (refused.returncode, refused.stderr) == (1, "SSH key has expired\n")
 
@@ -266,7 +266,7 @@ def test_r105_repl_over_a_pty(module_server: SSHMintServer, reader: Reader) -> N
         session.expect("\r\nsshmint> ")  # greeting line, then the prompt
         session.send("whoami --json\r")
         shown = session.expect("\r\nsshmint> ")
-        # Indented by two spaces, CRLF line endings under a PTY (§6.2, §6.4).
+        # Indented by two spaces, CRLF line endings under a PTY (docs/ssh.md#exec-mode-and-the-repl, docs/ssh.md#output-and-exit-status).
         assert f'\r\n  "user_id": "{reader.account.user_id}",\r\n' in shown
         # Ctrl-C drops the partial line and prompts again; the next line runs alone.
         session.send("who")
@@ -325,12 +325,12 @@ def test_r106_key_removed_during_a_session_refuses_the_next_command(
         assert session.wait() == 1
     finally:
         session.kill()
-    # SPEC §5.5: new sessions with the removed key are refused as an unknown key.
+    # docs/accounts.md#key-removal-and-revocation: new sessions with the removed key are refused as an unknown key.
     again = module_server.ssh(account.key, "whoami")
     assert again.stderr == f"sshmint: SSH key {fp} is not registered to any account\n"
 
 
-# Messages SPEC §6.6.13–6.6.15 allow when clients race on one account.
+# Messages docs/ssh.md#ssh-key-add allow when clients race on one account.
 RACE_MESSAGES = {'a key named "shared" already exists'}
 
 

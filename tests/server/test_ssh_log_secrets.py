@@ -1,4 +1,4 @@
-"""SPEC §11.1, SSH side: a token given to ``exe0-to-exe1`` or to any command appears in no
+"""docs/security.md#secrets-never-logged, SSH side: a token given to ``exe0-to-exe1`` or to any command appears in no
 log line, even with asyncssh logging at DEBUG (it logs every exec command line at INFO and
 every environment variable at DEBUG).
 

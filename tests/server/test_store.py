@@ -1,4 +1,4 @@
-"""The store (SPEC §5, §9) on both backends: schema, rules, error mapping, concurrency, faults."""
+"""The store (docs/accounts.md#accounts-keys-and-vms, docs/storage.md#storage) on both backends: schema, rules, error mapping, concurrency, faults."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ async def sql(db_url: str, statement: str) -> list[tuple[object, ...]]:
         await engine.dispose()
 
 
-# -- schema and migrations (SPEC §9.1, §9.2) -------------------------------------------------
+# -- schema and migrations (docs/storage.md#backends, docs/storage.md#schema) -------------------------------------------------
 
 
 async def test_s9_1_open_creates_schema_and_records_version(store: Store) -> None:
@@ -193,7 +193,7 @@ async def test_s9_1_postgres_scheme_alias_is_accepted(db_url: str) -> None:
         await opened.close()
 
 
-# -- users (SPEC §5.1, A.2) --------------------------------------------------------------------
+# -- users (docs/accounts.md#users, docs/operations.md#admin-commands) --------------------------------------------------------------------
 
 
 async def test_s5_1_create_user_without_key(store: Store) -> None:
@@ -300,7 +300,7 @@ async def test_s6_6_6_emails_with_accounts(store: Store) -> None:
     assert await store.emails_with_accounts([]) == set()
 
 
-# -- keys (SPEC §5.2-§5.5) -------------------------------------------------------------------
+# -- keys (docs/accounts.md#ssh-keys to docs/accounts.md#key-removal-and-revocation) -----------
 
 
 async def test_s5_3_key_counter_increments_on_every_add_even_with_a_name(
@@ -367,7 +367,7 @@ async def test_s5_5_delete_key(store: Store, keys: list[StoreKey]) -> None:
     assert await store.delete_key(key.id) is True
     assert await store.delete_key(key.id) is False
     assert await store.key_by_fingerprint(keys[0].fingerprint) is None
-    # SPEC §5.5: re-registering the identical key works again.
+    # docs/accounts.md#key-removal-and-revocation: re-registering the identical key works again.
     again = await store.add_key(user.user_id, keys[0], "", "", NOW)
     assert again.fingerprint == keys[0].fingerprint
 
@@ -435,7 +435,7 @@ async def test_s6_6_16_add_generated_key_writes_key_and_handle_in_one_transactio
     assert await store.dump_tables() == before
 
 
-# -- exe1 handles (SPEC §1.9, §2.3, §9.3) ------------------------------------------------------
+# -- exe1 handles (docs/tokens.md#exe1-tokens, docs/tokens.md#exe1-resolution, docs/storage.md#nothing-usable-at-rest) ------------------------------------------------------
 
 
 async def test_s1_9_exe1_lookup_is_live_while_now_le_expires_at(store: Store) -> None:
@@ -466,7 +466,7 @@ async def test_s9_2_exe1_purge_expired(store: Store) -> None:
     assert len((await store.dump_tables())["exe1_tokens"]) == 1
 
 
-# -- VMs and shares (SPEC §5.6, §6.6.3-§6.6.11) -----------------------------------------------
+# -- VMs and shares (docs/accounts.md#vms, docs/ssh.md#ls to docs/ssh.md#share-remove) --------
 
 
 async def test_s5_6_create_vm_and_lookups(store: Store) -> None:
@@ -485,7 +485,7 @@ async def test_s5_6_create_vm_and_lookups(store: Store) -> None:
     assert await store.vm_by_name("nope") is None
     plain = await store.create_vm("plain", ann.user_id, "http://127.0.0.1", [], NOW)
     assert plain.tags == ()
-    # SPEC §9.2: tags stored as a sorted compact JSON array.
+    # docs/storage.md#schema: tags stored as a sorted compact JSON array.
     stored = {row[1]: row[5] for row in (await store.dump_tables())["vms"]}
     assert stored == {"web": '["a","b"]', "plain": "[]"}
 
@@ -565,7 +565,7 @@ async def test_s6_6_5_delete_vm_deletes_its_shares(store: Store) -> None:
     assert await store.delete_vm(vm.id) is False
     assert await store.vm_by_name("web") is None
     assert (await store.dump_tables())["vm_shares"] == []
-    # SPEC §6.6.5: the name can be taken again, by anyone.
+    # docs/ssh.md#rm: the name can be taken again, by anyone.
     again = await store.create_vm("web", ann.user_id, "http://127.0.0.1", [], NOW)
     assert await store.shares_of_vm(again.id) == []
 
@@ -587,7 +587,7 @@ async def test_s9_2_deleting_a_user_cascades_to_keys_vms_and_shares(
     assert dump["vm_shares"] == []
 
 
-# -- concurrency (SPEC §9.2: read-then-increment in one transaction) -------------------------
+# -- concurrency (docs/storage.md#schema: read-then-increment in one transaction) -------------------------
 
 
 async def test_s9_2_concurrent_add_key_on_one_store_gets_distinct_numbers(

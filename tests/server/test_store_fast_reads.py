@@ -1,4 +1,4 @@
-"""Reads without explicit transactions (SPEC §9.1): no cache hides a change, and a read
+"""Reads without explicit transactions (docs/storage.md#backends): no cache hides a change, and a read
 never waits on a lock on the event loop."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC §5.6: upstream URLs and the ``--upstream-allow`` network check."""
+"""docs/accounts.md#vms: upstream URLs and the ``--upstream-allow`` network check."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §5.1 (emails), §5.3 (name sanitising), §5.6 (VM names, tags, host names), §0 (%q)."""
+"""docs/accounts.md#users (emails), docs/accounts.md#name-sanitising (name sanitising), docs/accounts.md#vms (VM names, tags, host names), docs/README.md#conventions (%q)."""
 
 from __future__ import annotations
 

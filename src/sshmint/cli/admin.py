@@ -1,5 +1,5 @@
-"""``sshmint admin``: manage accounts directly in the database (SPEC Appendix A.2, §13.2,
-§13.5).
+"""``sshmint admin``: manage accounts directly in the database (docs/operations.md#admin-commands, docs/operations.md#a-missing-database,
+docs/operations.md#backup).
 
 Every subcommand takes ``--data-dir``, ``--db`` and ``--config`` (also on the group, and from
 the ``SSHMINT_*`` environment like ``serve``), creates or migrates the schema, and exits 0 on
@@ -38,7 +38,7 @@ _STORE_OPTIONS = ("data-dir", "db", "config")
 
 
 class AdminError(click.ClickException):
-    """A failure: the message alone on stderr, exit status 1 (SPEC A.2)."""
+    """A failure: the message alone on stderr, exit status 1 (docs/operations.md#admin-commands)."""
 
     exit_code = 1
 
@@ -51,7 +51,7 @@ def _fail(message: str) -> NoReturn:
 
 
 class _AdminUsageError(click.UsageError):
-    """Usage errors are failures too: exit 1 like every other admin failure (SPEC A.2)."""
+    """Usage errors are failures too: exit 1 like every other admin failure (docs/operations.md#admin-commands)."""
 
     exit_code = 1
 
@@ -112,10 +112,10 @@ def _missing_database(path: Path) -> str:
 
 def _database(ctx: click.Context, options: dict[str, str | None], *, create: bool) -> _Database:
     """Resolve the database as ``serve`` does: subcommand options beat group options; both
-    beat the environment, then the ``--config`` file (SPEC A.1, A.2).
+    beat the environment, then the ``--config`` file (docs/operations.md#sshmint-serve, docs/operations.md#admin-commands).
 
     A SQLite file that does not exist is an error (nothing is created), unless ``create``
-    (``add-user``), which also creates the default data directory (SPEC §13.2). The check
+    (``add-user``), which also creates the default data directory (docs/operations.md#a-missing-database). The check
     is made on the resolved URL, so a config file naming PostgreSQL never falls back to a
     SQLite file.
 

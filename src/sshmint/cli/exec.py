@@ -1,11 +1,11 @@
-"""``sshmint exec``: run one command through ``POST /exec`` (SPEC A.7).
+"""``sshmint exec``: run one command through ``POST /exec`` (docs/client.md#sshmint-exec).
 
 The token is ``--token``, else ``$SSHMINT_TOKEN``, else minted on the fly from the mint
-options (SPEC A.4). A single COMMAND word is sent verbatim; several words are each
+options (docs/client.md#sshmint-mint). A single COMMAND word is sent verbatim; several words are each
 shell-quoted and joined with spaces, so ``sshmint exec ssh-key list`` and
 ``sshmint exec 'ssh-key list'`` send the same line.
 
-Output: the response body as it came (SPEC A.7), whether or not stdout is a terminal, so
+Output: the response body as it came (docs/client.md#sshmint-exec), whether or not stdout is a terminal, so
 that a command tried by hand behaves the same in a script. ``--pretty`` asks for text
 instead (:mod:`sshmint.cli.pretty`): the result's members one per line, and on failure the
 error message alone on stderr, as the SSH interface prints them.
@@ -39,7 +39,7 @@ _TIMEOUT_SECONDS = 60.0  # the server gives up on a command after 30 s
 
 
 def command_body(words: tuple[str, ...]) -> str:
-    """SPEC A.7: one word verbatim; several words POSIX-shell-quoted and space-joined."""
+    """docs/client.md#sshmint-exec: one word verbatim; several words POSIX-shell-quoted and space-joined."""
     if len(words) == 1:
         return words[0]
     return " ".join(shlex.quote(word) for word in words)
@@ -64,7 +64,7 @@ async def _post(url: str, token: str, body: str) -> tuple[int, bytes]:
 def _exec_url(base: str) -> str:
     base = base.strip()
     if not base.startswith(("http://", "https://")):
-        # An invalid option value is a failure (exit 1), not a usage error (SPEC A.3).
+        # An invalid option value is a failure (exit 1), not a usage error (docs/client.md#shared-behaviour).
         fail(f"invalid --url {base!r}: must start with http:// or https://")
     return base.rstrip("/") + "/exec"
 

@@ -2,9 +2,9 @@
 
 git runs ``sshmint git-credential get`` with ``key=value`` lines on stdin (gitcredentials(7),
 "Custom helpers"; git-credential(1), "Input/Output format"). For ``protocol=http|https`` and a
-``host`` of the form ``<vm>.<vm-host>`` (port ignored, SPEC §8.1) it answers a fresh exe0 token
-for namespace ``v0@<vm>.<vm-host>`` (SPEC §1.8) as the password; the VM proxy accepts it
-through Basic auth (SPEC §8.4) and strips it before the upstream (SPEC §8.7). Any other host
+``host`` of the form ``<vm>.<vm-host>`` (port ignored, docs/proxy.md#host-routing) it answers a fresh exe0 token
+for namespace ``v0@<vm>.<vm-host>`` (docs/tokens.md#namespaces) as the password; the VM proxy accepts it
+through Basic auth (docs/proxy.md#credentials) and strips it before the upstream (docs/proxy.md#what-the-upstream-receives). Any other host
 gets no output at all, so the next configured helper is asked. ``store`` and ``erase`` do
 nothing: a token is minted per use and never kept.
 """
@@ -27,7 +27,7 @@ __all__ = ["DEFAULT_TTL", "DEFAULT_USERNAME", "git_credential", "parse_request",
 DEFAULT_TTL = "10min"
 DEFAULT_USERNAME = "sshmint"
 _MAX_INPUT_BYTES = 1 << 20  # git's requests are a few hundred bytes
-# SPEC §5.6: VM names.
+# docs/accounts.md#vms: VM names.
 _VM_NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _MAX_VM_NAME = 52
 
@@ -57,7 +57,7 @@ def parse_request(data: bytes) -> dict[str, str]:
 
 
 def _host_without_port(host: str) -> str:
-    """SPEC §8.1: lower-case, port removed, one trailing dot removed."""
+    """docs/proxy.md#host-routing: lower-case, port removed, one trailing dot removed."""
     host = host.strip().lower()
     if host.startswith("["):  # IPv6 literal: never a VM host
         return host.partition("]")[0] + "]"

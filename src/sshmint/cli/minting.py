@@ -1,10 +1,10 @@
-"""Minting from command-line options (SPEC A.3, A.4), shared by ``mint`` and ``exec``.
+"""Minting from command-line options (docs/client.md#shared-behaviour, docs/client.md#sshmint-mint), shared by ``mint`` and ``exec``.
 
 :func:`mint_options` adds the mint options to a click command; :meth:`MintOptions.pop_from`
 takes their values back out of the command's keyword arguments; and
 :func:`mint_token_from_options` validates every value, picks the key and signs. Failures
 raise :class:`~sshmint.errors.SSHMintError` with a one-line message; :func:`cli_failures`
-turns them into that message on stderr and exit status 1 (SPEC A.3).
+turns them into that message on stderr and exit status 1 (docs/client.md#shared-behaviour).
 """
 
 from __future__ import annotations
@@ -42,14 +42,14 @@ __all__ = [
 
 PASSPHRASE_ENV = "SSHMINT_KEY_PASSPHRASE"
 NEVER_EXPIRES_WARNING = "warning: this token never expires; pass --exp to limit its lifetime"
-# SPEC A.4: tried in this order when neither --key nor --agent is given.
+# docs/client.md#sshmint-mint: tried in this order when neither --key nor --agent is given.
 DEFAULT_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str) -> NoReturn:
-    """Print a one-line message on stderr and exit 1 (SPEC A.3)."""
+    """Print a one-line message on stderr and exit 1 (docs/client.md#shared-behaviour)."""
     click.echo(" ".join(message.split()) or "error", err=True)
     raise click.exceptions.Exit(1)
 
@@ -67,13 +67,15 @@ def cli_failures() -> Iterator[None]:
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         fail(f"{where}{exc.strerror or exc}")
-    except Exception as exc:  # fail closed, but never show a traceback (SPEC A.3)
+    except (
+        Exception
+    ) as exc:  # fail closed, but never show a traceback (docs/client.md#shared-behaviour)
         fail(f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True)
 class MintOptions:
-    """The values of the SPEC A.4 options, as given on the command line (unparsed)."""
+    """The values of the docs/client.md#sshmint-mint options, as given on the command line (unparsed)."""
 
     key: str | None = None
     agent: bool = False
@@ -134,14 +136,14 @@ _OPTIONS: tuple[Callable[[F], F], ...] = (
 
 
 def mint_options(command: F) -> F:
-    """Decorator: add the SPEC A.4 mint options to a click command."""
+    """Decorator: add the docs/client.md#sshmint-mint mint options to a click command."""
     for option in reversed(_OPTIONS):
         command = option(command)
     return command
 
 
 def resolve_namespace(options: MintOptions) -> str:
-    """SPEC A.4: ``--namespace``, or ``v0@<vm>.<vm-host>`` for ``--vm``, else ``v0@<web-host>``."""
+    """docs/client.md#sshmint-mint: ``--namespace``, or ``v0@<vm>.<vm-host>`` for ``--vm``, else ``v0@<web-host>``."""
     if options.namespace is not None and options.vm is not None:
         raise SSHMintError("--namespace and --vm are mutually exclusive")
     if options.namespace is not None:
@@ -158,13 +160,13 @@ def resolve_namespace(options: MintOptions) -> str:
 
 
 def _split_cmds(text: str) -> list[str]:
-    # SPEC A.4: split on ",", trimmed, empties dropped. Nothing left is an empty list,
-    # which permits nothing (SPEC §4.1): an explicit --cmds never widens a token.
+    # docs/client.md#sshmint-mint: split on ",", trimmed, empties dropped. Nothing left is an empty list,
+    # which permits nothing (docs/permissions.md#token-cmds): an explicit --cmds never widens a token.
     return [c.strip() for c in text.split(",") if c.strip()]
 
 
 def payload_from_options(options: MintOptions, now: int) -> bytes:
-    """The payload of SPEC A.4, checked against SPEC §2.1 steps 5–13."""
+    """The payload of docs/client.md#sshmint-mint, checked against docs/tokens.md#validation steps 5–13."""
     return build_payload(
         options.perms,
         exp=KEEP if options.exp is None else parse_when(options.exp, now),
@@ -214,7 +216,7 @@ def _agent(public_key_path: str | None) -> Signer:
 
 
 def select_signer(options: MintOptions) -> Signer:
-    """SPEC A.4 key selection: --key (private key file or ``.pub`` via the agent), --agent,
+    """docs/client.md#sshmint-mint key selection: --key (private key file or ``.pub`` via the agent), --agent,
     else the first existing default key."""
     if options.key is not None and options.agent:
         raise SSHMintError("--key and --agent are mutually exclusive")
@@ -236,7 +238,7 @@ def select_signer(options: MintOptions) -> Signer:
 
 
 def mint_token_from_options(options: MintOptions, *, now: int | None = None) -> str:
-    """Validate every option value, then pick the key and sign (SPEC A.4).
+    """Validate every option value, then pick the key and sign (docs/client.md#sshmint-mint).
 
     Option values are checked before any key is touched, so a bad value never prompts
     for a passphrase.
@@ -249,7 +251,7 @@ def mint_token_from_options(options: MintOptions, *, now: int | None = None) -> 
 
 
 def never_expires_warning(options: MintOptions, token: str) -> str | None:
-    """SPEC §13.6: the warning for a token minted without any expiry, unless ``--exp never``
+    """docs/client.md#client-programs: the warning for a token minted without any expiry, unless ``--exp never``
     said so on purpose (an ``exp`` given in ``--perms`` counts as an expiry)."""
     if options.exp is not None or parse_exe0(token).permissions.exp is not None:
         return None

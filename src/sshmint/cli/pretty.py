@@ -1,6 +1,6 @@
 """Human-readable rendering of a command's JSON result (``sshmint exec --pretty``).
 
-``POST /exec`` always answers JSON (SPEC §7 step 17), whatever the command; the text forms
+``POST /exec`` always answers JSON (docs/http-api.md#post-exec step 17), whatever the command; the text forms
 of the SSH interface are the server's. This renders any such document generically, so it
 needs no knowledge of each command:
 

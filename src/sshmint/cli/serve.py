@@ -1,4 +1,4 @@
-"""``sshmint serve``: run the SSH interface and the HTTP API/proxy (SPEC Appendix A.1)."""
+"""``sshmint serve``: run the SSH interface and the HTTP API/proxy (docs/operations.md#sshmint-serve)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _serve(**values: str | None) -> None:
     Options come from the command line, else SSHMINT_<NAME> environment variables, else the
     --config TOML file, else the defaults.
     """
-    # Until the event loop takes SIGTERM over, it means a clean exit 0 (SPEC A.1).
+    # Until the event loop takes SIGTERM over, it means a clean exit 0 (docs/operations.md#sshmint-serve).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     flags = {name.replace("_", "-"): value for name, value in values.items()}
     try:

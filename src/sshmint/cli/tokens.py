@@ -1,4 +1,4 @@
-"""``sshmint mint``, ``inspect`` and ``verify``: offline token tools (SPEC A.3–A.6).
+"""``sshmint mint``, ``inspect`` and ``verify``: offline token tools (docs/client.md#shared-behaviour).
 
 Exit status 0 on success, 1 on failure (message on stderr), 2 for usage errors.
 """
@@ -73,7 +73,7 @@ def _utc(ts: int) -> str:
 
 
 def _inspection(parsed: ParsedToken) -> dict[str, Any]:
-    """SPEC A.5 members; ``permissions`` and ``ctx`` as :class:`RawJSON` text.
+    """docs/client.md#sshmint-inspect members; ``permissions`` and ``ctx`` as :class:`RawJSON` text.
 
     The payload passed strict parsing, so its text is itself the JSON object: copying it
     keeps number formatting exact (``1e400`` is valid JSON but no float).
@@ -174,7 +174,7 @@ def inspect(token: str, as_json: bool) -> None:
 
 
 def load_allowed_keys(path: str) -> dict[str, PublicKey]:
-    """SPEC A.6 ``--allowed-keys``: ``<type> <base64> [comment]`` per line; blank lines and
+    """docs/client.md#sshmint-verify ``--allowed-keys``: ``<type> <base64> [comment]`` per line; blank lines and
     ``#`` comments ignored. Keyed by fingerprint (no prefix)."""
     with open(path, "rb") as f:
         data = f.read()
@@ -242,7 +242,7 @@ def verify(token: str, namespace: str, key_file: str | None, allowed_keys: str |
 def _verification_failure(
     parsed: ParsedToken, namespace: str, keys: dict[str, PublicKey], given: str
 ) -> str:
-    """SPEC §13.6: name the cause when the token alone tells it, in the order of §2.1
+    """docs/client.md#client-programs: name the cause when the token alone tells it, in the order of docs/tokens.md#validation
     (step 18, the signing key, before step 19, the signature under the namespace)."""
     if parsed.fingerprint not in keys:
         return f"signed by {format_fingerprint(parsed.fingerprint)}, not by {given}"

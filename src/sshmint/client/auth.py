@@ -51,12 +51,12 @@ _RequestT = TypeVar("_RequestT", bound=_HasHeaders)
 class SSHMintAuth(_HttpxAuth):
     """Signs requests with short-lived exe0 tokens minted from an SSH key.
 
-    Key source (SPEC A.4): ``key=PATH`` (private key file; passphrase from ``passphrase`` or
+    Key source (docs/client.md#sshmint-mint): ``key=PATH`` (private key file; passphrase from ``passphrase`` or
     ``$SSHMINT_KEY_PASSPHRASE``), ``key=PATH.pub`` (that identity in ssh-agent),
     ``agent=True`` (the agent's first identity), or ``signer=`` (any ``sshmint.keys.Signer``);
     with none of them, the first of ``~/.ssh/id_ed25519``, ``id_ecdsa``, ``id_rsa``.
 
-    Namespace (SPEC §1.8): ``namespace=``, or ``vm=NAME`` → ``v0@NAME.<vm_host>``, else
+    Namespace (docs/tokens.md#namespaces): ``namespace=``, or ``vm=NAME`` → ``v0@NAME.<vm_host>``, else
     ``v0@<web_host>``; both hosts default to ``localhost``.
 
     Each token carries ``exp = now + ttl`` (default 300 s) and the optional ``cmds`` and

@@ -1,4 +1,4 @@
-"""Exceptions raised by :class:`sshmint.client.Client` for ``POST /exec`` (SPEC §7).
+"""Exceptions raised by :class:`sshmint.client.Client` for ``POST /exec`` (docs/http-api.md#post-exec).
 
 One root, :class:`SSHMintClientError` (itself below :class:`sshmint.SSHMintError`), carrying the HTTP ``status`` (``None`` when no response
 arrived) and the server's ``message`` (the ``"error"`` member of its JSON body)::
@@ -15,7 +15,7 @@ arrived) and the server's ``message`` (the ``"error"`` member of its JSON body):
     ├── Timeout             504  the command ran over 30 s (also: no answer in time)
     ├── ServerError         any other 5xx
     ├── ConnectionFailed    no HTTP response at all (refused, reset, DNS)
-    └── InvalidResponse     a response that is not what SPEC §7 describes
+    └── InvalidResponse     a response that is not what docs/http-api.md#post-exec describes
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class BadRequest(SSHMintClientError):
 
 
 class Unauthorized(SSHMintClientError):
-    """401: no bearer token, or the token was refused (SPEC §2.4 gives the reason)."""
+    """401: no bearer token, or the token was refused (docs/tokens.md#who-sees-which-message gives the reason)."""
 
 
 class Forbidden(SSHMintClientError):
@@ -103,7 +103,7 @@ class ConnectionFailed(SSHMintClientError):
 
 
 class InvalidResponse(SSHMintClientError):
-    """The response does not have the shape SPEC §7 prescribes (e.g. not JSON)."""
+    """The response does not have the shape docs/http-api.md#post-exec prescribes (e.g. not JSON)."""
 
 
 _BY_STATUS: dict[int, type[SSHMintClientError]] = {

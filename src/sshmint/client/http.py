@@ -1,4 +1,4 @@
-"""Typed clients for ``POST /exec`` (SPEC §7), built on httpx.
+"""Typed clients for ``POST /exec`` (docs/http-api.md#post-exec), built on httpx.
 
 ``Client(url, auth=SSHMintAuth(...))`` or ``Client(url, token="exe0...")``; ``exec(command)``
 returns the command's JSON output as a dict and raises a
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_URL", "URL_ENV", "AsyncClient", "Client", "command_line"]
 
-DEFAULT_URL = "http://127.0.0.1:8080"  # SPEC A.7
+DEFAULT_URL = "http://127.0.0.1:8080"  # docs/client.md#sshmint-exec
 URL_ENV = "SSHMINT_URL"
 # Above the server's 30 s command limit, so a slow command is answered by its 504 first.
 DEFAULT_TIMEOUT = 60.0
@@ -46,7 +46,7 @@ def _httpx() -> Any:
 
 
 def command_line(command: str | Sequence[str]) -> str:
-    """SPEC A.7: a string is sent verbatim; a list is POSIX-shell-quoted and space-joined."""
+    """docs/client.md#sshmint-exec: a string is sent verbatim; a list is POSIX-shell-quoted and space-joined."""
     if isinstance(command, str):
         return command
     words = list(command)
@@ -89,7 +89,7 @@ def _result(status: int, reason: str, body: bytes) -> dict[str, Any]:
         raise error_for_status(status, _error_message(body, reason))
     text = body.decode("utf-8", "replace").strip()
     if not text:
-        return {}  # SPEC §7: a command with no output answers an empty body
+        return {}  # docs/http-api.md#post-exec: a command with no output answers an empty body
     try:
         document = json.loads(text)
     except ValueError:

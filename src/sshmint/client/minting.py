@@ -1,7 +1,7 @@
 """The minting core shared by the HTTP auth adapters and ``sshmint git-credential``.
 
 It turns a key source (a private key file, a public key whose private half is in ssh-agent,
-or the agent's first identity; SPEC A.4) and a namespace (SPEC §1.8) into short-lived exe0
+or the agent's first identity; docs/client.md#sshmint-mint) and a namespace (docs/tokens.md#namespaces) into short-lived exe0
 tokens, and caches each token until 80 % of its lifetime has passed. It imports no HTTP
 library, so the git credential helper starts fast.
 """
@@ -38,7 +38,11 @@ Clock = Callable[[], float]
 DEFAULT_TTL = 300
 REFRESH_FRACTION = 0.8
 PASSPHRASE_ENV = "SSHMINT_KEY_PASSPHRASE"
-DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")  # SPEC A.4, in this order
+DEFAULT_KEY_NAMES = (
+    "id_ed25519",
+    "id_ecdsa",
+    "id_rsa",
+)  # docs/client.md#sshmint-mint, in this order
 
 
 def _default_key() -> Path:
@@ -58,7 +62,7 @@ def load_signer(
     passphrase: str | bytes | None = None,
     agent_sock: str | None = None,
 ) -> Signer:
-    """Open the signing key the way ``sshmint mint`` does (SPEC A.4).
+    """Open the signing key the way ``sshmint mint`` does (docs/client.md#sshmint-mint).
 
     - ``key=PATH`` (``~`` expanded): an OpenSSH or PEM private key; an encrypted one is unlocked with
       ``passphrase`` or else ``$SSHMINT_KEY_PASSPHRASE``.
@@ -89,7 +93,7 @@ def resolve_namespace(
     web_host: str = "localhost",
     vm_host: str = "localhost",
 ) -> str:
-    """SPEC §1.8: ``namespace`` verbatim, ``v0@<vm>.<vm_host>`` for a VM, else ``v0@<web_host>``."""
+    """docs/tokens.md#namespaces: ``namespace`` verbatim, ``v0@<vm>.<vm_host>`` for a VM, else ``v0@<web_host>``."""
     if namespace is not None and vm is not None:
         raise ValueError("namespace and vm are mutually exclusive")
     if namespace is not None:
@@ -106,10 +110,10 @@ def resolve_namespace(
 def build_payload(
     *, exp: int | None = None, cmds: Sequence[str] | None = None, ctx: object = None
 ) -> bytes:
-    """A compact payload in SPEC A.4 member order: ``exp``, ``cmds``, ``ctx``.
+    """A compact payload in docs/client.md#sshmint-mint member order: ``exp``, ``cmds``, ``ctx``.
 
     ``cmds=None`` leaves the server's default list; ``ctx`` is any JSON-serialisable value,
-    ``None`` leaves it out. The payload passes SPEC §2.1 steps 5-13, else ``ValueError``
+    ``None`` leaves it out. The payload passes docs/tokens.md#validation steps 5-13, else ``ValueError``
     carries the message of the failing step.
     """
     if isinstance(cmds, str):
@@ -117,7 +121,7 @@ def build_payload(
     ctx_text = None
     if ctx is not None:
         try:
-            # ASCII escapes keep the raw ctx safe to relay in an HTTP header (SPEC §8.7).
+            # ASCII escapes keep the raw ctx safe to relay in an HTTP header (docs/proxy.md#what-the-upstream-receives).
             ctx_text = json.dumps(ctx, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"ctx is not JSON-serialisable: {exc}") from None

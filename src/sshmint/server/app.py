@@ -1,4 +1,4 @@
-"""``sshmint serve``: one process running the SSH interface and the HTTP listener (SPEC A.1).
+"""``sshmint serve``: one process running the SSH interface and the HTTP listener (docs/operations.md#sshmint-serve).
 
 Start-up order: data directory, host key, sockets (bound before any server starts, so the
 command layer knows the real HTTP port), database (migrated by ``Store.open``), SSH server,
@@ -36,7 +36,7 @@ __all__ = [
 # How long the HTTP listener lets in-flight requests finish on shutdown.
 HTTP_SHUTDOWN_TIMEOUT = 3.0
 # Connections the kernel holds for a listener that is not accepting (at --max-connections,
-# SPEC §11.4); the kernel caps it at net.core.somaxconn.
+# docs/security.md#slow-and-idle-clients); the kernel caps it at net.core.somaxconn.
 LISTEN_BACKLOG = 4096
 # Descriptors a server needs besides its HTTP connections (database, SSH, upstreams).
 _SPARE_FILES = 256
@@ -169,7 +169,7 @@ async def run_server(config: ServerConfig) -> int:
 
 
 def _prepare_data_dir(data_dir: Path) -> None:
-    """SPEC §11.5: a new data directory is private (0700); an existing one that other
+    """docs/security.md#files-and-modes: a new data directory is private (0700); an existing one that other
     users can read is reported once."""
     try:
         created = make_private_dir(data_dir)

@@ -1,22 +1,22 @@
-"""The one authentication path for bearer tokens (SPEC §2.1, §2.3, §5.5, §8.5).
+"""The one authentication path for bearer tokens (docs/tokens.md#validation, docs/tokens.md#exe1-resolution, docs/accounts.md#key-removal-and-revocation, docs/proxy.md#token-validation-at-the-proxy).
 
 ``Authenticator.authenticate(bearer, namespace)`` is used by ``POST /exec`` and the VM
 proxy alike (``check_trade`` runs the same steps in ``exe0-to-exe1``'s order):
 
-1. exe1 resolution (§2.3): shape check, live handle by ``exe1_hash``, unseal; the stored
+1. exe1 resolution (docs/tokens.md#exe1-resolution): shape check, live handle by ``exe1_hash``, unseal; the stored
    exe0 string then replaces the bearer string;
 2. strict parse, steps 1–15 (:func:`sshmint.token.parse_exe0`);
 3. claims, steps 16–17;
 4. the registered key by fingerprint and its owner, read together in one query
    (:meth:`Store.auth_lookup`), step 18; a stored key that cannot be used — unreadable
-   text, or a key outside the SPEC §11.3 limits stored by an older version — counts as
+   text, or a key outside the docs/security.md#key-limits limits stored by an older version — counts as
    not registered (also step 18, checked with the signature: it is never verified);
 5. the signature under the expected namespace, step 19;
 6. the owner exists and is not locked out, step 20;
 7. the key's stored restrictions are parsed (unreadable text → :class:`KeyPermissionsError`,
    which callers treat as an internal error, never as "allowed").
 
-Failures raise :class:`sshmint.errors.TokenError` carrying the SPEC message. A database
+Failures raise :class:`sshmint.errors.TokenError` carrying the documented message. A database
 error during the key/owner read propagates as :class:`StoreError` (the caller answers
 500: fail closed).
 
@@ -26,7 +26,7 @@ Parsing is a pure function of the token string and unsealing of (handle, sealed 
 so both are memoised too. Everything that *can* change — whether the key is registered,
 its stored public key and restrictions, the owner's existence and lock-out, the claims
 against the clock, exe1 handles — is read from the database or the clock on every call
-(SPEC §9.1: no cache may hide a change). Tokens are never logged; a log line names at
+(docs/storage.md#backends: no cache may hide a change). Tokens are never logged; a log line names at
 most a key fingerprint.
 """
 
@@ -75,7 +75,7 @@ _V = TypeVar("_V")
 
 
 class KeyPermissionsError(Exception):
-    """The signing key's stored restrictions cannot be read (SPEC §7 step 5: fail closed).
+    """The signing key's stored restrictions cannot be read (docs/http-api.md#post-exec step 5: fail closed).
 
     Carries the key's fingerprint for the server log only.
     """
@@ -90,7 +90,7 @@ class Principal:
     """Who a valid token speaks for.
 
     ``permissions`` are the token's (``cmds``, claims, raw ``ctx``); ``key_permissions``
-    the signing key's stored restrictions (SPEC §4.3); ``presented`` says whether the
+    the signing key's stored restrictions (docs/permissions.md#key-restrictions); ``presented`` says whether the
     client sent the exe0 itself or an exe1 handle for it.
     """
 
@@ -130,7 +130,7 @@ class _LRU(Generic[_K, _V]):
 def _registered_key(row: SSHKeyRow) -> PublicKey:
     """The stored ``"<type> <base64>"`` as a key object (cached by blob in keys.py).
 
-    Validated as a key being registered is, SPEC §11.3 limits included, so a row written
+    Validated as a key being registered is, docs/security.md#key-limits limits included, so a row written
     before a limit existed is refused here. Raises :class:`PublicKeyError` (the detail
     is for the server log).
     """
@@ -163,7 +163,7 @@ class Authenticator:
     async def authenticate(
         self, bearer: str, namespace: str, *, with_user_keys: bool = False
     ) -> Principal:
-        """SPEC §2.1/§2.3 for ``bearer`` under ``namespace``; raises ``TokenError``.
+        """docs/tokens.md#validation/docs/tokens.md#exe1-resolution for ``bearer`` under ``namespace``; raises ``TokenError``.
 
         ``with_user_keys`` also reads every key of the user in the same statement (for a
         command that may list them: ``/exec``).
@@ -208,9 +208,9 @@ class Authenticator:
         )
 
     async def check_trade(self, token: str, namespace: str, user_id: str) -> ParsedToken:
-        """``exe0-to-exe1`` (SPEC §6.6.17 steps 2–5) on the same parse, key and signature
+        """``exe0-to-exe1`` (docs/ssh.md#exe0-to-exe1 steps 2–5) on the same parse, key and signature
         steps, in the trade's order: parse → the caller's own key → signature → ``exp``
-        only (§3 trade exception: a future ``nbf`` may be traded).
+        only (docs/tokens.md#claims trade exception: a future ``nbf`` may be traded).
 
         Raises ``TokenFormatError`` (parse), ``TokenVerificationError`` (key or
         signature), ``TokenExpiredError``; ``StoreError`` when the database fails.
@@ -225,7 +225,7 @@ class Authenticator:
         return parsed
 
     async def _resolve_exe1(self, bearer: str, now: int) -> str:
-        """SPEC §2.3: the exe0 string a live, well-formed handle stands for."""
+        """docs/tokens.md#exe1-resolution: the exe0 string a live, well-formed handle stands for."""
         if not is_well_formed_exe1(bearer):
             raise TokenVerificationError("malformed exe1 token", 18)
         digest = exe1_hash(bearer)
@@ -276,7 +276,7 @@ class Authenticator:
             raise TokenVerificationError("signature does not verify under the namespace", 19)
 
     async def record_use(self, row: SSHKeyRow, now: int) -> None:
-        """SPEC §5.2: ``last_used_at`` is the day of the most recent use (one write a day),
+        """docs/accounts.md#ssh-keys: ``last_used_at`` is the day of the most recent use (one write a day),
         for a token and for an SSH login alike.
 
         Requests arriving while that write is under way do not queue up behind it with

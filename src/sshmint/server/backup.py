@@ -1,4 +1,4 @@
-"""A consistent copy of a live SQLite database (SPEC Part II §13.5, ``sshmint admin backup``).
+"""A consistent copy of a live SQLite database (docs/operations.md#backup, ``sshmint admin backup``).
 
 How: SQLite's online backup API (``sqlite3.Connection.backup``) in a single step. One step
 copies every page inside one read transaction, so the copy is the database as it was at

@@ -1,6 +1,6 @@
 """Server options: command line > ``SSHMINT_<NAME>`` environment > TOML file > default.
 
-SPEC Appendix A.1. The options are read once at start-up into a frozen :class:`ServerConfig`;
+docs/operations.md#sshmint-serve. The options are read once at start-up into a frozen :class:`ServerConfig`;
 every problem (unknown config key, unparsable listen address, bad network) is a
 :class:`ConfigError` whose message is one line naming the option and where it came from.
 """
@@ -122,7 +122,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
 # Option names as written on the command line (without "--"); the order is the help order.
 OPTION_NAMES: tuple[str, ...] = tuple(option.name for option in OPTIONS)
 
-# Defaults of SPEC A.1 and Part II; "db" defaults to SQLite inside the data directory.
+# Defaults of docs/operations.md#sshmint-serve and Part II; "db" defaults to SQLite inside the data directory.
 DEFAULTS: Mapping[str, str] = {
     option.name: option.default for option in OPTIONS if option.default is not None
 }
@@ -163,11 +163,11 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     config: Path | None = None
-    # True when ``db`` is the default SQLite file inside ``data_dir`` (SPEC §9.1).
+    # True when ``db`` is the default SQLite file inside ``data_dir`` (docs/storage.md#backends).
     db_is_default: bool = False
     # None: the default file inside ``data_dir`` (see ``host_key_path``).
     host_key: Path | None = None
-    # Deadlines in seconds (SPEC §11.4).
+    # Deadlines in seconds (docs/security.md#slow-and-idle-clients).
     header_timeout: float = 10.0
     body_timeout: float = 10.0
     idle_timeout: float = 75.0
@@ -175,9 +175,9 @@ class ServerConfig:
     max_connections: int = 4096
     upstream_timeout: float = 60.0
     db_timeout: float = 5.0
-    # Seconds, or None for no lifetime policy (SPEC §14.3).
+    # Seconds, or None for no lifetime policy (docs/lifecycle.md#lifetime-policy).
     max_token_lifetime: int | None = None
-    # None: no metrics listener (SPEC §13.3).
+    # None: no metrics listener (docs/operations.md#metrics).
     metrics_listen: ListenAddress | None = None
     log_format: str = "text"
     log_level: str = "info"
@@ -188,7 +188,7 @@ class ServerConfig:
 
 
 def env_name(option: str) -> str:
-    """``data-dir`` -> ``SSHMINT_DATA_DIR`` (SPEC A.1)."""
+    """``data-dir`` -> ``SSHMINT_DATA_DIR`` (docs/operations.md#sshmint-serve)."""
     return "SSHMINT_" + option.upper().replace("-", "_")
 
 
@@ -273,7 +273,7 @@ def parse_timeout(text: str) -> float:
 
 
 def _parse_lifetime(text: str) -> int | None:
-    """``off`` (no policy) or a duration in seconds (SPEC §14.3)."""
+    """``off`` (no policy) or a duration in seconds (docs/lifecycle.md#lifetime-policy)."""
     if text.strip().lower() == "off":
         return None
     try:
@@ -335,7 +335,7 @@ def _read_toml(path: Path) -> dict[str, object]:
 def load_config(
     flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None
 ) -> ServerConfig:
-    """Resolve every option (SPEC A.1 precedence) and validate it.
+    """Resolve every option (docs/operations.md#sshmint-serve precedence) and validate it.
 
     ``flags`` maps option names (``"data-dir"``) to command-line values, ``None`` when absent.
     An empty environment variable counts as unset.

@@ -1,4 +1,4 @@
-"""One timer for many tasks that share a fixed time limit (``/exec``'s 30 s, SPEC §7).
+"""One timer for many tasks that share a fixed time limit (``/exec``'s 30 s, docs/http-api.md#post-exec).
 
 ``asyncio.timeout`` arms and disarms a timer per use (a ``TimerHandle`` pushed on the
 loop's heap, its cancellation, the context manager protocol); measured on ``/exec whoami``

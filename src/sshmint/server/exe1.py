@@ -1,4 +1,4 @@
-"""exe1 handles: derivation, hashing and sealing of the exe0 they stand for (SPEC §1.9, §9.3).
+"""exe1 handles: derivation, hashing and sealing of the exe0 they stand for (docs/tokens.md#exe1-tokens, docs/storage.md#nothing-usable-at-rest).
 
 - ``derive_exe1``: ``exe1.`` + the first 26 characters of the RFC 4648 base32 encoding of
   HMAC-SHA256(secret, exe0) — stable for one exe0, unpredictable without the secret.
@@ -33,8 +33,8 @@ __all__ = [
 ]
 
 EXE1_PREFIX = "exe1."
-EXE1_BODY_LENGTH = 26  # SPEC §1.9: 130 bits.
-# SPEC §6.6.16/§6.6.17: 3333-03-03T00:00:00Z when the token has no exp.
+EXE1_BODY_LENGTH = 26  # docs/tokens.md#exe1-tokens: 130 bits.
+# docs/ssh.md#ssh-key-generate-api-key/docs/ssh.md#exe0-to-exe1: 3333-03-03T00:00:00Z when the token has no exp.
 DEFAULT_EXE1_EXPIRY = 43017436800
 SEAL_INFO = b"sshmint exe1 seal v1"
 
@@ -44,13 +44,13 @@ _TAG_BYTES = 16
 
 
 def derive_exe1(secret: bytes, exe0: str) -> str:
-    """SPEC §9.3: the handle for ``exe0`` under the ``exe1-derivation`` secret."""
+    """docs/storage.md#nothing-usable-at-rest: the handle for ``exe0`` under the ``exe1-derivation`` secret."""
     digest = hmac.new(secret, exe0.encode("utf-8"), hashlib.sha256).digest()
     return EXE1_PREFIX + base64.b32encode(digest).decode("ascii")[:EXE1_BODY_LENGTH]
 
 
 def exe1_hash(exe1: str) -> str:
-    """SPEC §9.3: lower-case hex SHA-256 of the whole ``exe1.`` string."""
+    """docs/storage.md#nothing-usable-at-rest: lower-case hex SHA-256 of the whole ``exe1.`` string."""
     return hashlib.sha256(exe1.encode("utf-8")).hexdigest()
 
 
@@ -60,7 +60,7 @@ def _seal_key(exe1: str) -> AESGCM:
 
 
 def seal(exe1: str, exe0: str) -> bytes:
-    """Encrypt ``exe0`` so that only a holder of ``exe1`` can recover it (SPEC §9.3)."""
+    """Encrypt ``exe0`` so that only a holder of ``exe1`` can recover it (docs/storage.md#nothing-usable-at-rest)."""
     nonce = os.urandom(_NONCE_BYTES)
     ciphertext = _seal_key(exe1).encrypt(nonce, exe0.encode("utf-8"), _SEAL_VERSION)
     return _SEAL_VERSION + nonce + ciphertext

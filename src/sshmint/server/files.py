@@ -1,4 +1,4 @@
-"""Private files and directories of a server (SPEC Part II §11.5).
+"""Private files and directories of a server (docs/security.md#files-and-modes).
 
 The data directory is made with mode 0700 and the files that hold secrets (the SQLite
 database with its ``-wal`` and ``-shm`` files, the SSH host key) with mode 0600, whatever

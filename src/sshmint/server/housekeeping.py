@@ -1,4 +1,4 @@
-"""Periodic clean-up of rows nobody can use any more (SPEC Part II §11.8).
+"""Periodic clean-up of rows nobody can use any more (docs/storage.md#housekeeping).
 
 Every running server deletes expired exe1 handles once at start and then every
 ``PURGE_INTERVAL_S`` seconds. Several nodes sharing one database may purge at the same

@@ -1,11 +1,11 @@
-"""The HTTP listener: host routing (SPEC §8.1, §11.7), the API (``POST /exec``, ``/healthz``, §7).
+"""The HTTP listener: host routing (docs/proxy.md#host-routing, docs/security.md#host-header), the API (``POST /exec``, ``/healthz``, docs/http-api.md#post-exec).
 
 :class:`HTTPFrontEnd` handles every request: a Host that is not a plain host name is
-refused (§11.7), those whose Host names a VM go to the reverse proxy
+refused (docs/security.md#host-header), those whose Host names a VM go to the reverse proxy
 (:mod:`sshmint.server.proxy`), everything else to the API. ``build_http_listener`` serves
 it with :class:`sshmint.server.http_listener.HTTPListener` (connection limit, head and
 idle deadlines, parser refusals) and ``HTTP_HANDLER_ARGS``: header lines of up to 32 KiB
-reach the application (SPEC §2.1 notes: an over-long bearer token is answered by step 1,
+reach the application (docs/tokens.md#validation notes: an over-long bearer token is answered by step 1,
 not by the HTTP parser) and the access log never shows a token.
 ``ssl_context_from_config`` builds the TLS context for ``--tls-cert``/``--tls-key``.
 """
@@ -136,7 +136,7 @@ class RedactingAccessLogger(AccessLogger):
         ]
 
 
-# For web.Server(handler, **HTTP_HANDLER_ARGS): header lines up to 32 KiB (SPEC §2.1 needs
+# For web.Server(handler, **HTTP_HANDLER_ARGS): header lines up to 32 KiB (docs/tokens.md#validation needs
 # ≥ 16 KiB for Authorization values) and the redacting access log.
 HTTP_HANDLER_ARGS: Final[Mapping[str, Any]] = {
     "max_line_size": 32 * 1024,
@@ -144,7 +144,7 @@ HTTP_HANDLER_ARGS: Final[Mapping[str, Any]] = {
     "access_log_class": RedactingAccessLogger,
 }
 
-# SPEC §7 steps 8–9 (step 17's time limit is --exec-timeout).
+# docs/http-api.md#post-exec steps 8–9 (step 17's time limit is --exec-timeout).
 MAX_BODY_BYTES: Final = 65536
 
 _JSON_HEADERS: Final[Mapping[str, str]] = {
@@ -153,19 +153,19 @@ _JSON_HEADERS: Final[Mapping[str, str]] = {
 }
 
 
-# SPEC §11.7: what a Host may contain (an empty one, HTTP/1.0 without Host, is the API's).
+# docs/security.md#host-header: what a Host may contain (an empty one, HTTP/1.0 without Host, is the API's).
 _VALID_HOST = re.compile(r"[A-Za-z0-9.:\[\]_-]*").fullmatch
 
 
 def valid_host(host: str) -> bool:
-    """SPEC §11.7: letters, digits, ``-``, ``.``, ``:``, ``[``, ``]`` and ``_`` only — no
+    """docs/security.md#host-header: letters, digits, ``-``, ``.``, ``:``, ``[``, ``]`` and ``_`` only — no
     ``@``, no space, nothing else (ASCII letters and digits: ``str.isalnum`` would let
     other scripts through)."""
     return _VALID_HOST(host) is not None
 
 
 def route_host(host: str, web_host: str, vm_host: str) -> str | None:
-    """SPEC §8.1: the VM label a Host names, or None for an API request.
+    """docs/proxy.md#host-routing: the VM label a Host names, or None for an API request.
 
     The host is lower-cased, its port and one trailing ``.`` removed; equal to ``web_host``
     → API; ``<label>.<vm_host>`` with a non-empty label without ``.`` → that label.
@@ -188,15 +188,15 @@ def route_host(host: str, web_host: str, vm_host: str) -> str | None:
     return None
 
 
-# HostRouter.route's answer for a Host that §11.7 refuses (route_host never names an
+# HostRouter.route's answer for a Host that docs/security.md#host-header refuses (route_host never names an
 # empty label).
 INVALID_HOST: Final = ""
 _ROUTES_REMEMBERED: Final = 1024
 
 
 class HostRouter:
-    """Where a Host goes: a VM label, None for the API, or ``INVALID_HOST`` (SPEC §8.1,
-    §11.7). The answer is a pure function of the Host, and clients send the same Host on
+    """Where a Host goes: a VM label, None for the API, or ``INVALID_HOST`` (docs/proxy.md#host-routing,
+    docs/security.md#host-header). The answer is a pure function of the Host, and clients send the same Host on
     every request, so answers are remembered (up to ``_ROUTES_REMEMBERED`` hosts, then
     forgotten at once): a repeated Host costs one dictionary lookup, less than checking
     and routing it again."""
@@ -233,7 +233,7 @@ class HostRouter:
         return route
 
 
-# SPEC §7 /healthz bodies, rendered once.
+# docs/http-api.md#post-exec /healthz bodies, rendered once.
 _HEALTH_OK: Final = '{"status":"ok"}\n'
 _HEALTH_UNAVAILABLE: Final = '{"status":"error","error":"database unavailable"}\n'
 
@@ -241,7 +241,7 @@ _HEALTH_UNAVAILABLE: Final = '{"status":"error","error":"database unavailable"}\
 def _json_response(
     status: int, body: Mapping[str, object] | str, headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    """An API response: JSON + ``\\n`` (or a body already rendered), with SPEC §7's headers."""
+    """An API response: JSON + ``\\n`` (or a body already rendered), with docs/http-api.md#post-exec's headers."""
     text = (
         body
         if isinstance(body, str)
@@ -258,12 +258,12 @@ def _error(status: int, message: str, headers: Mapping[str, str] | None = None) 
 
 
 def _unauthorized(message: str) -> web.Response:
-    # SPEC §7: every 401 carries WWW-Authenticate: Bearer (R34).
+    # docs/http-api.md#post-exec: every 401 carries WWW-Authenticate: Bearer (R34).
     return _error(401, message, {"WWW-Authenticate": "Bearer"})
 
 
 class _API:
-    """``/exec`` and ``/healthz`` on every non-VM host (SPEC §7)."""
+    """``/exec`` and ``/healthz`` on every non-VM host (docs/http-api.md#post-exec)."""
 
     def __init__(self, runtime: ServerRuntime, auth: Authenticator) -> None:
         self._runtime = runtime
@@ -296,7 +296,9 @@ class _API:
         return _json_response(200, _HEALTH_OK)
 
     async def _exec(self, request: web.BaseRequest) -> web.Response:
-        head_at = time_module.monotonic()  # the body's deadline counts from here (§11.4)
+        head_at = (
+            time_module.monotonic()
+        )  # the body's deadline counts from here (docs/security.md#slow-and-idle-clients)
         # Step 1.
         if request.method != "POST":
             return _error(405, "method not allowed", {"Allow": "POST"})
@@ -320,7 +322,7 @@ class _API:
         # Step 6.
         if principal.key_permissions.expired(now):
             return _error(403, "SSH key has expired")
-        # Step 7: every request reaching this step consumes a token (SPEC §11.6: a refusal
+        # Step 7: every request reaching this step consumes a token (docs/http-api.md#retry-after: a refusal
         # says when the key's balance is positive again).
         retry_after = self._limiter.consume(principal.key.fingerprint)
         if retry_after:
@@ -369,7 +371,7 @@ class _API:
         """Read at most MAX_BODY_BYTES + 1 bytes: enough to tell an over-long body.
 
         Raises ``TimeoutError`` when the body is not complete by ``deadline``
-        (``time.monotonic()``, SPEC §11.4); a body already complete never waits.
+        (``time.monotonic()``, docs/security.md#slow-and-idle-clients); a body already complete never waits.
         """
         await send_continue(request)
         content = request.content
@@ -422,7 +424,7 @@ class _API:
             deadline.close()
             return self._internal_error(words[0], exc)
         # A command that finished while being cancelled (it absorbed the cancellation): a
-        # completed success is never a timeout (SPEC §7), a failure still is.
+        # completed success is never a timeout (docs/http-api.md#post-exec), a failure still is.
         if deadline.close() and result.exit_status != 0:
             return _error(504, "command timed out")
         return self._command_response(result)
@@ -444,8 +446,7 @@ class _API:
 
 
 class HTTPFrontEnd:
-    """The one request handler of the HTTP listener: an invalid Host is refused (SPEC
-    §11.7), VM hosts go to the proxy, every other host to the API (§8.1).
+    """The one request handler of the HTTP listener: an invalid Host is refused (docs/security.md#host-header), VM hosts go to the proxy, every other host to the API (docs/proxy.md#host-routing).
 
     It runs under aiohttp's low-level ``web.Server`` (see ``build_http_listener``): with one
     handler for every path, an ``Application`` would only add a router lookup and request
@@ -482,7 +483,7 @@ def build_http_listener(
     shutdown_timeout: float,
 ) -> HTTPListener:
     """The HTTP listener around ``front_end``: ``HTTP_HANDLER_ARGS`` and the deadlines and
-    connection limit of ``config`` (SPEC §11.4).
+    connection limit of ``config`` (docs/security.md#slow-and-idle-clients).
 
     aiohttp's lingering close — after answering a request whose body it has not read, it
     reads and discards the rest before closing, so that the client sees the answer — is

@@ -1,7 +1,7 @@
 """The HTTP listener's connections: how many, how long, and what a malformed request gets.
 
 :class:`HTTPListener` serves a request handler on already-bound sockets with aiohttp's
-low-level server, and adds what aiohttp leaves to the operator (SPEC §11.1, §11.4):
+low-level server, and adds what aiohttp leaves to the operator (docs/security.md#secrets-never-logged, docs/security.md#slow-and-idle-clients):
 
 - **Connection limit.** Its own accept loop takes a connection only while fewer than
   ``--max-connections`` are open; beyond that new connections wait in the kernel's listen
@@ -56,7 +56,7 @@ __all__ = [
 
 _log = logging.getLogger("sshmint.http")
 
-# SPEC §11.1: the fixed answers to a request the parser refuses (no byte of the request).
+# docs/security.md#secrets-never-logged: the fixed answers to a request the parser refuses (no byte of the request).
 REFUSED_BODY: Final = b'{"error":"bad request"}\n'
 HEAD_TOO_LARGE_BODY: Final = b'{"error":"request header fields too large"}\n'
 _REFUSAL_HEADERS: Final = {

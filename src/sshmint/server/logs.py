@@ -10,7 +10,7 @@ work (a ``LogRecord``, handler locking, formatting) was a measurable share of a 
 request: :func:`direct_line_writer` gives it a way to write the same line straight to this
 handler whenever nothing else (another handler, a filter, a level) would see the record.
 
-Secrets (SPEC §2.4, §11.1): the handler carries a :class:`SecretsFilter`, so every record
+Secrets (docs/tokens.md#who-sees-which-message, docs/security.md#secrets-never-logged): the handler carries a :class:`SecretsFilter`, so every record
 that reaches stderr — from sshmint, aiohttp, asyncssh, SQLAlchemy, asyncpg, a traceback —
 is formatted and then scrubbed by :func:`scrub_secrets`. Two rules, in this order:
 

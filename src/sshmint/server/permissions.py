@@ -1,4 +1,4 @@
-"""Key-level permissions (SPEC §4.3–4.7): parsing, checks and inheritance.
+"""Key-level permissions (docs/permissions.md#key-restrictions): parsing, checks and inheritance.
 
 The stored form is ``""`` (unrestricted) or a JSON object with the members ``cmds``,
 ``vm``, ``tag`` and ``exp``. Text that cannot be read raises :class:`PermissionsError`;
@@ -35,7 +35,7 @@ __all__ = [
 KEY_REVOKED = "SSH key has been revoked"
 KEY_EXPIRED = "SSH key has expired"
 KEY_NOT_ALLOWED = "command not allowed by SSH key permissions"
-# SPEC §4.4 / §4.7: the only command a tag-scoped key may not run.
+# docs/permissions.md#how-they-combine / docs/permissions.md#tag-scope: the only command a tag-scoped key may not run.
 NOT_TAG_SAFE = frozenset({"exe0-to-exe1"})
 
 
@@ -44,7 +44,7 @@ class PermissionsError(SSHMintError):
 
 
 class InheritanceError(SSHMintError):
-    """SPEC §4.5: the new key would be less restricted than the calling key."""
+    """docs/permissions.md#inheritance: the new key would be less restricted than the calling key."""
 
 
 class KeyRowLike(Protocol):
@@ -56,7 +56,7 @@ class KeyRowLike(Protocol):
 
 @dataclass(frozen=True)
 class KeyPermissions:
-    """SPEC §4.3. ``None`` means "member absent"."""
+    """docs/permissions.md#key-restrictions. ``None`` means "member absent"."""
 
     cmds: tuple[str, ...] | None = None
     vm: str | None = None
@@ -87,11 +87,11 @@ class KeyPermissions:
         return json.dumps(self.to_object(), ensure_ascii=False, separators=(",", ":"))
 
     def expired(self, now: int) -> bool:
-        """SPEC §4.6: expired iff ``now > exp``."""
+        """docs/permissions.md#key-expiry: expired iff ``now > exp``."""
         return self.exp is not None and now > self.exp
 
     def allows(self, name: str) -> bool:
-        """Key ``cmds`` under the parent-prefix rule (SPEC §4.3); no ``cmds`` allows all."""
+        """Key ``cmds`` under the parent-prefix rule (docs/permissions.md#key-restrictions); no ``cmds`` allows all."""
         return self.cmds is None or cmds_allow(self.cmds, name)
 
 
@@ -99,7 +99,7 @@ UNRESTRICTED = KeyPermissions()
 
 
 def cmds_allow(cmds: Iterable[str], name: str) -> bool:
-    """SPEC §4.3: ``name == entry`` or ``name`` starts with ``entry + " "``."""
+    """docs/permissions.md#key-restrictions: ``name == entry`` or ``name`` starts with ``entry + " "``."""
     return any(name == entry or name.startswith(entry + " ") for entry in cmds)
 
 
@@ -108,7 +108,7 @@ def _reject_constant(value: str) -> object:
 
 
 def parse_key_permissions(text: str) -> KeyPermissions:
-    """Read stored permissions (SPEC §4.3), raising :class:`PermissionsError`.
+    """Read stored permissions (docs/permissions.md#key-restrictions), raising :class:`PermissionsError`.
 
     ``""`` and objects without known members are unrestricted; other members are
     ignored. A known member of the wrong type makes the whole text unreadable, so the
@@ -143,7 +143,7 @@ def parse_key_permissions(text: str) -> KeyPermissions:
 
 
 def key_restriction_error(key: KeyPermissions | KeyRowLike, name: str | None) -> str | None:
-    """The key checks that ``/exec`` applies after token ``cmds`` (SPEC §4.4, step 16).
+    """The key checks that ``/exec`` applies after token ``cmds`` (docs/permissions.md#how-they-combine, step 16).
 
     ``key`` is parsed permissions or a key row (whose text is parsed here and may raise
     :class:`PermissionsError`). ``name`` is the resolved command name; ``None`` (an
@@ -161,7 +161,7 @@ def key_restriction_error(key: KeyPermissions | KeyRowLike, name: str | None) ->
 
 
 def key_permission_error(key: KeyRowLike | None, name: str | None, now: int) -> str | None:
-    """The checks before every SSH command (SPEC §6.5), in order: revoked, expired, vm,
+    """The checks before every SSH command (docs/ssh.md#key-checks-before-every-command), in order: revoked, expired, vm,
     cmds, tag. ``key`` is the freshly re-read login key row (``None`` when it is gone).
 
     Raises :class:`PermissionsError` for unreadable stored permissions (refuse the command).
@@ -175,7 +175,7 @@ def key_permission_error(key: KeyRowLike | None, name: str | None, now: int) -> 
 
 
 def inherit(new: KeyPermissions, caller: KeyPermissions) -> KeyPermissions:
-    """Merge the calling key's restrictions into a new key's (SPEC §4.5, rules 1–4 in
+    """Merge the calling key's restrictions into a new key's (docs/permissions.md#inheritance, rules 1–4 in
     order), so the new key is never less restricted. Raises :class:`InheritanceError`."""
     merged = new
     if caller.tag is not None:  # rule 1

@@ -1,8 +1,8 @@
-"""The authenticating reverse proxy in front of VMs (SPEC §8).
+"""The authenticating reverse proxy in front of VMs (docs/proxy.md#vm-proxy).
 
-Order of processing (§8.2): ambiguity check (400) → VM lookup (404) → credential
-selection and validation (§8.4–8.5) → access rules for private VMs (401/403) →
-forwarding (§8.7–8.8) or 502. The header rules are pure functions at the top of this
+Order of processing (docs/proxy.md#order-of-processing): ambiguity check (400) → VM lookup (404) → credential
+selection and validation (docs/proxy.md#credentials) → access rules for private VMs (401/403) →
+forwarding (docs/proxy.md#what-the-upstream-receives) or 502. The header rules are pure functions at the top of this
 module so they can be tested without sockets; :class:`VMProxy` does the I/O.
 
 Requests go out through :mod:`sshmint.server.upstream_client` on pooled keep-alive
@@ -68,7 +68,7 @@ __all__ = [
     "upstream_response_headers",
 ]
 
-# SPEC §8.7 step 1 (RFC 9110 §7.6.1), plus the obsolete Keep-Alive/Proxy-Connection.
+# docs/proxy.md#what-the-upstream-receives step 1 (RFC 9110 §7.6.1), plus the obsolete Keep-Alive/Proxy-Connection.
 HOP_BY_HOP: Final = frozenset(
     {
         "connection",
@@ -83,10 +83,10 @@ HOP_BY_HOP: Final = frozenset(
 _EXE_PREFIXES: Final = (EXE0_PREFIX, EXE1_PREFIX)
 _EXEDEV_PREFIX: Final = "x-exedev-"
 _FORWARDED: Final = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwarded-for"})
-# SPEC §11.2: names that, spelled with "_" for "-", mean a protected header to WSGI/CGI.
+# docs/proxy.md#header-names-with-underscores: names that, spelled with "_" for "-", mean a protected header to WSGI/CGI.
 _UNDERSCORE_PROTECTED: Final = _FORWARDED | {"authorization"}
 
-# SPEC §8.2 table, and §11.4's 504.
+# docs/proxy.md#order-of-processing table, and docs/security.md#slow-and-idle-clients's 504.
 MSG_AMBIGUOUS: Final = "Authorization and X-Exedev-Authorization must not be identical"
 MSG_UNAUTHENTICATED: Final = "invalid or missing authentication"
 MSG_FORBIDDEN: Final = "access denied"
@@ -115,7 +115,7 @@ _RELAYABLE_UPGRADES: Final = frozenset({"websocket", "tcp"})
 
 @dataclass(frozen=True)
 class Identity:
-    """What the upstream learns about an authenticated request (SPEC §8.7 step 8).
+    """What the upstream learns about an authenticated request (docs/proxy.md#what-the-upstream-receives step 8).
 
     ``ctx_raw`` is the exact text of the token's ``ctx`` value, or None without ``ctx``.
     """
@@ -127,7 +127,7 @@ class Identity:
 
 @dataclass(frozen=True)
 class BearerCredential:
-    """The bearer token chosen by SPEC §8.4 and the header line it came from."""
+    """The bearer token chosen by docs/proxy.md#credentials and the header line it came from."""
 
     token: str
     header_name: str
@@ -139,7 +139,7 @@ def _is_bearer(value: str) -> bool:
 
 
 def is_ambiguous(headers: MultiMapping[str]) -> bool:
-    """SPEC §8.4: a non-empty X-Exedev-Authorization value identical to an Authorization one."""
+    """docs/proxy.md#credentials: a non-empty X-Exedev-Authorization value identical to an Authorization one."""
     extra = _getall(headers, "X-Exedev-Authorization")
     if not extra:
         return False
@@ -148,7 +148,7 @@ def is_ambiguous(headers: MultiMapping[str]) -> bool:
 
 
 def bearer_credential(headers: MultiMapping[str]) -> BearerCredential | None:
-    """SPEC §8.4: the first ``Bearer`` value among X-Exedev-Authorization then Authorization."""
+    """docs/proxy.md#credentials: the first ``Bearer`` value among X-Exedev-Authorization then Authorization."""
     for name in ("X-Exedev-Authorization", "Authorization"):
         for value in _getall(headers, name):
             if _is_bearer(value):
@@ -157,7 +157,7 @@ def bearer_credential(headers: MultiMapping[str]) -> BearerCredential | None:
 
 
 def basic_password(headers: MultiMapping[str]) -> str | None:
-    """SPEC §8.4: the password of a ``Basic`` first Authorization value, else None."""
+    """docs/proxy.md#credentials: the password of a ``Basic`` first Authorization value, else None."""
     values = _getall(headers, "Authorization")
     if not values or values[0][:6].lower() != "basic ":
         return None
@@ -170,7 +170,7 @@ def basic_password(headers: MultiMapping[str]) -> str | None:
 
 
 def carries_exe_token(authorization_values: Sequence[str]) -> bool:
-    """SPEC §8.7 step 4: an exe0/exe1 bearer in any value, or as the first value's Basic
+    """docs/proxy.md#what-the-upstream-receives step 4: an exe0/exe1 bearer in any value, or as the first value's Basic
     password."""
     for value in authorization_values:
         if _is_bearer(value) and value[7:].strip().startswith(_EXE_PREFIXES):
@@ -183,11 +183,11 @@ def carries_exe_token(authorization_values: Sequence[str]) -> bool:
 
 
 def normalises_to_protected(name: str) -> bool:
-    """SPEC §11.2: a header name with ``_`` that WSGI, CGI and similar servers would read
+    """docs/proxy.md#header-names-with-underscores: a header name with ``_`` that WSGI, CGI and similar servers would read
     as a protected one: lower-cased with every ``_`` made ``-``, it starts with
-    ``x-exedev-`` or is an ``X-Forwarded-*`` name of §8.7 or ``authorization``.
+    ``x-exedev-`` or is an ``X-Forwarded-*`` name of docs/proxy.md#what-the-upstream-receives or ``authorization``.
 
-    Names without ``_`` are left to the rules of §8.7 (and answer False here). The ``_``
+    Names without ``_`` are left to the rules of docs/proxy.md#what-the-upstream-receives (and answer False here). The ``_``
     test comes first and is all that most names cost.
     """
     if "_" not in name:
@@ -205,7 +205,7 @@ def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
 
 
 def is_upgrade_request(headers: MultiMapping[str]) -> bool:
-    """SPEC §8.8: ``Connection: Upgrade`` together with an ``Upgrade`` header."""
+    """docs/proxy.md#responses: ``Connection: Upgrade`` together with an ``Upgrade`` header."""
     return "Upgrade" in headers and "upgrade" in _connection_tokens(headers.items())
 
 
@@ -218,10 +218,10 @@ def upstream_request_headers(
     identity: Identity | None,
     upgrade: bool,
 ) -> list[tuple[str, str]]:
-    """The request headers the upstream receives, in SPEC §8.7 order.
+    """The request headers the upstream receives, in docs/proxy.md#what-the-upstream-receives order.
 
     ``headers`` are the client's header lines in order (``Host`` among them). ``upgrade``
-    keeps ``Connection: Upgrade`` and ``Upgrade`` (SPEC §8.8).
+    keeps ``Connection: Upgrade`` and ``Upgrade`` (docs/proxy.md#responses).
     """
     # Each name is lower-cased once; the steps below then work on (lower, name, value).
     lines = [(name.lower(), name, value) for name, value in headers]
@@ -259,7 +259,7 @@ def upstream_request_headers(
                 del kept[index]
                 break
     # 3. Every X-ExeDev-* header, client-sent identity headers included; and 5.–7.
-    # X-Forwarded-*, replaced below whatever the client sent; and (SPEC §11.2) any name
+    # X-Forwarded-*, replaced below whatever the client sent; and (docs/proxy.md#header-names-with-underscores) any name
     # with "_" that a WSGI/CGI upstream would read as one of these. The filters commute
     # with step 4, which looks at Authorization only.
     kept = [
@@ -293,7 +293,7 @@ def upstream_request_headers(
 def upstream_response_headers(
     headers: Iterable[tuple[str, str]], *, switching: bool
 ) -> list[tuple[str, str]]:
-    """SPEC §8.8: the upstream's response headers minus hop-by-hop ones (a 101 keeps
+    """docs/proxy.md#responses: the upstream's response headers minus hop-by-hop ones (a 101 keeps
     ``Connection``/``Upgrade``)."""
     lines = list(headers)
     drop = HOP_BY_HOP | _connection_tokens(lines)
@@ -304,7 +304,7 @@ def upstream_response_headers(
 
 def absolute_target(raw: str) -> URL | None:
     """The URL of an absolute-form request target (``GET http://host/path``, RFC 9112
-    §3.2.2), else None; ``raw`` is the target exactly as received."""
+    docs/tokens.md#claims), else None; ``raw`` is the target exactly as received."""
     if raw.startswith("/"):
         return None
     target = URL(raw, encoded=True)
@@ -327,7 +327,7 @@ def _getall(headers: MultiMapping[str], name: str) -> list[str]:
 
 
 def _text(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    """A proxy-generated response (SPEC §8.2): text/plain, nosniff, ``<message>\\n``."""
+    """A proxy-generated response (docs/proxy.md#order-of-processing): text/plain, nosniff, ``<message>\\n``."""
     response = web.Response(
         status=status,
         body=(message + "\n").encode("utf-8"),
@@ -421,7 +421,7 @@ async def send_continue(request: web.BaseRequest) -> None:
 
 
 class VMProxy:
-    """Handles every request whose Host names a VM (SPEC §8.1)."""
+    """Handles every request whose Host names a VM (docs/proxy.md#host-routing)."""
 
     def __init__(self, runtime: ServerRuntime, auth: Authenticator) -> None:
         self._runtime = runtime
@@ -445,10 +445,10 @@ class VMProxy:
 
     async def handle(self, request: web.BaseRequest, label: str) -> web.StreamResponse:
         headers = request.headers
-        # 1. Ambiguity (SPEC §8.4), before anything else.
+        # 1. Ambiguity (docs/proxy.md#credentials), before anything else.
         if is_ambiguous(headers):
             return _text(400, MSG_AMBIGUOUS)
-        # 2. VM lookup (SPEC §8.3).
+        # 2. VM lookup (docs/proxy.md#unknown-vms).
         store = self._runtime.store
         if not is_valid_vm_name(label):
             return _text(404, MSG_NOT_FOUND)
@@ -462,14 +462,14 @@ class VMProxy:
         vm, owner = found
         if owner is None or owner.locked:
             return _text(404, MSG_NOT_FOUND)
-        # 3. Credentials (SPEC §8.4–8.5).
+        # 3. Credentials (docs/proxy.md#credentials).
         consumed = bearer_credential(headers)
         try:
             principal = await self._authenticate(vm, consumed, headers)
         except StoreError:
             self._runtime.logger.error("proxy: database error authenticating for VM %s", label)
             return _text(500, MSG_INTERNAL)
-        # 4. Access (SPEC §8.6).
+        # 4. Access (docs/proxy.md#access-rules).
         if vm.share != "public":
             if principal is None:
                 return _text(401, MSG_UNAUTHENTICATED, {"WWW-Authenticate": "Bearer, Basic"})
@@ -490,13 +490,13 @@ class VMProxy:
                 principal.user.email,
                 perms.ctx_raw if perms.has_ctx else None,
             )
-        # 5. Forwarding (SPEC §8.7–8.8).
+        # 5. Forwarding (docs/proxy.md#what-the-upstream-receives).
         return await self._forward(request, vm, consumed, identity)
 
     async def _authenticate(
         self, vm: VM, bearer: BearerCredential | None, headers: MultiMapping[str]
     ) -> Principal | None:
-        """SPEC §8.4: the bearer token only, else the Basic password; None if neither works."""
+        """docs/proxy.md#credentials: the bearer token only, else the Basic password; None if neither works."""
         namespace = f"v0@{vm.name}.{self._vm_host}"
         if bearer is not None:
             principal = await self._try_token(vm, bearer.token, namespace)
@@ -508,7 +508,7 @@ class VMProxy:
         return None
 
     async def _try_token(self, vm: VM, token: str, namespace: str) -> Principal | None:
-        """SPEC §8.5; failures are silent (never a reason for the client)."""
+        """docs/proxy.md#token-validation-at-the-proxy; failures are silent (never a reason for the client)."""
         try:
             principal = await self._auth.authenticate(token, namespace)
         except (TokenError, KeyPermissionsError):
@@ -537,7 +537,7 @@ class VMProxy:
         return parsed
 
     async def _allowed(self, host: str) -> bool:
-        """SPEC §8.7: the allow-list check for every request. Host names are resolved
+        """docs/proxy.md#what-the-upstream-receives: the allow-list check for every request. Host names are resolved
         every time; only the verdict for an IP literal (which needs no resolution and
         depends on nothing else) is memoised."""
         if host in self._literal_verdicts:
@@ -551,7 +551,7 @@ class VMProxy:
 
     @staticmethod
     def _target(request: web.BaseRequest) -> str:
-        """Method, path and query exactly as received (SPEC §8.7): no re-encoding. An
+        """Method, path and query exactly as received (docs/proxy.md#what-the-upstream-receives): no re-encoding. An
         absolute-form target (``GET http://host/path``) is sent in origin form."""
         raw = request.raw_path  # the request target exactly as received
         if raw == "*" and request.method == "OPTIONS":  # asterisk form (RFC 9112 §3.2.4)
@@ -562,7 +562,7 @@ class VMProxy:
         return raw if raw.startswith("/") else "/" + raw
 
     def _timed_out(self, vm: VM) -> web.Response:
-        """SPEC §11.4: no response head within ``--upstream-timeout`` (the connection has
+        """docs/security.md#slow-and-idle-clients: no response head within ``--upstream-timeout`` (the connection has
         been closed by the client module)."""
         self._runtime.logger.info("proxy: upstream of VM %s sent no response head in time", vm.name)
         return _text(504, MSG_TIMED_OUT)
@@ -593,7 +593,7 @@ class VMProxy:
             return _text(502, MSG_UNAVAILABLE)
         headers = request.headers
         # Only protocols aiohttp's parser hands over as raw bytes can be relayed; any other
-        # Upgrade request is forwarded as a plain request (SPEC §8.8 makes upgrades optional).
+        # Upgrade request is forwarded as a plain request (docs/proxy.md#responses makes upgrades optional).
         upgrade = (
             is_upgrade_request(headers)
             and headers.get("Upgrade", "").lower() in _RELAYABLE_UPGRADES
@@ -742,7 +742,7 @@ class VMProxy:
     async def _relay_upgrade(
         self, request: web.BaseRequest, conn: UpstreamConnection, head: ResponseHead
     ) -> web.StreamResponse:
-        """SPEC §8.8: relay the 101, then copy bytes both ways until either side closes."""
+        """docs/proxy.md#responses: relay the 101, then copy bytes both ways until either side closes."""
         client_protocol = request.protocol
         if client_protocol is None or conn.transport is None:
             conn.close()
@@ -811,9 +811,9 @@ async def _splice_rest(
 
 
 async def _send_body(conn: UpstreamConnection, body: StreamReader, *, chunked: bool) -> None:
-    """Stream the client's request body to the upstream as it arrives (SPEC §8.7).
+    """Stream the client's request body to the upstream as it arrives (docs/proxy.md#what-the-upstream-receives).
 
-    The response head's deadline (SPEC §11.4) is held while the client is being waited
+    The response head's deadline (docs/security.md#slow-and-idle-clients) is held while the client is being waited
     for, and counts from the last bytes written otherwise: a slow upload is not the
     upstream's delay, an upstream that stops reading is."""
     try:

@@ -1,4 +1,4 @@
-"""Per-signing-key token buckets for ``POST /exec`` (SPEC §7, step 7).
+"""Per-signing-key token buckets for ``POST /exec`` (docs/http-api.md#post-exec, step 7).
 
 One bucket per key fingerprint (exe0 and exe1 tokens of one key share it):
 
@@ -9,7 +9,7 @@ One bucket per key fingerprint (exe0 and exe1 tokens of one key share it):
   never below :data:`FLOOR` (−120), so a client that keeps sending while limited stays
   limited until it pauses long enough for the balance to climb above zero.
 
-A refused request is told when to come back (SPEC §11.6, ``Retry-After``):
+A refused request is told when to come back (docs/http-api.md#retry-after, ``Retry-After``):
 :func:`retry_after_seconds` is a pure function of the balance, the refill rate and the
 floor, so a bucket kept elsewhere (a database shared by several nodes) answers the same.
 
@@ -37,7 +37,7 @@ _SWEEP_THRESHOLD = 4096
 def retry_after_seconds(
     balance: int, *, refill_per_second: int = REFILL_PER_SECOND, floor: int = FLOOR
 ) -> int:
-    """SPEC §11.6: the whole seconds after which a bucket left at ``balance`` (by the
+    """docs/http-api.md#retry-after: the whole seconds after which a bucket left at ``balance`` (by the
     request just refused) is positive again if nothing more is sent; 0 if it already is.
 
     Tokens come back ``refill_per_second`` at a time, each time another whole second has
@@ -74,7 +74,7 @@ class RateLimiter:
 
     def consume(self, fingerprint: str) -> int:
         """Record one request for ``fingerprint``: 0 if it is within the limit, else the
-        seconds after which the next one will be (SPEC §11.6, always 1 to 121)."""
+        seconds after which the next one will be (docs/http-api.md#retry-after, always 1 to 121)."""
         now = self._clock()
         bucket = self._buckets.get(fingerprint)
         if bucket is None:

@@ -1,5 +1,5 @@
 """The status line and headers of a relayed upstream response, as the client gets them
-(SPEC §8.8), and the response object that tells aiohttp it has been written.
+(docs/proxy.md#responses), and the response object that tells aiohttp it has been written.
 
 The proxy writes relayed responses itself instead of through aiohttp's ``StreamResponse``:
 

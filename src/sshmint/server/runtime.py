@@ -20,7 +20,7 @@ __all__ = ["ServerRuntime", "unix_now"]
 
 
 def unix_now() -> int:
-    """SPEC §0: "now" is the current UTC time truncated to whole seconds."""
+    """docs/README.md#conventions: "now" is the current UTC time truncated to whole seconds."""
     return int(time.time())
 
 
@@ -29,7 +29,7 @@ class ServerRuntime:
     """One per ``sshmint serve`` process.
 
     ``ssh_port`` and ``http_port`` are the ports actually bound (0 until the listener is up);
-    the command layer needs ``http_port`` to build VM URLs (SPEC §5.6).
+    the command layer needs ``http_port`` to build VM URLs (docs/accounts.md#vms).
     """
 
     config: ServerConfig

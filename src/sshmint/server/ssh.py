@@ -1,10 +1,10 @@
-"""The SSH command interface (SPEC §6.1–6.5) on asyncssh.
+"""The SSH command interface (docs/ssh.md#connection-and-login) on asyncssh.
 
 Authentication accepts any key whose possession the client proves; the account is decided
-afterwards, per session, from that key (§6.1). Each session is one exec request (a command
+afterwards, per session, from that key (docs/ssh.md#connection-and-login). Each session is one exec request (a command
 line run once) or a REPL; before every command the login key is re-read by id and the
-key-level checks of §6.5 run, so removal, expiry and lock-out take effect immediately
-(§5.5, §9.1: no cache).
+key-level checks of docs/ssh.md#key-checks-before-every-command run, so removal, expiry and lock-out take effect immediately
+(docs/accounts.md#key-removal-and-revocation, docs/storage.md#backends: no cache).
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ INTERNAL_ERROR = "internal error"
 DATABASE_UNAVAILABLE = "database unavailable"
 INVALID_SYNTAX = "invalid command syntax"
 ACCOUNT_LOCKED = "sshmint: this account is locked"
-# REPL lines that end the session (§6.2).
+# REPL lines that end the session (docs/ssh.md#exec-mode-and-the-repl).
 LEAVE_WORDS = (["exit"], ["quit"])
-# §6.5 failures after which the key can never run a command again in this session.
+# docs/ssh.md#key-checks-before-every-command failures after which the key can never run a command again in this session.
 FATAL_KEY_ERRORS = frozenset({KEY_REVOKED, KEY_EXPIRED, ACCOUNT_LOCKED})
 # How long shutdown waits for open sessions to close after being told to.
 CLOSE_TIMEOUT = 5.0
@@ -63,7 +63,7 @@ _log = logging.getLogger("sshmint.ssh")
 
 
 def load_or_create_host_key(path: Path) -> asyncssh.SSHKey:
-    """The persistent host key at ``path`` (§6.1, ``--host-key``): an Ed25519 key created
+    """The persistent host key at ``path`` (docs/ssh.md#connection-and-login, ``--host-key``): an Ed25519 key created
     once when missing, mode 0600, OpenSSH format; an existing file of any type asyncssh
     reads is used as it is.
 
@@ -77,7 +77,9 @@ def load_or_create_host_key(path: Path) -> asyncssh.SSHKey:
             tmp.unlink()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         try:
-            os.fchmod(fd, PRIVATE_FILE_MODE)  # exactly 0600, whatever the umask (§11.5)
+            os.fchmod(
+                fd, PRIVATE_FILE_MODE
+            )  # exactly 0600, whatever the umask (docs/security.md#files-and-modes)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(key.export_private_key("openssh"))
                 fh.flush()
@@ -140,7 +142,7 @@ class _ConnectionTracker:
 
 
 class _AuthServer(asyncssh.SSHServer):
-    """Per-connection authentication: public keys only, any proven key (§6.1)."""
+    """Per-connection authentication: public keys only, any proven key (docs/ssh.md#connection-and-login)."""
 
     def __init__(self, tracker: _ConnectionTracker) -> None:
         self._tracker = tracker
@@ -158,7 +160,7 @@ class _AuthServer(asyncssh.SSHServer):
             self._tracker.connections.discard(self._conn)
 
     def begin_auth(self, username: str) -> bool:
-        return True  # authentication is always required; the user name is ignored (§6.1)
+        return True  # authentication is always required; the user name is ignored (docs/ssh.md#connection-and-login)
 
     def password_auth_supported(self) -> bool:
         return False
@@ -175,10 +177,10 @@ class _AuthServer(asyncssh.SSHServer):
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         # asyncssh verifies the signature right after this returns True, and calls this for
         # every offered key, so the last key seen before auth_completed() is the one proven.
-        # The wire blob is kept as sent: it is what fingerprints are computed from (§1.7).
+        # The wire blob is kept as sent: it is what fingerprints are computed from (docs/tokens.md#fingerprints).
         blob = bytes(key.public_data)
         if limit_violation(blob) is not None:
-            # §11.3: such a key is never registered (an old row holding one counts as not
+            # docs/security.md#key-limits: such a key is never registered (an old row holding one counts as not
             # registered), and checking a signature with a huge RSA exponent costs
             # milliseconds: refuse it before asyncssh does any work.
             return False
@@ -219,7 +221,7 @@ class _Session:
             return
         try:
             if stderr:
-                # The line editor turns "\n" into CRLF on stdout only (§6.2: CRLF with a PTY).
+                # The line editor turns "\n" into CRLF on stdout only (docs/ssh.md#exec-mode-and-the-repl: CRLF with a PTY).
                 if self._pty:
                     text = text.replace("\r\n", "\n").replace("\n", "\r\n")
                 self._process.stderr.write(text)
@@ -275,7 +277,7 @@ class _Session:
         command = self._process.command
         if command is None:
             return await self._repl(user)
-        # The rows just read are this command's "re-read" (§6.5): nothing ran in between.
+        # The rows just read are this command's "re-read" (docs/ssh.md#key-checks-before-every-command): nothing ran in between.
         return await self._exec(command, (key, user))
 
     # -- exec mode ------------------------------------------------------------------------
@@ -361,7 +363,7 @@ class _Session:
         """Run one split command line: (stdout, stderr, exit status, session must end).
 
         ``rows`` are the login key and user when they were read just now; otherwise both
-        are re-read (§6.5, §9.1).
+        are re-read (docs/ssh.md#key-checks-before-every-command, docs/storage.md#backends).
         """
         store = self._runtime.store
         now = self._runtime.now()
@@ -397,7 +399,7 @@ class _Session:
 
 
 def _wants_json(words: list[str]) -> bool:
-    """Whether the line asked for ``--json`` (§6.3 flag spellings), for refusals made here."""
+    """Whether the line asked for ``--json`` (docs/ssh.md#words-and-flags flag spellings), for refusals made here."""
     for word in words[1:]:
         if word == "--":
             break
@@ -407,14 +409,14 @@ def _wants_json(words: list[str]) -> bool:
 
 
 def _failure(message: str, words: list[str], interactive: bool) -> tuple[str, str]:
-    """stdout and stderr of a refused command (§6.4): ``{"error":...}`` too under ``--json``."""
+    """stdout and stderr of a refused command (docs/ssh.md#output-and-exit-status): ``{"error":...}`` too under ``--json``."""
     if not _wants_json(words):
         return "", message + "\n"
     return dump_json({"error": message}, indent=interactive), message + "\n"
 
 
 def _repl_output(stdout: str, stderr: str) -> str:
-    """In the REPL both streams go to the session output (§6.4); a JSON result already
+    """In the REPL both streams go to the session output (docs/ssh.md#output-and-exit-status); a JSON result already
     carries its error, so the stderr copy is dropped there."""
     if stdout.lstrip().startswith("{"):
         return stdout

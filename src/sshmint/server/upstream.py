@@ -1,6 +1,6 @@
-"""VM upstream URLs: parsing (SPEC §5.6) and the ``--upstream-allow`` network check.
+"""VM upstream URLs: parsing (docs/accounts.md#vms) and the ``--upstream-allow`` network check.
 
-The proxy repeats :func:`upstream_allowed` for every request (SPEC §8.7), so a host name
+The proxy repeats :func:`upstream_allowed` for every request (docs/proxy.md#what-the-upstream-receives), so a host name
 that starts resolving elsewhere is refused from then on.
 """
 
@@ -50,7 +50,7 @@ class Upstream:
 
     @property
     def port(self) -> int:
-        """SPEC §5.6: the explicit port, or 80."""
+        """docs/accounts.md#vms: the explicit port, or 80."""
         return DEFAULT_PORT if self.explicit_port is None else self.explicit_port
 
     @property
@@ -73,7 +73,7 @@ def _invalid(url: str) -> UpstreamError:
 
 
 def parse_upstream(url: str) -> Upstream:
-    """Parse an upstream URL per SPEC §5.6, raising :class:`UpstreamError`.
+    """Parse an upstream URL per docs/accounts.md#vms, raising :class:`UpstreamError`.
 
     Scheme ``http``; a host; optional port 1–65535; no user info, query or fragment (an
     empty ``?`` or ``#`` counts); path empty or ``/``.
@@ -139,7 +139,7 @@ async def upstream_allowed(host: str, networks: Iterable[IPNetwork]) -> bool:
 
 
 async def check_upstream(url: str, networks: Iterable[IPNetwork]) -> Upstream:
-    """Parse ``url`` and require its host to be allowed (SPEC §5.6), else raise
+    """Parse ``url`` and require its host to be allowed (docs/accounts.md#vms), else raise
     :class:`UpstreamError` with the exact message."""
     upstream = parse_upstream(url)
     await require_allowed(upstream, networks)

@@ -1,8 +1,8 @@
 """A lean HTTP/1.1 client for VM upstreams: one exchange per request, pooled connections.
 
 The proxy (:mod:`sshmint.server.proxy`) sends each request's head exactly as it built it
-(SPEC §8.7: method and target as received, the filtered header lines in order) and relays
-what comes back (§8.8). A general-purpose client would add headers, re-encode the target
+(docs/proxy.md#what-the-upstream-receives: method and target as received, the filtered header lines in order) and relays
+what comes back (docs/proxy.md#responses). A general-purpose client would add headers, re-encode the target
 and cost several times the rest of a proxied request, so this module does only what the
 proxy needs:
 
@@ -16,7 +16,7 @@ proxy needs:
   instead be taken straight from the socket (``begin_splice``/``end_splice``, see
   :mod:`sshmint.server.splice`);
 - a response head that has not arrived ``head_timeout`` seconds after the request was sent
-  (SPEC §11.4, ``--upstream-timeout``) fails the exchange and closes the connection. While
+  (docs/security.md#slow-and-idle-clients, ``--upstream-timeout``) fails the exchange and closes the connection. While
   the caller streams a request body the deadline counts from the last body bytes written
   and is held while the caller waits for more of them: only the upstream's time counts.
   Once the head is in there is no deadline (slow bodies, long polls, upgraded streams).
@@ -84,11 +84,11 @@ class UpstreamClientError(Exception):
 
 
 class UpstreamUnavailable(UpstreamClientError):
-    """No usable response head: SPEC §8.8's 502 ``upstream unavailable``."""
+    """No usable response head: docs/proxy.md#responses's 502 ``upstream unavailable``."""
 
 
 class UpstreamTimeout(UpstreamClientError):
-    """No complete response head within the deadline: SPEC §11.4's 504 ``upstream timed
+    """No complete response head within the deadline: docs/security.md#slow-and-idle-clients's 504 ``upstream timed
     out``."""
 
 
@@ -339,7 +339,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         finally:
             self._head_waiter = None
 
-    # --- the response head's deadline (SPEC §11.4) ----------------------------------------
+    # --- the response head's deadline (docs/security.md#slow-and-idle-clients) ----------------------------------------
 
     def restart_head_deadline(self) -> None:
         """Give the upstream the whole timeout from now (called once the request, or more
@@ -636,7 +636,7 @@ class UpstreamPool:
     The most recently pooled connection is reused first (it is the least likely to have
     been closed by the upstream); a sweep every ``IDLE_SECONDS`` closes those idle longer.
     ``head_timeout`` (seconds; None for none) is every exchange's deadline for its
-    response head (SPEC §11.4).
+    response head (docs/security.md#slow-and-idle-clients).
     """
 
     def __init__(self, connect_timeout: float, head_timeout: float | None = None) -> None:

@@ -1,6 +1,6 @@
 """Validation of user-supplied names shared by the commands and the admin CLI.
 
-Each rule cites the SPEC section it implements. Validators return the normalised value or
+Each rule cites the section of docs/ it implements. Validators return the normalised value or
 raise :class:`ValidationError`, whose ``message`` is the exact user-facing text.
 """
 
@@ -33,16 +33,16 @@ class ValidationError(SSHMintError):
 
 
 def quote(text: str) -> str:
-    """Render ``text`` as ``%q`` (SPEC §0): double-quoted with JSON-style escaping."""
+    """Render ``text`` as ``%q`` (docs/README.md#conventions): double-quoted with JSON-style escaping."""
     return json.dumps(text, ensure_ascii=False)
 
 
-# SPEC §5.1: at most 254 bytes after trimming and lower-casing.
+# docs/accounts.md#users: at most 254 bytes after trimming and lower-casing.
 MAX_EMAIL_BYTES = 254
 
 
 def normalize_email(text: str) -> str:
-    """Trim and lower-case an email and check it (SPEC §5.1).
+    """Trim and lower-case an email and check it (docs/accounts.md#users).
 
     Raises ``ValidationError("invalid email address: %q")`` quoting the text as given.
     """
@@ -61,20 +61,20 @@ def normalize_email(text: str) -> str:
     return email
 
 
-# SPEC §5.3 step 1: characters removed from key names and labels.
+# docs/accounts.md#name-sanitising step 1: characters removed from key names and labels.
 _NAME_REMOVED = frozenset("|&;$`\\\"'<>(){}[]!#*?~/") | frozenset(chr(c) for c in range(0x20))
-# SPEC §5.3 step 4.
+# docs/accounts.md#name-sanitising step 4.
 MAX_NAME_CHARS = 64
 
 
 def sanitize_name(text: str) -> str:
-    """Sanitise a key comment, ``--label`` or new key name (SPEC §5.3, steps 1–4)."""
+    """Sanitise a key comment, ``--label`` or new key name (docs/accounts.md#name-sanitising, steps 1–4)."""
     kept = "".join(ch for ch in text if ch not in _NAME_REMOVED)  # step 1
     joined = "-".join(kept.split())  # step 2: str.split() splits on Unicode whitespace
     return joined.lstrip("-")[:MAX_NAME_CHARS]  # steps 3 and 4
 
 
-# SPEC §5.6: VM names are 1–52 characters.
+# docs/accounts.md#vms: VM names are 1–52 characters.
 VM_NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _MAX_VM_NAME_CHARS = 52
 INVALID_VM_NAME = (
@@ -82,22 +82,22 @@ INVALID_VM_NAME = (
     " letters or digits, with optional single hyphen separators (e.g., a-vm-name)"
 )
 
-# SPEC §4.3 / §5.6: tags.
+# docs/permissions.md#key-restrictions / docs/accounts.md#vms: tags.
 TAG_PATTERN = re.compile(r"[a-z][a-z0-9_-]*")
 
 
 def is_valid_vm_name(name: str) -> bool:
-    """SPEC §5.6: ``^[a-z][a-z0-9]*(-[a-z0-9]+)*$``, 1–52 characters."""
+    """docs/accounts.md#vms: ``^[a-z][a-z0-9]*(-[a-z0-9]+)*$``, 1–52 characters."""
     return len(name) <= _MAX_VM_NAME_CHARS and VM_NAME_PATTERN.fullmatch(name) is not None
 
 
 def is_valid_tag(tag: str) -> bool:
-    """SPEC §4.3: ``^[a-z][a-z0-9_-]*$``."""
+    """docs/permissions.md#key-restrictions: ``^[a-z][a-z0-9_-]*$``."""
     return TAG_PATTERN.fullmatch(tag) is not None
 
 
 def reduce_vm_name(name: str, vm_host: str) -> str:
-    """Reduce a full host name ``<name>.<vm-host>`` to ``<name>`` (SPEC §5.6).
+    """Reduce a full host name ``<name>.<vm-host>`` to ``<name>`` (docs/accounts.md#vms).
 
     Host names compare case-insensitively; anything else is returned unchanged (and is
     then judged by :func:`is_valid_vm_name`).

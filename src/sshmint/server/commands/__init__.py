@@ -1,4 +1,4 @@
-"""The one command tree, shared by the SSH interface and ``POST /exec`` (SPEC §6.6).
+"""The one command tree, shared by the SSH interface and ``POST /exec`` (docs/ssh.md#commands).
 
 No transport code lives here: a transport builds a :class:`CommandContext` and calls
 :func:`run_words`.
@@ -11,18 +11,18 @@ No transport code lives here: a transport builds a :class:`CommandContext` and c
   are the user's keys read together with ``key`` (``/exec``), else commands read them.
 - ``CommandResult(stdout, stderr, exit_status)``.
 - ``COMMAND_NAMES: frozenset[str]`` — every resolvable name of the product tree.
-- ``resolve_command_name(words) -> str | None`` — SPEC §4.2 (also finds test commands).
+- ``resolve_command_name(words) -> str | None`` — docs/permissions.md#resolving-a-command-name (also finds test commands).
 - ``run_words(ctx, words, *, force_json) -> CommandResult`` (async) — one split command line
-  per §6.3–6.6: ``command not found: %q`` for an unknown first word, flag parsing, ``--help``,
+  per docs/ssh.md#words-and-flags: ``command not found: %q`` for an unknown first word, flag parsing, ``--help``,
   ``--json`` or ``force_json`` (``/exec``). Never raises for user errors; ``StoreUnavailable``
   becomes ``database unavailable`` and any other exception ``internal error`` (exit 1, logged
   without the command's words).
-- ``split_command_line(line) -> list[str]`` raising ``CommandSyntaxError`` (§6.3).
+- ``split_command_line(line) -> list[str]`` raising ``CommandSyntaxError`` (docs/ssh.md#words-and-flags).
 - ``unknown_command_message(words) -> str`` — ``command not found: %q`` (SSH).
 - ``key_permission_error(key_row | None, name | None, now) -> str | None`` — the SSH
-  pre-command checks of §6.5 in order (revoked, expired, vm, cmds, tag);
+  pre-command checks of docs/ssh.md#key-checks-before-every-command in order (revoked, expired, vm, cmds, tag);
   ``key_restriction_error(permissions_or_key_row, name) -> str | None`` — the ``/exec`` subset
-  of §4.4 (vm, cmds, tag). Both raise ``PermissionsError`` for unreadable stored permissions:
+  of docs/permissions.md#how-they-combine (vm, cmds, tag). Both raise ``PermissionsError`` for unreadable stored permissions:
   refuse the command (fail closed).
 - ``register_command(path, handler, description, ...) -> unregister`` — add a command for a
   test; ``handler(inv: Invocation) -> Output`` (async), raising ``CommandError`` to fail.

@@ -1,4 +1,4 @@
-"""What the caller may see: tag scope (SPEC §4.7), VM ownership and access (§5.6)."""
+"""What the caller may see: tag scope (docs/permissions.md#tag-scope), VM ownership and access (docs/accounts.md#vms)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def key_tag(row: SSHKeyRow) -> str | None:
 
 async def visible_keys(ctx: CommandContext) -> list[SSHKeyRow]:
     """The caller's keys in insertion order; a tag-scoped caller sees only keys with its
-    tag (SPEC §4.7)."""
+    tag (docs/permissions.md#tag-scope)."""
     keys = ctx.user_keys
     if keys is None:
         keys = await ctx.store.keys_of_user(ctx.user.user_id)
@@ -44,7 +44,7 @@ async def visible_keys(ctx: CommandContext) -> list[SSHKeyRow]:
 
 
 def reduce(ctx: CommandContext, name: str) -> str:
-    """SPEC §5.6: ``<name>.<vm-host>`` → ``<name>``."""
+    """docs/accounts.md#vms: ``<name>.<vm-host>`` → ``<name>``."""
     return reduce_vm_name(name, ctx.settings.vm_host)
 
 
@@ -63,7 +63,7 @@ async def owned_vm(ctx: CommandContext, name: str) -> VM | None:
 
 
 async def accessible_vm(ctx: CommandContext, name: str) -> VM | None:
-    """SPEC §5.6 access for ``--vm`` flags: owned, or shared with the caller's email."""
+    """docs/accounts.md#vms access for ``--vm`` flags: owned, or shared with the caller's email."""
     if not is_valid_vm_name(name):
         return None
     vm = await ctx.store.vm_by_name(name)

@@ -1,4 +1,4 @@
-"""``ssh-key generate-api-key`` (SPEC §6.6.16): a server-made key and its exe1 token."""
+"""``ssh-key generate-api-key`` (docs/ssh.md#ssh-key-generate-api-key): a server-made key and its exe1 token."""
 
 from __future__ import annotations
 

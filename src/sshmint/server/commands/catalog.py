@@ -1,4 +1,4 @@
-"""The product command tree, in ``help`` order (SPEC §6.6)."""
+"""The product command tree, in ``help`` order (docs/ssh.md#commands)."""
 
 from __future__ import annotations
 

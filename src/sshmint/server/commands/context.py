@@ -20,11 +20,11 @@ StdinReader = Callable[[int], Awaitable[bytes]]
 
 @dataclass(frozen=True)
 class CommandSettings:
-    """Server options the commands need (SPEC A.1)."""
+    """Server options the commands need (docs/operations.md#sshmint-serve)."""
 
     web_host: str = "localhost"
     vm_host: str = "localhost"
-    # The port the HTTP listener is bound to: VM URLs name it (SPEC §5.6).
+    # The port the HTTP listener is bound to: VM URLs name it (docs/accounts.md#vms).
     http_port: int = 8080
     upstream_allow: tuple[IPNetwork, ...] = field(default_factory=tuple)
 
@@ -44,7 +44,7 @@ class CommandContext:
     key: SSHKeyRow
     now: Callable[[], int]
     stdin: StdinReader | None = None
-    # Indented JSON (the REPL); compact otherwise (SPEC §6.4).
+    # Indented JSON (the REPL); compact otherwise (docs/ssh.md#output-and-exit-status).
     indent_json: bool = False
     # The server's one authentication path (``exe0-to-exe1`` validates through it); a
     # context built without one (tests) gets a fresh instance.

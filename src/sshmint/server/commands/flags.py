@@ -1,4 +1,4 @@
-"""Flag parsing after the command path (SPEC §6.3).
+"""Flag parsing after the command path (docs/ssh.md#words-and-flags).
 
 Words beginning with ``-`` (except ``-`` alone and words beginning with ``-----``, such
 as a pasted private key's armour) are flags and may appear anywhere among the positional
@@ -17,7 +17,7 @@ from sshmint.server.validation import quote
 
 __all__ = ["ParsedFlags", "is_flag_word", "parse_flags"]
 
-# Go's strconv.ParseBool spellings; the SPEC names =true and =false.
+# Go's strconv.ParseBool spellings; docs/ssh.md names =true and =false.
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 

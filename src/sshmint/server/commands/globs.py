@@ -1,4 +1,4 @@
-"""Glob patterns for ``ls`` (SPEC §6.6.3), with the syntax of Go's ``path.Match``.
+"""Glob patterns for ``ls`` (docs/ssh.md#ls), with the syntax of Go's ``path.Match``.
 
 ``*`` any run of characters, ``?`` one character, ``[...]`` a class (``^`` or ``!``
 negates, ``a-z`` ranges), ``\\`` escapes. Malformed patterns (an unclosed class, an

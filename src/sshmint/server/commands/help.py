@@ -1,4 +1,4 @@
-"""``help [command [subcommand]]`` (SPEC §6.6.1)."""
+"""``help [command [subcommand]]`` (docs/ssh.md#help)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Help output (SPEC §6.6.1): the whole tree, or one command (same as ``--help``)."""
+"""Help output (docs/ssh.md#help): the whole tree, or one command (same as ``--help``)."""
 
 from __future__ import annotations
 

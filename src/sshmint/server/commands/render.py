@@ -1,4 +1,4 @@
-"""Output formatting shared by the commands (SPEC §0, §6.4, §5.6)."""
+"""Output formatting shared by the commands (docs/README.md#conventions, docs/ssh.md#output-and-exit-status, docs/accounts.md#vms)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def dump_json(obj: Mapping[str, object], *, indent: bool) -> str:
     """One JSON object and ``\\n``: compact, or indented by two spaces (REPL).
 
     Not HTML-escaped and not ASCII-escaped: ``<``, ``>``, ``&`` and non-ASCII text appear
-    literally (SPEC §0).
+    literally (docs/README.md#conventions).
     """
     return (_INDENTED if indent else _COMPACT).encode(obj) + "\n"
 
@@ -26,11 +26,11 @@ _INDENTED = json.JSONEncoder(ensure_ascii=False, indent=2)
 
 
 def rfc3339(unix_seconds: int) -> str:
-    """``2030-12-05T00:00:00Z`` (SPEC §0)."""
+    """``2030-12-05T00:00:00Z`` (docs/README.md#conventions)."""
     return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def vm_url(settings: CommandSettings, name: str) -> str:
-    """``http://<name>.<vm-host>[:<port>]``, the port omitted when 80 (SPEC §5.6)."""
+    """``http://<name>.<vm-host>[:<port>]``, the port omitted when 80 (docs/accounts.md#vms)."""
     port = "" if settings.http_port == 80 else f":{settings.http_port}"
     return f"http://{name}.{settings.vm_host}{port}"

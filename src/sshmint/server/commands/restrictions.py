@@ -1,5 +1,5 @@
-"""Restriction flags of ``ssh-key add`` and ``generate-api-key`` (SPEC §6.6.13, §6.6.16)
-and the inheritance that follows them (§4.5)."""
+"""Restriction flags of ``ssh-key add`` and ``generate-api-key`` (docs/ssh.md#ssh-key-add, docs/ssh.md#ssh-key-generate-api-key)
+and the inheritance that follows them (docs/permissions.md#inheritance)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sshmint.server.validation import is_valid_tag, quote
 
 __all__ = ["EXP_TOO_FAR", "TOKEN_EXP_MAX", "restrictions_from_flags", "split_cmds"]
 
-# SPEC §2.1 step 10: a signed exp beyond this could never be parsed again.
+# docs/tokens.md#validation step 10: a signed exp beyond this could never be parsed again.
 TOKEN_EXP_MAX = 4102444800
 # Key expiry must stay a printable date (9999-12-31T23:59:59Z).
 KEY_EXP_MAX = 253402300799
@@ -33,7 +33,7 @@ async def restrictions_from_flags(
     inv: Invocation, *, exp_max: int = KEY_EXP_MAX
 ) -> tuple[KeyPermissions, str | None]:
     """Build the new key's restrictions from ``--vm``, ``--tag``, ``--cmds``, ``--exp``,
-    then merge the calling key's (SPEC §4.5). Returns the permissions and the reduced
+    then merge the calling key's (docs/permissions.md#inheritance). Returns the permissions and the reduced
     ``--vm`` name (``None`` without ``--vm``). Raises :class:`CommandError`."""
     ctx = inv.ctx
     vm_flag = inv.value("vm") or None

@@ -1,4 +1,4 @@
-"""Running one already split command line (SPEC §6.3–6.4).
+"""Running one already split command line (docs/ssh.md#words-and-flags).
 
 Transports call :func:`run_words`; it never raises for user errors, turns a database
 outage into ``database unavailable`` and any other surprise into ``internal error``
@@ -34,13 +34,13 @@ INTERNAL_ERROR = "internal error"
 
 
 def resolve_command_name(words: Sequence[str]) -> str | None:
-    """SPEC §4.2: the longest prefix of ``words`` naming a command, joined by spaces."""
+    """docs/permissions.md#resolving-a-command-name: the longest prefix of ``words`` naming a command, joined by spaces."""
     node = resolve_path(words)
     return None if node is None else node.full_name
 
 
 def unknown_command_message(words: Sequence[str]) -> str:
-    """SPEC §6.3: ``command not found: %q`` of the whole line's words."""
+    """docs/ssh.md#words-and-flags: ``command not found: %q`` of the whole line's words."""
     return f"command not found: {quote(' '.join(words))}"
 
 
@@ -56,7 +56,7 @@ def _success(ctx: CommandContext, output: Output, json_mode: bool) -> CommandRes
 
 
 def _failure(ctx: CommandContext, message: str, json_mode: bool) -> CommandResult:
-    """SPEC §6.4: text mode → stderr; JSON → ``{"error": ...}`` on stdout and stderr."""
+    """docs/ssh.md#output-and-exit-status: text mode → stderr; JSON → ``{"error": ...}`` on stdout and stderr."""
     if json_mode:
         return CommandResult(
             dump_json({"error": message}, indent=ctx.indent_json), f"{message}\n", 1
@@ -78,7 +78,7 @@ def _positional_error(inv: Invocation) -> str | None:
 
 
 async def run_words(ctx: CommandContext, words: list[str], *, force_json: bool) -> CommandResult:
-    """Run one command line (SPEC §6.3–6.6). ``force_json`` is ``/exec``'s mode."""
+    """Run one command line (docs/ssh.md#words-and-flags). ``force_json`` is ``/exec``'s mode."""
     if not words:
         return CommandResult("", "", 0)
     node = resolve_path(words)
@@ -95,7 +95,7 @@ async def run_words(ctx: CommandContext, words: list[str], *, force_json: bool) 
     positional_error = _positional_error(inv)
     if positional_error is not None:
         return _failure(ctx, positional_error, json_mode)
-    if node.handler is None:  # a command group alone prints its help (SPEC §6.6)
+    if node.handler is None:  # a command group alone prints its help (docs/ssh.md#commands)
         return _success(ctx, command_help(node), json_mode)
     try:
         output = await node.handler(inv)

@@ -1,4 +1,4 @@
-"""``share show|port|set-public|set-private|add|remove`` (SPEC §6.6.6–6.6.11).
+"""``share show|port|set-public|set-private|add|remove`` (docs/ssh.md#share-show).
 
 Owner only: a VM the caller does not own (or, for a tag-scoped key, that lacks the tag)
 fails exactly like a missing one.

@@ -1,4 +1,4 @@
-"""``ssh-key list|add|remove|rename`` (SPEC §6.6.12–6.6.15)."""
+"""``ssh-key list|add|remove|rename`` (docs/ssh.md#ssh-key-list)."""
 
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ __all__ = [
     "run_ssh_key_rename",
 ]
 
-# SPEC §6.6.13: at most 16 KiB of public key on stdin.
+# docs/ssh.md#ssh-key-add: at most 16 KiB of public key on stdin.
 MAX_STDIN_KEY_BYTES = 16 * 1024
 _FINGERPRINT_CHARS = 43
 
 
 def _listed_permissions(row: SSHKeyRow) -> dict[str, object] | None:
-    """The key's restrictions as an object; ``None`` when unrestricted (SPEC §6.6.12).
+    """The key's restrictions as an object; ``None`` when unrestricted (docs/ssh.md#ssh-key-list).
 
     Unreadable stored text is shown as stored when it is a JSON object, so the owner can
     see (and remove) the key; it is never treated as unrestricted.
@@ -76,7 +76,7 @@ async def run_ssh_key_list(inv: Invocation) -> Output:
 
 
 async def _key_text(inv: Invocation) -> str:
-    """The positional words joined by spaces, else stdin in exec mode (SPEC §6.6.13)."""
+    """The positional words joined by spaces, else stdin in exec mode (docs/ssh.md#ssh-key-add)."""
     if inv.args:
         return " ".join(inv.args).strip()
     if inv.ctx.stdin is None:
@@ -88,7 +88,7 @@ async def _key_text(inv: Invocation) -> str:
 
 
 async def run_ssh_key_add(inv: Invocation) -> Output:
-    """Checks in the order of SPEC §6.6.13: restrictions and inheritance; missing key
+    """Checks in the order of docs/ssh.md#ssh-key-add: restrictions and inheritance; missing key
     text; private key; parsing; already registered."""
     ctx = inv.ctx
     permissions, _vm = await restrictions_from_flags(inv)
@@ -138,7 +138,7 @@ def _by_fingerprint(keys: list[SSHKeyRow], text: str) -> list[SSHKeyRow] | None:
 
 
 def find_keys(keys: list[SSHKeyRow], text: str) -> list[SSHKeyRow]:
-    """Resolve ``ssh-key remove``'s argument (SPEC §6.6.14): a public key line, else a
+    """Resolve ``ssh-key remove``'s argument (docs/ssh.md#ssh-key-remove): a public key line, else a
     fingerprint that finds a key, else an exact name."""
     try:
         public_key = parse_public_key_line(text)

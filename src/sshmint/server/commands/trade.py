@@ -1,4 +1,4 @@
-"""``exe0-to-exe1`` (SPEC §6.6.17): trade an exe0 token for a short opaque handle."""
+"""``exe0-to-exe1`` (docs/ssh.md#exe0-to-exe1): trade an exe0 token for a short opaque handle."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ async def run_exe0_to_exe1(inv: Invocation) -> Output:
         if await accessible_vm(ctx, vm_name) is None:
             raise CommandError(vm_access_denied(vm_name))
         namespace = f"v0@{vm_name}.{ctx.settings.vm_host}"
-    # Steps 2-5 through the server's one authentication path; the messages are §2.4's:
+    # Steps 2-5 through the server's one authentication path; the messages are docs/tokens.md#who-sees-which-message's:
     # parse failures are shown (prefixed), key and signature failures are not.
     auth = ctx.authenticator or Authenticator(ctx.store, ctx.now, _log)
     try:

@@ -1,4 +1,4 @@
-"""The command tree (SPEC §6.6): nodes, flag declarations, handlers and the registry.
+"""The command tree (docs/ssh.md#commands): nodes, flag declarations, handlers and the registry.
 
 The product commands are added once by ``catalog``; tests may add a command of their own
 with :func:`register_command` and remove it again with the returned callable.
@@ -29,14 +29,14 @@ __all__ = [
 
 
 class CommandError(SSHMintError):
-    """A command failed with ``message`` (exact SPEC text); exit status 1."""
+    """A command failed with ``message`` (the exact documented text); exit status 1."""
 
 
 @dataclass(frozen=True)
 class FlagSpec:
     """A flag: boolean (no value, or ``=true``/``=false``) or taking a value.
 
-    A repeatable value flag collects every value; otherwise the last one wins (§6.3).
+    A repeatable value flag collects every value; otherwise the last one wins (docs/ssh.md#words-and-flags).
     """
 
     name: str
@@ -46,7 +46,7 @@ class FlagSpec:
 
 
 JSON_FLAG = FlagSpec("json", "output in JSON format")
-# -h, -help and --help (SPEC §6.3); not listed in help output.
+# -h, -help and --help (docs/ssh.md#words-and-flags); not listed in help output.
 HELP_FLAG_NAMES = frozenset({"h", "help"})
 
 
@@ -103,9 +103,9 @@ class CommandNode:
     flags: tuple[FlagSpec, ...] = ()
     examples: tuple[str, ...] = ()
     handler: Handler | None = None
-    # Whether positional words are the command's business (else §6.3's error applies).
+    # Whether positional words are the command's business (else docs/ssh.md#words-and-flags's error applies).
     takes_args: bool = False
-    # ``help``: every flag except --json is ignored (SPEC §6.6.1).
+    # ``help``: every flag except --json is ignored (docs/ssh.md#help).
     lenient_flags: bool = False
     children: dict[str, CommandNode] = field(default_factory=dict)
 
@@ -119,7 +119,7 @@ class CommandNode:
 
     @property
     def all_flags(self) -> tuple[FlagSpec, ...]:
-        """The declared flags plus ``--json`` (SPEC §6.6: every command has it)."""
+        """The declared flags plus ``--json`` (docs/ssh.md#commands: every command has it)."""
         return (*self.flags, JSON_FLAG)
 
     def flag_spec(self, name: str) -> FlagSpec | None:
@@ -140,7 +140,7 @@ def iter_nodes(node: CommandNode = ROOT) -> Iterator[CommandNode]:
 
 
 def resolve_path(words: Sequence[str]) -> CommandNode | None:
-    """The longest prefix of ``words`` naming a command (SPEC §4.2), case-sensitively."""
+    """The longest prefix of ``words`` naming a command (docs/permissions.md#resolving-a-command-name), case-sensitively."""
     node = ROOT
     for word in words:
         child = node.children.get(word)

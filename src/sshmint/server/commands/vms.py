@@ -1,4 +1,4 @@
-"""``ls``, ``new`` and ``rm`` (SPEC §6.6.3–6.6.5)."""
+"""``ls``, ``new`` and ``rm`` (docs/ssh.md#ls)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def _filter(inv: Invocation, arg: str) -> _Filter:
 
 
 async def run_ls(inv: Invocation) -> Output:
-    """Owned VMs sorted by name, filtered by names, tags or globs (SPEC §6.6.3)."""
+    """Owned VMs sorted by name, filtered by names, tags or globs (docs/ssh.md#ls)."""
     ctx = inv.ctx
     filters = [_filter(inv, arg) for arg in inv.args]  # a bad pattern fails first
     vms = list(await ctx.store.vms_of_owner(ctx.user.user_id))
@@ -79,7 +79,7 @@ async def run_ls(inv: Invocation) -> Output:
 
 
 async def run_new(inv: Invocation) -> Output:
-    """Create a VM; errors in the order of SPEC §6.6.4."""
+    """Create a VM; errors in the order of docs/ssh.md#new."""
     ctx = inv.ctx
     raw_name = inv.value("name") or ""
     if raw_name == "":
@@ -108,7 +108,7 @@ async def run_new(inv: Invocation) -> Output:
                 )
             tags.add(element)
     scope = caller_permissions(ctx).tag
-    if scope is not None:  # SPEC §4.7
+    if scope is not None:  # docs/permissions.md#tag-scope
         if not tag_given:
             tags = {scope}
         elif tags != {scope}:
@@ -136,7 +136,7 @@ async def run_new(inv: Invocation) -> Output:
 
 
 async def run_rm(inv: Invocation) -> Output:
-    """Delete owned VMs; each other name fails with ``VM %q not found`` (SPEC §6.6.5)."""
+    """Delete owned VMs; each other name fails with ``VM %q not found`` (docs/ssh.md#rm)."""
     ctx = inv.ctx
     if not inv.args:
         raise CommandError("please specify at least one VM name to delete")

@@ -1,4 +1,4 @@
-"""``whoami`` (SPEC §6.6.2)."""
+"""``whoami`` (docs/ssh.md#whoami)."""
 
 from __future__ import annotations
 

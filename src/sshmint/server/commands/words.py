@@ -1,4 +1,4 @@
-"""Splitting a command line into words (SPEC §6.3)."""
+"""Splitting a command line into words (docs/ssh.md#words-and-flags)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ INVALID_COMMAND_SYNTAX = "invalid command syntax"
 
 
 class CommandSyntaxError(SSHMintError):
-    """An unterminated quote or a trailing lone backslash (SPEC §6.3)."""
+    """An unterminated quote or a trailing lone backslash (docs/ssh.md#words-and-flags)."""
 
     def __init__(self) -> None:
         super().__init__(INVALID_COMMAND_SYNTAX)
@@ -25,7 +25,7 @@ _QUOTING = re.compile(r"['\"\\]")
 
 
 def split_command_line(line: str) -> list[str]:
-    """POSIX shell quoting without expansion; ``#`` is ordinary (SPEC §6.3)."""
+    """POSIX shell quoting without expansion; ``#`` is ordinary (docs/ssh.md#words-and-flags)."""
     if not isinstance(line, str):  # shlex would read stdin for None
         raise TypeError("command line must be a str")
     if _QUOTING.search(line) is None:

@@ -1,16 +1,16 @@
 """Storage: SQLAlchemy 2 Core (async) over SQLite (aiosqlite) and PostgreSQL (asyncpg).
 
-SPEC §5 (accounts, keys, VMs) and §9 (storage). ``Store.open(url)`` accepts
+docs/accounts.md#accounts-keys-and-vms (accounts, keys, VMs) and docs/storage.md#storage (storage). ``Store.open(url)`` accepts
 ``sqlite:///PATH`` and ``postgresql://...`` (also ``postgres://``), migrates the schema to
 the head Alembic revision and returns a store whose methods are all async. Nothing mutable
-is cached, so changes made by other processes are visible to the next call (§9.1).
+is cached, so changes made by other processes are visible to the next call (docs/storage.md#backends).
 
 Records (frozen dataclasses, timestamps are int unix seconds):
 
 - ``User(user_id, email, locked, created_at, next_ssh_key_number)``
 - ``SSHKeyRow(id, user_id, public_key, fingerprint, name, permissions, api_key_hint, added_at,
   last_used_at)`` — ``public_key`` is ``"<type> <base64>"``, ``fingerprint`` has no prefix,
-  ``permissions`` is ``""`` or a JSON object text (SPEC §4.3).
+  ``permissions`` is ``""`` or a JSON object text (docs/permissions.md#key-restrictions).
 - ``VM(id, name, owner_user_id, upstream, share, tags: tuple[str, ...], created_at)``
 - ``Share(vm_id, email, shared_by_user_id, message, created_at)``
 

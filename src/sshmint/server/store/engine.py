@@ -1,6 +1,6 @@
 """Database URLs, engine creation, per-connection SQLite settings and schema migration.
 
-SPEC §9.1: SQLite (default) and PostgreSQL behave identically; the schema is migrated
+docs/storage.md#backends: SQLite (default) and PostgreSQL behave identically; the schema is migrated
 automatically at open; SQLite uses WAL (a property of the file, set at open), and every
 connection gets foreign keys on and a busy timeout of at least 5 s.
 
@@ -9,7 +9,7 @@ Transactions on SQLite: the driver's own transaction handling is switched off
 connections marked with :data:`WRITE_OPTION`, plain ``BEGIN`` otherwise (the pattern of
 SQLAlchemy's "Enabling Non-Legacy SQLite Transactional Modes" documentation). A write
 transaction therefore takes the write lock before its first read, so read-then-write
-sequences (the key counter of SPEC §9.2) are serialized across connections and
+sequences (the key counter of docs/storage.md#schema) are serialized across connections and
 processes, and waiting writers queue on the busy timeout instead of failing with
 "database is locked" when a deferred transaction tries to upgrade its lock.
 """
@@ -60,10 +60,10 @@ HEAD_REVISION = "0001"
 # How long opening a database waits for another process switching it to WAL mode.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_CONNECT_TIMEOUT_S = 3  # A stopped server must fail fast, not hang the caller.
-# The deadline of every database call (``--db-timeout``, SPEC §11.4). It is also each
+# The deadline of every database call (``--db-timeout``, docs/security.md#slow-and-idle-clients). It is also each
 # driver's own limit (SQLite's busy timeout, asyncpg's command timeout, the pool's wait),
 # so that a call normally fails inside the driver, cleanly, before the store's own
-# deadline (see Store) has to cancel it. §9.1's "busy timeout of at least 5 s" holds at
+# deadline (see Store) has to cancel it. docs/storage.md#backends's "busy timeout of at least 5 s" holds at
 # the default.
 DEFAULT_DB_TIMEOUT_S = 5.0
 # Execution option marking a connection whose next transaction writes (SQLite only).

@@ -5,10 +5,10 @@
     StoreError                  root (a ``SSHMintError``: ``.message`` is one line of text)
     ├── StoreUnavailable        the database cannot be reached, opened or migrated
     ├── InvalidDatabaseURL      the URL names no supported backend
-    ├── EmailTaken              SPEC §5.4: an account with this email exists (``.email``)
-    ├── KeyTaken                SPEC §5.4: the public key is registered (``.owner_user_id``)
-    ├── NameTaken               SPEC §5.4: key name (per user) or VM name taken (``.name``)
-    ├── AlreadyShared           SPEC §5.4: the VM is already shared with ``.email``
+    ├── EmailTaken              docs/accounts.md#uniqueness: an account with this email exists (``.email``)
+    ├── KeyTaken                docs/accounts.md#uniqueness: the public key is registered (``.owner_user_id``)
+    ├── NameTaken               docs/accounts.md#uniqueness: key name (per user) or VM name taken (``.name``)
+    ├── AlreadyShared           docs/accounts.md#uniqueness: the VM is already shared with ``.email``
     ├── UserNotFound            the referenced user row does not exist (``.user_id``)
     └── VMNotFound              the referenced VM row does not exist (``.vm_id``)
 

@@ -7,7 +7,7 @@ indexed lookup on a plain ``sqlite3`` connection (half of it SQLite's own read-t
 start and end). The request hot paths (token authentication, VM lookup, share check,
 ``/healthz``) are such lookups.
 
-Why it is safe (SPEC §9.1, "no cache may hide a change"):
+Why it is safe (docs/storage.md#backends, "no cache may hide a change"):
 
 - Each call runs its ``SELECT`` against the database file in autocommit mode: SQLite opens
   a read transaction for the statement, which sees every transaction committed before it

@@ -1,4 +1,4 @@
-"""The store's read statements, built once (SPEC §9.2 schema).
+"""The store's read statements, built once (docs/storage.md#schema schema).
 
 Each :class:`ReadQuery` carries the SQLAlchemy statement (run through the async engine on
 PostgreSQL, and on SQLite when a fast read falls back) and the same statement compiled
@@ -108,7 +108,7 @@ KEY_OWNER_BY_KEY = ReadQuery(
     .where(sa.or_(ssh_keys.c.public_key == _p("openssh"), ssh_keys.c.fingerprint == _p("fp")))
     .limit(1)
 )
-# The token path's one round trip: the key by fingerprint and its owner (SPEC §2.1 steps
+# The token path's one round trip: the key by fingerprint and its owner (docs/tokens.md#validation steps
 # 18 and 20). An outer join keeps "no such key" apart from "key without owner".
 AUTH_LOOKUP = ReadQuery(
     sa.select(ssh_keys, users)
@@ -143,7 +143,7 @@ VM_BY_ID = ReadQuery(sa.select(vms).where(vms.c.id == _p("vm_id")))
 VMS_OF_OWNER = ReadQuery(
     sa.select(vms).where(vms.c.owner_user_id == _p("user_id")).order_by(vms.c.name)
 )
-# The proxy's VM lookup: the VM by name and its owner (lock-out, SPEC §8.3).
+# The proxy's VM lookup: the VM by name and its owner (lock-out, docs/proxy.md#unknown-vms).
 PROXY_LOOKUP = ReadQuery(
     sa.select(vms, users)
     .select_from(vms.outerjoin(users, users.c.user_id == vms.c.owner_user_id))

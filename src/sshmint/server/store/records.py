@@ -13,18 +13,18 @@ class KeyIdentity(Protocol):
 
     @property
     def openssh(self) -> str:
-        """Canonical ``"<type> <base64>"`` form (SPEC §5.2)."""
+        """Canonical ``"<type> <base64>"`` form (docs/accounts.md#ssh-keys)."""
         ...
 
     @property
     def fingerprint(self) -> str:
-        """Unpadded base64 SHA-256 of the blob, without ``SHA256:`` (SPEC §1.7)."""
+        """Unpadded base64 SHA-256 of the blob, without ``SHA256:`` (docs/tokens.md#fingerprints)."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """SPEC §5.1; ``next_ssh_key_number`` is the key counter used for ``key-<n>`` names."""
+    """docs/accounts.md#users; ``next_ssh_key_number`` is the key counter used for ``key-<n>`` names."""
 
     user_id: str
     email: str
@@ -35,7 +35,7 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class SSHKeyRow:
-    """SPEC §5.2. ``permissions`` is the raw stored text: ``""`` or a JSON object (§4.3)."""
+    """docs/accounts.md#ssh-keys. ``permissions`` is the raw stored text: ``""`` or a JSON object (docs/permissions.md#key-restrictions)."""
 
     id: int
     user_id: str
@@ -50,7 +50,7 @@ class SSHKeyRow:
 
 @dataclass(frozen=True, slots=True)
 class VM:
-    """SPEC §5.6. ``share`` is ``"private"`` or ``"public"``; ``tags`` are sorted, unique."""
+    """docs/accounts.md#vms. ``share`` is ``"private"`` or ``"public"``; ``tags`` are sorted, unique."""
 
     id: int
     name: str
@@ -63,7 +63,7 @@ class VM:
 
 @dataclass(frozen=True, slots=True)
 class Share:
-    """One email a VM is shared with (SPEC §5.6, §6.6.10)."""
+    """One email a VM is shared with (docs/accounts.md#vms, docs/ssh.md#share-add)."""
 
     vm_id: int
     email: str

@@ -1,4 +1,4 @@
-"""Table definitions (SPEC §9.2) as SQLAlchemy Core objects.
+"""Table definitions (docs/storage.md#schema) as SQLAlchemy Core objects.
 
 The database itself is built by the Alembic migrations in ``migrations/versions``; these
 objects describe the head revision for queries, and a test checks that the two agree.
@@ -8,7 +8,7 @@ Choices beyond the recommended schema:
 - Surrogate ids are ``BIGINT`` identity columns on PostgreSQL and ``INTEGER PRIMARY KEY``
   (the rowid alias) on SQLite.
 - Text that is sorted (emails, VM names) uses the ``"C"`` collation on PostgreSQL, so that
-  ordering is by code point exactly as SQLite's ``BINARY`` collation orders it (SPEC §9.1:
+  ordering is by code point exactly as SQLite's ``BINARY`` collation orders it (docs/storage.md#backends:
   both backends behave identically).
 """
 
@@ -69,7 +69,7 @@ ssh_keys = sa.Table(
     ),
     sa.Column("public_key", sa.Text(), nullable=False),
     sa.Column("fingerprint", sa.Text(), nullable=False),
-    # The key's name (SPEC §5.2); the column keeps the recommended schema's name.
+    # The key's name (docs/accounts.md#ssh-keys); the column keeps the recommended schema's name.
     sa.Column("comment", sa.Text(), nullable=False, server_default=sa.text("''")),
     sa.Column("permissions", sa.Text(), nullable=False, server_default=sa.text("''")),
     sa.Column("api_key_hint", sa.Text(), nullable=True),
@@ -83,9 +83,9 @@ ssh_keys = sa.Table(
 exe1_tokens = sa.Table(
     "exe1_tokens",
     metadata,
-    # Lower-case hex SHA-256 of the whole "exe1." string (SPEC §9.3).
+    # Lower-case hex SHA-256 of the whole "exe1." string (docs/storage.md#nothing-usable-at-rest).
     sa.Column("exe1_hash", sa.Text(), primary_key=True),
-    # The exe0 string sealed under a key derived from the exe1 string (SPEC §9.3).
+    # The exe0 string sealed under a key derived from the exe1 string (docs/storage.md#nothing-usable-at-rest).
     sa.Column("exe0_sealed", sa.LargeBinary(), nullable=False),
     sa.Column("expires_at", sa.BigInteger(), nullable=False),
     sa.Column("created_at", sa.BigInteger(), nullable=False),

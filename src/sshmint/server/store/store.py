@@ -1,7 +1,7 @@
-"""The ``Store``: every read and write of sshmint's state (SPEC §5, §9).
+"""The ``Store``: every read and write of sshmint's state (docs/accounts.md#accounts-keys-and-vms, docs/storage.md#storage).
 
 Nothing is cached except the immutable exe1 derivation secret, so a change made by another
-process (``sshmint admin``, another server node) is visible to the next call (SPEC §9.1).
+process (``sshmint admin``, another server node) is visible to the next call (docs/storage.md#backends).
 (SQLite's fast reader may give a read's answer again, but only after asking the database
 whether anything at all was committed since; see :mod:`.fastread`.)
 
@@ -74,7 +74,7 @@ from sshmint.server.store.schema import (
 __all__ = ["VM_SHARE_MODES", "Store", "new_user_id"]
 
 VM_SHARE_MODES = frozenset({"private", "public"})
-# /healthz answers within 2 seconds whatever --db-timeout is (SPEC §11.4): its database
+# /healthz answers within 2 seconds whatever --db-timeout is (docs/security.md#slow-and-idle-clients): its database
 # check gets at most this long.
 PING_TIMEOUT_S = 1.5
 
@@ -102,7 +102,7 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 
 def new_user_id() -> str:
-    """SPEC §5.1: ``usr`` followed by 16 lowercase hexadecimal characters."""
+    """docs/accounts.md#users: ``usr`` followed by 16 lowercase hexadecimal characters."""
     return "usr" + secrets.token_hex(8)
 
 
@@ -186,7 +186,7 @@ class _RowMemo(Generic[_T]):
     """Records built from rows *as just read*, remembered by the row's exact values.
 
     Turning a row into records is a pure function of its values, so this hides no change
-    (SPEC §9.1): a changed row is a different key. It only saves rebuilding the same
+    (docs/storage.md#backends): a changed row is a different key. It only saves rebuilding the same
     records (and re-parsing a VM's tags) on every proxied request.
     """
 
@@ -224,7 +224,7 @@ def _open_sqlite_file(db: DatabaseURL) -> None:
     closed" when the loop (a short ``sshmint admin`` run, say) has ended first.
 
     A new file is created with mode 0600 whatever the umask, and SQLite gives its
-    ``-wal`` and ``-shm`` files the same mode (SPEC §11.5, see files.py)."""
+    ``-wal`` and ``-shm`` files the same mode (docs/security.md#files-and-modes, see files.py)."""
     path = db.url.database or ""
     try:
         create_private_file(Path(path))
@@ -239,7 +239,7 @@ def _unclassified_conflict() -> StoreError:
 
 
 def _tags_text(tags: Iterable[str]) -> str:
-    """SPEC §9.2: a sorted JSON array without duplicates, in compact form."""
+    """docs/storage.md#schema: a sorted JSON array without duplicates, in compact form."""
     return json.dumps(sorted(set(tags)), separators=(",", ":"))
 
 
@@ -257,7 +257,7 @@ class Store:
     ) -> None:
         self._engine = engine
         self._db = db
-        # Every call through an engine ends within this (SPEC §11.4, --db-timeout).
+        # Every call through an engine ends within this (docs/security.md#slow-and-idle-clients, --db-timeout).
         self._timeout = timeout
         # Calls given up at their deadline whose clean-up has not finished yet.
         self._abandoned: set[asyncio.Future[Any]] = set()
@@ -275,7 +275,7 @@ class Store:
 
     @classmethod
     async def open(cls, url: str, *, timeout: float = DEFAULT_DB_TIMEOUT_S) -> Store:
-        """Connect and migrate the schema to head (SPEC §9.1). ``timeout`` is the deadline
+        """Connect and migrate the schema to head (docs/storage.md#backends). ``timeout`` is the deadline
         of every later database call (``--db-timeout``).
 
         Raises ``InvalidDatabaseURL`` for an unsupported URL and ``StoreUnavailable`` when
@@ -352,7 +352,7 @@ class Store:
 
     async def _within_deadline(self, call: Awaitable[_R], deadline: float | None = None) -> _R:
         """The result of ``call``, or ``StoreUnavailable`` once ``deadline`` seconds (the
-        store's by default) have passed (SPEC §11.4).
+        store's by default) have passed (docs/security.md#slow-and-idle-clients).
 
         The call runs as a task of its own and is abandoned at the deadline: cancelled,
         its clean-up (a rollback, closing the connection) left to finish in the
@@ -450,7 +450,7 @@ class Store:
         key_name: str = "",
         key_permissions: str = "",
     ) -> tuple[User, SSHKeyRow | None]:
-        """Create a user and, optionally, its first key in one transaction (SPEC A.2).
+        """Create a user and, optionally, its first key in one transaction (docs/operations.md#admin-commands).
 
         ``EmailTaken`` first, then ``KeyTaken``. An empty ``key_name`` becomes ``key-1``.
         """
@@ -505,7 +505,7 @@ class Store:
 
     @_bounded
     async def list_users(self) -> list[tuple[User, int]]:
-        """Every user with its number of keys, ordered by email (SPEC A.2)."""
+        """Every user with its number of keys, ordered by email (docs/operations.md#admin-commands)."""
         key_count = (
             sa.select(sa.func.count())
             .where(ssh_keys.c.user_id == users.c.user_id)
@@ -519,7 +519,7 @@ class Store:
 
     @_bounded
     async def emails_with_accounts(self, emails: Iterable[str]) -> set[str]:
-        """The subset of ``emails`` that belong to an account (share status, SPEC §6.6.6)."""
+        """The subset of ``emails`` that belong to an account (share status, docs/ssh.md#share-show)."""
         wanted = sorted(set(emails))
         if not wanted:
             return set()
@@ -542,8 +542,7 @@ class Store:
         return _key(rows[0]) if rows else None
 
     async def auth_lookup(self, fingerprint: str) -> tuple[SSHKeyRow, User | None] | None:
-        """The key with ``fingerprint`` and its owner, read together in one query (SPEC
-        §2.1 steps 18 and 20); ``None`` when no key has the fingerprint, and a ``None``
+        """The key with ``fingerprint`` and its owner, read together in one query (docs/tokens.md#validation steps 18 and 20); ``None`` when no key has the fingerprint, and a ``None``
         user when the key's owner row is missing."""
         rows = await self._read(q.AUTH_LOOKUP, {"fp": fingerprint})
         return _auth_records(rows[0]) if rows else None
@@ -567,9 +566,9 @@ class Store:
     async def add_key(
         self, user_id: str, public_key: KeyIdentity, name: str, permissions: str, now: int
     ) -> SSHKeyRow:
-        """Register a key (SPEC §5.3, §6.6.13): the key counter is read and incremented in
+        """Register a key (docs/accounts.md#name-sanitising, docs/ssh.md#ssh-key-add): the key counter is read and incremented in
         the same transaction, always; an empty ``name`` becomes ``key-<n>``. Names are not
-        checked (SPEC §5.4). ``KeyTaken`` if any account has the key; ``UserNotFound``.
+        checked (docs/accounts.md#uniqueness). ``KeyTaken`` if any account has the key; ``UserNotFound``.
         """
         try:
             async with self._transaction(write=True) as conn:
@@ -594,7 +593,7 @@ class Store:
         expires_at: int,
         now: int,
     ) -> SSHKeyRow:
-        """SPEC §6.6.16 step 7: the key and its exe1 row in one transaction.
+        """docs/ssh.md#ssh-key-generate-api-key step 7: the key and its exe1 row in one transaction.
 
         ``NameTaken`` when a key of the user already has ``name``; ``KeyTaken``;
         ``UserNotFound``. The key counter is not used (the name is always given).
@@ -614,7 +613,7 @@ class Store:
 
     @_bounded
     async def delete_key(self, key_id: int) -> bool:
-        """Delete the key row (SPEC §5.5); False if it did not exist."""
+        """Delete the key row (docs/accounts.md#key-removal-and-revocation); False if it did not exist."""
         async with self._transaction(write=True) as conn:
             result = await conn.execute(
                 sa.delete(ssh_keys).where(ssh_keys.c.id == key_id).returning(ssh_keys.c.id)
@@ -623,7 +622,7 @@ class Store:
 
     @_bounded
     async def rename_key(self, key_id: int, new_name: str) -> SSHKeyRow | None:
-        """Rename a key (SPEC §6.6.15); ``NameTaken`` if another key of the same user has
+        """Rename a key (docs/ssh.md#ssh-key-rename); ``NameTaken`` if another key of the same user has
         ``new_name``; ``None`` if the key does not exist (any more)."""
         async with self._transaction(write=True) as conn:
             result = await conn.execute(
@@ -645,7 +644,7 @@ class Store:
 
     @_bounded
     async def touch_key_used(self, key_id: int, day_start: int) -> None:
-        """Record use of a key on the UTC day starting at ``day_start`` (SPEC §5.2).
+        """Record use of a key on the UTC day starting at ``day_start`` (docs/accounts.md#ssh-keys).
 
         Only moves forward, and writes at most once per key and day: the common case
         (already recorded today) is a read and takes no write lock.
@@ -664,7 +663,7 @@ class Store:
             )
 
     async def _take_key_number(self, conn: AsyncConnection, user_id: str) -> int:
-        """Read and increment the key counter atomically (SPEC §9.2).
+        """Read and increment the key counter atomically (docs/storage.md#schema).
 
         ``UPDATE ... RETURNING`` holds the row lock on PostgreSQL until commit; on SQLite
         the transaction already owns the write lock (``BEGIN IMMEDIATE``).
@@ -733,7 +732,7 @@ class Store:
         if rows:
             raise KeyTaken(str(rows[0][0]))
 
-    # -- exe1 handles (SPEC §1.9, §2.3, §9.3) -------------------------------------------
+    # -- exe1 handles (docs/tokens.md#exe1-tokens, docs/tokens.md#exe1-resolution, docs/storage.md#nothing-usable-at-rest) -------------------------------------------
 
     async def exe1_secret(self) -> bytes:
         """The ``exe1-derivation`` secret (immutable once made, so it is cached)."""
@@ -763,7 +762,7 @@ class Store:
 
     @_bounded
     async def exe1_purge_expired(self, now: int) -> int:
-        """Delete handles with ``expires_at < now`` (SPEC §9.2 allows it); returns the count."""
+        """Delete handles with ``expires_at < now`` (docs/storage.md#schema allows it); returns the count."""
         async with self._transaction(write=True) as conn:
             result = await conn.execute(
                 sa.delete(exe1_tokens)
@@ -795,7 +794,7 @@ class Store:
         result = await conn.execute(stmt.returning(exe1_tokens.c.exe1_hash))
         return result.first() is not None
 
-    # -- VMs (SPEC §5.6) ---------------------------------------------------------------
+    # -- VMs (docs/accounts.md#vms) ---------------------------------------------------------------
 
     @_bounded
     async def create_vm(
@@ -833,7 +832,7 @@ class Store:
         return _vm(rows[0]) if rows else None
 
     async def proxy_lookup(self, name: str) -> tuple[VM, User | None] | None:
-        """The VM named ``name`` and its owner, read together in one query (SPEC §8.3: a
+        """The VM named ``name`` and its owner, read together in one query (docs/proxy.md#unknown-vms: a
         missing VM or a locked-out owner is "VM not found"); ``None`` without such a VM,
         and a ``None`` user when the owner row is missing."""
         rows = await self._read(q.PROXY_LOOKUP, {"name": name})
@@ -860,14 +859,14 @@ class Store:
         return await self._update_vm(vm_id, share=share)
 
     async def shares_of_vm(self, vm_id: int) -> list[Share]:
-        """Ordered by creation time, then email (SPEC §6.6.6)."""
+        """Ordered by creation time, then email (docs/ssh.md#share-show)."""
         return [_share(row) for row in await self._read(q.SHARES_OF_VM, {"vm_id": vm_id})]
 
     @_bounded
     async def add_share(
         self, vm_id: int, email: str, by_user_id: str, message: str | None, now: int
     ) -> Share:
-        """Share a VM with an email (SPEC §6.6.10); ``AlreadyShared``, ``VMNotFound``,
+        """Share a VM with an email (docs/ssh.md#share-add); ``AlreadyShared``, ``VMNotFound``,
         ``UserNotFound``."""
         try:
             async with self._transaction(write=True) as conn:
@@ -918,7 +917,7 @@ class Store:
 
     @_bounded
     async def dump_tables(self) -> dict[str, list[tuple[object, ...]]]:
-        """Every row of every table in the database, including Alembic's (SPEC §9.3)."""
+        """Every row of every table in the database, including Alembic's (docs/storage.md#nothing-usable-at-rest)."""
         async with self._transaction() as conn:
             names = await conn.run_sync(_table_names)
             quote = conn.dialect.identifier_preparer.quote

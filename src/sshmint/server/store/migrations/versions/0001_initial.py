@@ -1,4 +1,4 @@
-"""Initial schema (SPEC §9.2) and the exe1 derivation secret (SPEC §9.3).
+"""Initial schema (docs/storage.md#schema) and the exe1 derivation secret (docs/storage.md#nothing-usable-at-rest).
 
 Revision ID: 0001
 Revises:
@@ -118,7 +118,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("vm_id", "email", name="uq_vm_shares_vm_id_email"),
     )
     op.create_index("idx_vm_shares_email", "vm_shares", ["email"])
-    # SPEC §9.3: 32 random bytes, made once, shared by every node using this database.
+    # docs/storage.md#nothing-usable-at-rest: 32 random bytes, made once, shared by every node using this database.
     op.bulk_insert(
         server_secrets,
         [{"name": "exe1-derivation", "value": os.urandom(32), "created_at": int(time.time())}],
