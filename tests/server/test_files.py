@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from server.harness import SSHMintServer
-from sshmint.server.files import create_private_file, loose_mode_warning, make_private_dir
+from sshmint.server.infra.files import create_private_file, loose_mode_warning, make_private_dir
 
 
 @contextlib.contextmanager

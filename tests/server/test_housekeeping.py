@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 
 from server.harness import SSHMintServer, wait_until
-from sshmint.server.housekeeping import PURGE_INTERVAL_S, Housekeeping
 from sshmint.server.store import Store
+from sshmint.server.store.housekeeping import PURGE_INTERVAL_S, Housekeeping
 
 NOW = 1_900_000_000
 

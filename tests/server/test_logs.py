@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sshmint.server.logs import BatchingStreamHandler, LineFormatter, direct_line_writer
+from sshmint.server.infra.logs import BatchingStreamHandler, LineFormatter, direct_line_writer
 
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sshmint.keys import load_private_key
-from sshmint.server.logs import (
+from sshmint.server.infra.logs import (
     REDACTED,
     BatchingStreamHandler,
     LineFormatter,

@@ -9,7 +9,7 @@ the server caches nothing, so the next request sees the change (R150).
 Only ``add-user`` may create a SQLite database (and says so on stderr); the others refuse
 a missing file, so that a command run from the wrong directory, or without the server's
 ``--db``, fails instead of reading or changing a new empty database. ``backup`` copies a
-live SQLite database (see :mod:`sshmint.server.backup`).
+live SQLite database (see :mod:`sshmint.server.store.backup`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from sshmint.server.config import ConfigError, env_name, load_config
-from sshmint.server.files import make_private_dir
+from sshmint.server.infra.files import make_private_dir
 
 __all__ = ["admin"]
 
@@ -374,7 +374,7 @@ def backup(ctx: click.Context, /, file: Path, **values: str | None) -> None:
     data directory together, and copy FILE there as sshmint.db (or serve FILE itself with
     --db sqlite:///FILE). PostgreSQL databases are backed up with pg_dump instead.
     """
-    from sshmint.server.backup import BackupError, backup_sqlite
+    from sshmint.server.store.backup import BackupError, backup_sqlite
 
     database = _database(ctx, _options(**values), create=False)
     if database.sqlite_path is None:

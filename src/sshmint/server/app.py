@@ -21,8 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sshmint.server.config import ListenAddress, ServerConfig, format_host_port
-from sshmint.server.files import loose_mode_warning, make_private_dir
-from sshmint.server.logs import configure_logging
+from sshmint.server.infra.files import loose_mode_warning, make_private_dir
+from sshmint.server.infra.logs import configure_logging
 from sshmint.server.runtime import ServerRuntime
 
 __all__ = [
@@ -183,10 +183,10 @@ def _prepare_data_dir(data_dir: Path) -> None:
 async def _serve(
     config: ServerConfig, stop: asyncio.Event, cleanups: list[Callable[[], object]]
 ) -> None:
-    from sshmint.server.housekeeping import Housekeeping
     from sshmint.server.http import HTTPFrontEnd, build_http_listener, ssl_context_from_config
     from sshmint.server.ssh import load_or_create_host_key, start_ssh_server
     from sshmint.server.store import Store, StoreError
+    from sshmint.server.store.housekeeping import Housekeeping
 
     _prepare_data_dir(config.data_dir)
     try:

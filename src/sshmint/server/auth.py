@@ -44,7 +44,7 @@ from typing import Generic, Literal, TypeVar
 from sshmint.errors import PublicKeyError, TokenVerificationError
 from sshmint.keys import PublicKey, public_key_from_blob
 from sshmint.server.exe1 import exe1_hash, unseal
-from sshmint.server.logs import REDACTED, redact_tokens  # the log scrubbing rules live there
+from sshmint.server.infra.logs import REDACTED, redact_tokens  # the log scrubbing rules live there
 from sshmint.server.permissions import KeyPermissions, PermissionsError, parse_key_permissions
 from sshmint.server.store import SSHKeyRow, Store, StoreError, User
 from sshmint.token import (

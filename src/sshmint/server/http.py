@@ -47,7 +47,7 @@ from sshmint.server.commands import (
 from sshmint.server.config import ServerConfig
 from sshmint.server.deadline import DeadlineWatch
 from sshmint.server.http_listener import HTTPListener
-from sshmint.server.logs import direct_line_writer
+from sshmint.server.infra.logs import direct_line_writer
 from sshmint.server.permissions import key_restriction_error
 from sshmint.server.proxy import VMProxy, absolute_target, send_continue
 from sshmint.server.ratelimit import RateLimiter

@@ -29,7 +29,7 @@ from sshmint.server.commands import (
     split_command_line,
 )
 from sshmint.server.commands.render import dump_json
-from sshmint.server.files import PRIVATE_FILE_MODE
+from sshmint.server.infra.files import PRIVATE_FILE_MODE
 from sshmint.server.permissions import (
     KEY_EXPIRED,
     KEY_NOT_ALLOWED,

@@ -36,7 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sshmint.server.files import create_private_file
+from sshmint.server.infra.files import create_private_file
 from sshmint.server.store import queries as q
 from sshmint.server.store.engine import (
     DEFAULT_DB_TIMEOUT_S,
