@@ -7,7 +7,8 @@ import base64
 import pytest
 from multidict import CIMultiDict
 
-from sshmint.server.http import redact_tokens, route_host
+from sshmint.server.http import route_host
+from sshmint.server.infra.logs import redact_tokens
 from sshmint.server.proxy import (
     Identity,
     basic_password,

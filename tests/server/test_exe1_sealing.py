@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from store_fixtures import StoreKey, make_keys
 
-from sshmint.server.exe1 import DEFAULT_EXE1_EXPIRY, derive_exe1, exe1_hash, seal, unseal
+from sshmint.server.auth.exe1 import DEFAULT_EXE1_EXPIRY, derive_exe1, exe1_hash, seal, unseal
 from sshmint.server.store import Store
 
 EXE1_RE = re.compile(r"exe1\.[A-Z2-7]{26}")

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from sshmint.server.commands import COMMAND_NAMES
-from sshmint.server.permissions import (
+from sshmint.server.auth.permissions import (
     KEY_EXPIRED,
     KEY_NOT_ALLOWED,
     KEY_REVOKED,
@@ -21,6 +20,7 @@ from sshmint.server.permissions import (
     key_restriction_error,
     parse_key_permissions,
 )
+from sshmint.server.commands import COMMAND_NAMES
 
 NOW = 1_900_000_000
 

@@ -28,13 +28,8 @@ from aiohttp.web_log import AccessLogger
 from aiohttp.web_protocol import RequestPayloadError
 
 from sshmint.errors import TokenError
-from sshmint.server.auth import (
-    REDACTED,
-    Authenticator,
-    KeyPermissionsError,
-    Principal,
-    redact_tokens,
-)
+from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal
+from sshmint.server.auth.permissions import key_restriction_error
 from sshmint.server.commands import (
     CommandContext,
     CommandResult,
@@ -47,8 +42,7 @@ from sshmint.server.commands import (
 from sshmint.server.config import ServerConfig
 from sshmint.server.deadline import DeadlineWatch
 from sshmint.server.http_listener import HTTPListener
-from sshmint.server.infra.logs import direct_line_writer
-from sshmint.server.permissions import key_restriction_error
+from sshmint.server.infra.logs import direct_line_writer, redact_tokens
 from sshmint.server.proxy import VMProxy, absolute_target, send_continue
 from sshmint.server.ratelimit import RateLimiter
 from sshmint.server.store import StoreError
@@ -60,12 +54,10 @@ __all__ = [
     "HTTP_HANDLER_ARGS",
     "INVALID_HOST",
     "MAX_BODY_BYTES",
-    "REDACTED",
     "HTTPFrontEnd",
     "HostRouter",
     "RedactingAccessLogger",
     "build_http_listener",
-    "redact_tokens",
     "route_host",
     "ssl_context_from_config",
     "valid_host",

@@ -31,7 +31,8 @@ from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
 from sshmint.errors import TokenError
-from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal, redact_tokens
+from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal
+from sshmint.server.infra.logs import redact_tokens
 from sshmint.server.relay_response import LAST_CHUNK, SentResponse, chunk, relay_head
 from sshmint.server.splice import SpliceError, splice_available, splice_exactly, transport_fd
 from sshmint.server.store import VM, StoreError

@@ -21,6 +21,13 @@ from typing import Any
 import asyncssh
 
 from sshmint.keys import fingerprint, limit_violation
+from sshmint.server.auth.permissions import (
+    KEY_EXPIRED,
+    KEY_NOT_ALLOWED,
+    KEY_REVOKED,
+    PermissionsError,
+    key_permission_error,
+)
 from sshmint.server.commands import (
     CommandContext,
     CommandSyntaxError,
@@ -30,13 +37,6 @@ from sshmint.server.commands import (
 )
 from sshmint.server.commands.render import dump_json
 from sshmint.server.infra.files import PRIVATE_FILE_MODE
-from sshmint.server.permissions import (
-    KEY_EXPIRED,
-    KEY_NOT_ALLOWED,
-    KEY_REVOKED,
-    PermissionsError,
-    key_permission_error,
-)
 from sshmint.server.runtime import ServerRuntime
 from sshmint.server.store import SSHKeyRow, StoreUnavailable, User
 

@@ -30,6 +30,11 @@ No transport code lives here: a transport builds a :class:`CommandContext` and c
 
 from __future__ import annotations
 
+from sshmint.server.auth.permissions import (
+    PermissionsError,
+    key_permission_error,
+    key_restriction_error,
+)
 from sshmint.server.commands.catalog import COMMAND_NAMES
 from sshmint.server.commands.context import (
     CommandContext,
@@ -56,11 +61,6 @@ from sshmint.server.commands.words import (
     INVALID_COMMAND_SYNTAX,
     CommandSyntaxError,
     split_command_line,
-)
-from sshmint.server.permissions import (
-    PermissionsError,
-    key_permission_error,
-    key_restriction_error,
 )
 
 __all__ = [

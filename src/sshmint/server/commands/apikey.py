@@ -6,11 +6,11 @@ import json
 
 from sshmint.errors import TokenFormatError
 from sshmint.keys import format_fingerprint, generate_ed25519
+from sshmint.server.auth.exe1 import DEFAULT_EXE1_EXPIRY, derive_exe1, exe1_hash, seal
+from sshmint.server.auth.permissions import KeyPermissions
 from sshmint.server.commands.render import rfc3339
 from sshmint.server.commands.restrictions import TOKEN_EXP_MAX, restrictions_from_flags
 from sshmint.server.commands.tree import CommandError, Invocation, Output
-from sshmint.server.exe1 import DEFAULT_EXE1_EXPIRY, derive_exe1, exe1_hash, seal
-from sshmint.server.permissions import KeyPermissions
 from sshmint.server.store import NameTaken
 from sshmint.server.validation import quote, sanitize_name
 from sshmint.token import mint_exe0

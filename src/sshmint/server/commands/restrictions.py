@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sshmint.duration import parse_duration
 from sshmint.errors import DurationError
+from sshmint.server.auth.permissions import InheritanceError, KeyPermissions, inherit
 from sshmint.server.commands.access import accessible_vm, caller_permissions, reduce
 from sshmint.server.commands.access import vm_access_denied as _vm_access_denied
 from sshmint.server.commands.tree import CommandError, Invocation
-from sshmint.server.permissions import InheritanceError, KeyPermissions, inherit
 from sshmint.server.validation import is_valid_tag, quote
 
 __all__ = ["EXP_TOO_FAR", "TOKEN_EXP_MAX", "restrictions_from_flags", "split_cmds"]

@@ -6,11 +6,11 @@ import json
 
 from sshmint.errors import PublicKeyError
 from sshmint.keys import format_fingerprint, parse_public_key_line
+from sshmint.server.auth.permissions import PermissionsError, parse_key_permissions
 from sshmint.server.commands.access import visible_keys
 from sshmint.server.commands.render import rfc3339
 from sshmint.server.commands.restrictions import restrictions_from_flags
 from sshmint.server.commands.tree import CommandError, Invocation, Output
-from sshmint.server.permissions import PermissionsError, parse_key_permissions
 from sshmint.server.store import KeyTaken, NameTaken, SSHKeyRow
 from sshmint.server.validation import quote, sanitize_name
 

@@ -11,9 +11,9 @@ from sshmint.errors import (
     TokenVerificationError,
 )
 from sshmint.server.auth import Authenticator
+from sshmint.server.auth.exe1 import DEFAULT_EXE1_EXPIRY, derive_exe1, exe1_hash, seal
 from sshmint.server.commands.access import accessible_vm, reduce, vm_access_denied
 from sshmint.server.commands.tree import CommandError, Invocation, Output
-from sshmint.server.exe1 import DEFAULT_EXE1_EXPIRY, derive_exe1, exe1_hash, seal
 
 __all__ = ["run_exe0_to_exe1"]
 

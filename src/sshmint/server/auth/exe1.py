@@ -21,10 +21,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from sshmint.token import EXE1_PREFIX
+
 __all__ = [
     "DEFAULT_EXE1_EXPIRY",
     "EXE1_BODY_LENGTH",
-    "EXE1_PREFIX",
     "SEAL_INFO",
     "derive_exe1",
     "exe1_hash",
@@ -32,7 +33,6 @@ __all__ = [
     "unseal",
 ]
 
-EXE1_PREFIX = "exe1."
 EXE1_BODY_LENGTH = 26  # docs/tokens.md#exe1-tokens: 130 bits.
 # docs/ssh.md#ssh-key-generate-api-key/docs/ssh.md#exe0-to-exe1: 3333-03-03T00:00:00Z when the token has no exp.
 DEFAULT_EXE1_EXPIRY = 43017436800

@@ -43,9 +43,8 @@ from typing import Generic, Literal, TypeVar
 
 from sshmint.errors import PublicKeyError, TokenVerificationError
 from sshmint.keys import PublicKey, public_key_from_blob
-from sshmint.server.exe1 import exe1_hash, unseal
-from sshmint.server.infra.logs import REDACTED, redact_tokens  # the log scrubbing rules live there
-from sshmint.server.permissions import KeyPermissions, PermissionsError, parse_key_permissions
+from sshmint.server.auth.exe1 import exe1_hash, unseal
+from sshmint.server.auth.permissions import KeyPermissions, PermissionsError, parse_key_permissions
 from sshmint.server.store import SSHKeyRow, Store, StoreError, User
 from sshmint.token import (
     EXE1_PREFIX,
@@ -57,14 +56,7 @@ from sshmint.token import (
     verify_signature,
 )
 
-__all__ = [
-    "REDACTED",
-    "Authenticator",
-    "KeyPermissionsError",
-    "Presented",
-    "Principal",
-    "redact_tokens",
-]
+__all__ = ["Authenticator", "KeyPermissionsError", "Presented", "Principal"]
 
 Presented = Literal["exe0", "exe1"]
 
