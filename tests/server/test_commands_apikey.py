@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from command_helpers import BACKENDS, NOW, Caller, Env, backend_env
+from store_audit import dump_tables
 
 from sshmint.errors import TokenVerificationError
 from sshmint.keys import PublicKey, parse_public_key_line
@@ -101,7 +102,7 @@ async def test_r82_label_must_be_unused_and_non_empty(env: Env) -> None:
         "--label is empty after removing special characters"
     )
     assert (await a.ok("ssh-key generate-api-key --label='my key'"))["label"] == "my-key"
-    assert len((await env.store.dump_tables())["exe1_tokens"]) == 2
+    assert len((await dump_tables(env.store))["exe1_tokens"]) == 2
 
 
 async def test_r83_r84_cmds_are_signed_and_stored(env: Env) -> None:
@@ -186,7 +187,7 @@ async def test_s9_3_no_usable_credential_at_rest(env: Env) -> None:
     generated = await a.ok("ssh-key generate-api-key --label=ci")
     exe0 = a.token()
     traded = await a.ok(["exe0-to-exe1", exe0])
-    dump = repr(await env.store.dump_tables())
+    dump = repr(await dump_tables(env.store))
     for secret in (generated["token"], traded["token"], exe0):
         assert secret not in dump
         assert secret.split(".", 1)[1] not in dump

@@ -20,6 +20,7 @@ from command_helpers import (
     json_of,
     pub_line,
 )
+from store_audit import key_by_public_key
 
 from sshmint.keys import generate_ed25519
 from sshmint.server.commands import (
@@ -195,7 +196,7 @@ async def test_r75_add_json_with_and_without_permissions(env: Env) -> None:
     assert text.stdout == "Added SSH key.\n"
     body = await a.ok(["ssh-key", "add", "--cmds= whoami, ,ls ", "--tag=ci", fresh_public_key()])
     assert body["permissions"] == {"cmds": ["whoami", "ls"], "tag": "ci"}
-    row = await env.store.key_by_public_key(body["public_key"])
+    row = await key_by_public_key(env.store, body["public_key"])
     assert row is not None and json.loads(row.permissions) == {
         "cmds": ["whoami", "ls"],
         "tag": "ci",
@@ -203,7 +204,7 @@ async def test_r75_add_json_with_and_without_permissions(env: Env) -> None:
     # --cmds with nothing left stores nothing.
     body = await a.ok(["ssh-key", "add", "--cmds=,,", fresh_public_key()])
     assert "permissions" not in body
-    row = await env.store.key_by_public_key(body["public_key"])
+    row = await key_by_public_key(env.store, body["public_key"])
     assert row is not None and row.permissions == ""
 
 

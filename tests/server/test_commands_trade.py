@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from command_helpers import BACKENDS, NOW, Env, backend_env, json_of
+from store_audit import dump_tables
 
 from sshmint.keys import load_private_key
 from sshmint.server.auth.exe1 import DEFAULT_EXE1_EXPIRY, exe1_hash, unseal
@@ -42,7 +43,7 @@ async def test_r87_r88_trade_text_json_and_idempotence(env: Env) -> None:
     assert EXE1.fullmatch(exe1) and text.stdout.count("\n") == 1
     assert json_of(await a.run(["exe0-to-exe1", "--json", exe0])) == {"token": exe1}  # R88
     assert await a.ok(["exe0-to-exe1", exe0]) == {"token": exe1}
-    assert len((await env.store.dump_tables())["exe1_tokens"]) == 1
+    assert len((await dump_tables(env.store))["exe1_tokens"]) == 1
     # The handle stands for exactly this exe0 and lives until 3333-03-03 without exp.
     assert await sealed_exe0(env, exe1, DEFAULT_EXE1_EXPIRY) == exe0
     assert await sealed_exe0(env, exe1, DEFAULT_EXE1_EXPIRY + 1) is None
@@ -75,7 +76,7 @@ async def test_r40_expired_token_is_refused(env: Env) -> None:
     # Expired with a future nbf still says expired (exp is the only claim checked).
     both = a.token(f'{{"exp":{NOW - 1},"nbf":{NOW + 1}}}'.encode())
     assert await a.fail(["exe0-to-exe1", both]) == "token has expired"
-    assert (await env.store.dump_tables())["exe1_tokens"] == []
+    assert (await dump_tables(env.store))["exe1_tokens"] == []
 
 
 async def test_r90_s2_4_parse_failures_carry_the_parse_message(env: Env) -> None:

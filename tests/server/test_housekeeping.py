@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from server.harness import SSHMintServer, wait_until
+from server.store_audit import dump_tables
 from sshmint.server.store import Store
 from sshmint.server.store.housekeeping import PURGE_INTERVAL_S, Housekeeping
 
@@ -23,7 +24,7 @@ async def _put_handles(
 
 
 async def _hashes(store: Store) -> set[str]:
-    tables = await store.dump_tables()
+    tables = await dump_tables(store)
     return {str(row[0]) for row in tables["exe1_tokens"]}
 
 

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from store_audit import dump_tables, key_by_public_key
 from store_fixtures import PostgresControl, StoreKey, make_keys
 
 from sshmint.server.store import (
@@ -72,7 +73,7 @@ async def sql(db_url: str, statement: str) -> list[tuple[object, ...]]:
 
 
 async def test_s9_1_open_creates_schema_and_records_version(store: Store) -> None:
-    dump = await store.dump_tables()
+    dump = await dump_tables(store)
     assert set(dump) == TABLES | {"alembic_version"}
     assert dump["alembic_version"] == [("0001",)]
     assert all(dump[table] == [] for table in TABLES - {"server_secrets"})
@@ -137,7 +138,7 @@ async def test_s9_3_first_migration_makes_one_32_byte_secret_stable_across_opens
     second = await Store.open(db_url)
     try:
         assert await second.exe1_secret() == secret
-        rows = (await second.dump_tables())["server_secrets"]
+        rows = (await dump_tables(second))["server_secrets"]
     finally:
         await second.close()
     assert len(secret) == 32
@@ -148,7 +149,7 @@ async def test_s9_1_concurrent_opens_of_a_fresh_database_migrate_once(db_url: st
     stores = await asyncio.gather(*(Store.open(db_url) for _ in range(3)))
     try:
         secrets = {await s.exe1_secret() for s in stores}
-        dump = await stores[0].dump_tables()
+        dump = await dump_tables(stores[0])
     finally:
         for opened in stores:
             await opened.close()
@@ -242,11 +243,11 @@ async def test_s5_4_duplicate_email_is_email_taken_and_writes_nothing(
     store: Store, keys: list[StoreKey]
 ) -> None:
     await store.create_user("ann@example.test", NOW)
-    before = await store.dump_tables()
+    before = await dump_tables(store)
     with pytest.raises(EmailTaken) as info:
         await store.create_user("ann@example.test", NOW + 1, keys[0])
     assert info.value.email == "ann@example.test"
-    assert await store.dump_tables() == before
+    assert await dump_tables(store) == before
 
 
 async def test_s5_4_create_user_with_a_registered_key_is_key_taken_and_creates_no_user(
@@ -335,7 +336,7 @@ async def test_add_key_for_unknown_user_is_user_not_found(
 ) -> None:
     with pytest.raises(UserNotFound):
         await store.add_key("usr0000000000000000", keys[0], "", "", NOW)
-    assert (await store.dump_tables())["ssh_keys"] == []
+    assert (await dump_tables(store))["ssh_keys"] == []
 
 
 async def test_s5_4_add_key_does_not_check_names(store: Store, keys: list[StoreKey]) -> None:
@@ -353,11 +354,11 @@ async def test_s5_2_key_lookups_and_insertion_order(store: Store, keys: list[Sto
     ]
     assert await store.keys_of_user(user.user_id) == added
     assert await store.key_by_fingerprint(keys[1].fingerprint) == added[1]
-    assert await store.key_by_public_key(keys[2].openssh) == added[2]
+    assert await key_by_public_key(store, keys[2].openssh) == added[2]
     assert await store.key_by_id(added[0].id) == added[0]
     assert added[1].permissions == '{"tag":"t"}'
     assert await store.key_by_fingerprint(keys[9].fingerprint) is None
-    assert await store.key_by_public_key(keys[9].openssh) is None
+    assert await key_by_public_key(store, keys[9].openssh) is None
     assert await store.key_by_id(added[2].id + 100) is None
 
 
@@ -418,7 +419,7 @@ async def test_s6_6_16_add_generated_key_writes_key_and_handle_in_one_transactio
     refreshed = await store.get_user(user.user_id)
     assert refreshed is not None and refreshed.next_ssh_key_number == 1
 
-    before = await store.dump_tables()
+    before = await dump_tables(store)
     with pytest.raises(NameTaken):
         await store.add_generated_key(
             user.user_id, keys[1], "api-key", "", "WXYZ", "bb" * 32, b"s2", NOW + 60, NOW
@@ -432,7 +433,7 @@ async def test_s6_6_16_add_generated_key_writes_key_and_handle_in_one_transactio
         await store.add_generated_key(
             "usr0000000000000000", keys[2], "x", "", "WXYZ", "dd" * 32, b"s4", NOW + 60, NOW
         )
-    assert await store.dump_tables() == before
+    assert await dump_tables(store) == before
 
 
 # -- exe1 handles (docs/tokens.md#exe1-tokens, docs/tokens.md#exe1-resolution, docs/storage.md#nothing-usable-at-rest) ------------------------------------------------------
@@ -454,7 +455,7 @@ async def test_s9_2_exe1_put_replaces_only_an_expired_row(store: Store) -> None:
     # Expired: replaced.
     assert await store.exe1_put("ab" * 32, b"new", NOW + 100, NOW + 1) is True
     assert await store.exe1_lookup("ab" * 32, NOW + 50) == b"new"
-    rows = (await store.dump_tables())["exe1_tokens"]
+    rows = (await dump_tables(store))["exe1_tokens"]
     assert rows == [("ab" * 32, b"new", NOW + 100, NOW + 1)]
 
 
@@ -463,7 +464,7 @@ async def test_s9_2_exe1_purge_expired(store: Store) -> None:
     await store.exe1_put("cd" * 32, b"b", NOW, NOW - 10)
     assert await store.exe1_purge_expired(NOW) == 1
     assert await store.exe1_lookup("cd" * 32, NOW) == b"b"
-    assert len((await store.dump_tables())["exe1_tokens"]) == 1
+    assert len((await dump_tables(store))["exe1_tokens"]) == 1
 
 
 # -- VMs and shares (docs/accounts.md#vms, docs/ssh.md#ls to docs/ssh.md#share-remove) --------
@@ -486,7 +487,7 @@ async def test_s5_6_create_vm_and_lookups(store: Store) -> None:
     plain = await store.create_vm("plain", ann.user_id, "http://127.0.0.1", [], NOW)
     assert plain.tags == ()
     # docs/storage.md#schema: tags stored as a sorted compact JSON array.
-    stored = {row[1]: row[5] for row in (await store.dump_tables())["vms"]}
+    stored = {row[1]: row[5] for row in (await dump_tables(store))["vms"]}
     assert stored == {"web": '["a","b"]', "plain": "[]"}
 
 
@@ -564,7 +565,7 @@ async def test_s6_6_5_delete_vm_deletes_its_shares(store: Store) -> None:
     assert await store.delete_vm(vm.id) is True
     assert await store.delete_vm(vm.id) is False
     assert await store.vm_by_name("web") is None
-    assert (await store.dump_tables())["vm_shares"] == []
+    assert (await dump_tables(store))["vm_shares"] == []
     # docs/ssh.md#rm: the name can be taken again, by anyone.
     again = await store.create_vm("web", ann.user_id, "http://127.0.0.1", [], NOW)
     assert await store.shares_of_vm(again.id) == []
@@ -580,7 +581,7 @@ async def test_s9_2_deleting_a_user_cascades_to_keys_vms_and_shares(
     await store.add_share(vm.id, "bob@example.test", ann.user_id, None, NOW)
     await store.add_share(bobs_vm.id, "carl@example.test", ann.user_id, None, NOW)
     await sql(db_url, f"DELETE FROM users WHERE user_id = '{ann.user_id}'")
-    dump = await store.dump_tables()
+    dump = await dump_tables(store)
     assert [row[1] for row in dump["ssh_keys"]] == [bob.user_id]
     assert [row[1] for row in dump["vms"]] == ["bobs"]
     # Both shares made by ann are gone: one with her VM, one through shared_by_user_id.

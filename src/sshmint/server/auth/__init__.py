@@ -7,64 +7,13 @@
 - ``exe1.py``: exe1 handles: derivation, hashing, sealing of the exe0 at rest.
 
 Token claims themselves are the pure core's (:mod:`sshmint.token`).
+
+The package hands on each module's public names (its ``__all__``).
 """
 
-from sshmint.server.auth.authenticator import (
-    Authenticator,
-    KeyPermissionsError,
-    Presented,
-    Principal,
-)
-from sshmint.server.auth.exe1 import (
-    DEFAULT_EXE1_EXPIRY,
-    EXE1_BODY_LENGTH,
-    SEAL_INFO,
-    derive_exe1,
-    exe1_hash,
-    seal,
-    unseal,
-)
-from sshmint.server.auth.permissions import (
-    KEY_EXPIRED,
-    KEY_NOT_ALLOWED,
-    KEY_REVOKED,
-    NOT_TAG_SAFE,
-    UNRESTRICTED,
-    InheritanceError,
-    KeyPermissions,
-    KeyRowLike,
-    PermissionsError,
-    cmds_allow,
-    inherit,
-    key_permission_error,
-    key_restriction_error,
-    parse_key_permissions,
-)
+from sshmint.server.auth import authenticator, exe1, permissions
+from sshmint.server.auth.authenticator import *  # noqa: F403
+from sshmint.server.auth.exe1 import *  # noqa: F403
+from sshmint.server.auth.permissions import *  # noqa: F403
 
-__all__ = [
-    "DEFAULT_EXE1_EXPIRY",
-    "EXE1_BODY_LENGTH",
-    "KEY_EXPIRED",
-    "KEY_NOT_ALLOWED",
-    "KEY_REVOKED",
-    "NOT_TAG_SAFE",
-    "SEAL_INFO",
-    "UNRESTRICTED",
-    "Authenticator",
-    "InheritanceError",
-    "KeyPermissions",
-    "KeyPermissionsError",
-    "KeyRowLike",
-    "PermissionsError",
-    "Presented",
-    "Principal",
-    "cmds_allow",
-    "derive_exe1",
-    "exe1_hash",
-    "inherit",
-    "key_permission_error",
-    "key_restriction_error",
-    "parse_key_permissions",
-    "seal",
-    "unseal",
-]
+__all__ = [*authenticator.__all__, *exe1.__all__, *permissions.__all__]

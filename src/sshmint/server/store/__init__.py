@@ -33,7 +33,7 @@ core's ``sshmint.keys.PublicKey`` fits).
   ``get_user(user_id)``, ``get_user_by_email(email)`` (``User | None``);
   ``set_locked(email, locked) -> User | None``; ``list_users() -> list[tuple[User, int]]``
   (by email, with key count); ``emails_with_accounts(emails) -> set[str]``.
-- keys: ``key_by_fingerprint(fp)``, ``key_by_public_key(openssh)``, ``key_by_id(id)``
+- keys: ``key_by_fingerprint(fp)``, ``key_by_id(id)``
   (``SSHKeyRow | None``); ``keys_of_user(user_id)`` (insertion order);
   ``add_key(user_id, public_key, name, permissions, now) -> SSHKeyRow`` (reads and
   increments the key counter in the same transaction, always; empty ``name`` becomes
@@ -60,8 +60,6 @@ core's ``sshmint.keys.PublicKey`` fits).
   email); ``add_share(vm_id, email, by_user_id, message, now) -> Share`` (``AlreadyShared``,
   ``VMNotFound``, ``UserNotFound``); ``remove_share(vm_id, email) -> bool``;
   ``is_shared_with(vm_id, email) -> bool``.
-- tests: ``dump_tables() -> dict[str, list[tuple[object, ...]]]`` (every row of every
-  table, Alembic's version table included).
 
 Ordering is by code point on both backends (PostgreSQL columns use the ``"C"`` collation).
 """
@@ -78,7 +76,9 @@ from sshmint.server.store.errors import (
     VMNotFound,
 )
 from sshmint.server.store.records import VM, KeyIdentity, Share, SSHKeyRow, User
-from sshmint.server.store.store import VM_SHARE_MODES, Store, new_user_id
+from sshmint.server.store.store import Store
+from sshmint.server.store.users import new_user_id
+from sshmint.server.store.vms import VM_SHARE_MODES
 
 __all__ = [
     "VM",

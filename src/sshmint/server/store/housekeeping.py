@@ -15,7 +15,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from sshmint.server.store import Store, StoreError
+from sshmint.server.store.errors import StoreError
+from sshmint.server.store.store import Store
 
 __all__ = ["PURGE_INTERVAL_S", "Housekeeping"]
 

@@ -40,7 +40,6 @@ __all__ = [
     "KEYS_OF_USER",
     "KEY_BY_FINGERPRINT",
     "KEY_BY_ID",
-    "KEY_BY_PUBLIC_KEY",
     "KEY_LAST_USED",
     "KEY_OWNER_BY_KEY",
     "PING",
@@ -97,7 +96,6 @@ USER_BY_ID = ReadQuery(sa.select(users).where(users.c.user_id == _p("user_id")))
 USER_BY_EMAIL = ReadQuery(sa.select(users).where(users.c.email == _p("email")))
 
 KEY_BY_FINGERPRINT = ReadQuery(sa.select(ssh_keys).where(ssh_keys.c.fingerprint == _p("fp")))
-KEY_BY_PUBLIC_KEY = ReadQuery(sa.select(ssh_keys).where(ssh_keys.c.public_key == _p("openssh")))
 KEY_BY_ID = ReadQuery(sa.select(ssh_keys).where(ssh_keys.c.id == _p("key_id")))
 KEYS_OF_USER = ReadQuery(
     sa.select(ssh_keys).where(ssh_keys.c.user_id == _p("user_id")).order_by(ssh_keys.c.id)
