@@ -134,6 +134,9 @@ def test_s0_quote_is_json_style() -> None:
     assert quote("foo") == '"foo"'
     assert quote('a"b\\c\n') == '"a\\"b\\\\c\\n"'
     assert quote("é<>&") == '"é<>&"'  # UTF-8, not HTML-escaped (docs/README.md#conventions)
+    # A lone surrogate (an undecodable byte of a command-line argument) as JSON writes it:
+    # an escape, so the quoted text stays valid UTF-8.
+    assert quote("a\udcffb") == '"a\\udcffb"'
 
 
 def test_dumps_keeps_lone_surrogates_encodable() -> None:

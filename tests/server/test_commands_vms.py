@@ -10,7 +10,7 @@ import pytest
 from command_helpers import BACKENDS, NOW, SETTINGS, Caller, Env, backend_env, json_of
 
 from sshmint.server.commands.globs import BadPattern, compile_glob
-from sshmint.server.validation import INVALID_VM_NAME
+from sshmint.server.store.validation import INVALID_VM_NAME
 
 UP = "http://127.0.0.1:9000"
 

@@ -13,7 +13,7 @@ from sshmint.server.upstream import (
     parse_upstream,
     upstream_allowed,
 )
-from sshmint.server.validation import quote
+from sshmint.strictjson import quote
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from sshmint.server.validation import (
+from sshmint.server.store.validation import (
     INVALID_VM_NAME,
     ValidationError,
     is_valid_tag,
     is_valid_vm_name,
     normalize_email,
-    quote,
     reduce_vm_name,
     sanitize_name,
 )
+from sshmint.strictjson import quote
 
 
 def test_s0_quote_is_json_style() -> None:

@@ -249,7 +249,8 @@ def add_user(
     """Create the user EMAIL, optionally with a first SSH key."""
     from sshmint.errors import PublicKeyError
     from sshmint.keys import PublicKey, parse_public_key_line
-    from sshmint.server.validation import ValidationError, normalize_email, quote, sanitize_name
+    from sshmint.server.store.validation import ValidationError, normalize_email, sanitize_name
+    from sshmint.strictjson import quote
 
     if key_line is not None and key_file is not None:
         _fail("--key and --key-file are mutually exclusive")
@@ -292,7 +293,7 @@ def _set_locked(
     ctx: click.Context, email: str, locked: bool, values: dict[str, str | None]
 ) -> None:
     from sshmint.server.store import Store
-    from sshmint.server.validation import quote
+    from sshmint.strictjson import quote
 
     stored_email = email.strip().lower()
     database = _database(ctx, _options(**values), create=False)

@@ -36,6 +36,7 @@ from sshmint.server.infra.logs import redact_tokens
 from sshmint.server.relay_response import LAST_CHUNK, SentResponse, chunk, relay_head
 from sshmint.server.splice import SpliceError, splice_available, splice_exactly, transport_fd
 from sshmint.server.store import VM, StoreError
+from sshmint.server.store.validation import is_valid_vm_name
 from sshmint.server.upstream import Upstream, UpstreamError, parse_upstream, upstream_allowed
 from sshmint.server.upstream_client import (
     ResponseHead,
@@ -47,7 +48,6 @@ from sshmint.server.upstream_client import (
     encode_request_head,
     set_reading,
 )
-from sshmint.server.validation import is_valid_vm_name
 from sshmint.token import EXE0_PREFIX, EXE1_PREFIX
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sshmint.errors import SSHMintError
-from sshmint.server.validation import quote
+from sshmint.strictjson import quote
 
 __all__ = [
     "DEFAULT_PORT",

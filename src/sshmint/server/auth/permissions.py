@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sshmint.errors import SSHMintError
-from sshmint.server.validation import quote
+from sshmint.strictjson import quote
 
 __all__ = [
     "KEY_EXPIRED",

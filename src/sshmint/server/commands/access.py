@@ -5,7 +5,8 @@ from __future__ import annotations
 from sshmint.server.auth.permissions import KeyPermissions, PermissionsError, parse_key_permissions
 from sshmint.server.commands.context import CommandContext
 from sshmint.server.store import VM, SSHKeyRow
-from sshmint.server.validation import is_valid_vm_name, quote, reduce_vm_name
+from sshmint.server.store.validation import is_valid_vm_name, reduce_vm_name
+from sshmint.strictjson import quote
 
 __all__ = [
     "accessible_vm",

@@ -12,7 +12,8 @@ from sshmint.server.commands.render import rfc3339
 from sshmint.server.commands.restrictions import TOKEN_EXP_MAX, restrictions_from_flags
 from sshmint.server.commands.tree import CommandError, Invocation, Output
 from sshmint.server.store import NameTaken
-from sshmint.server.validation import quote, sanitize_name
+from sshmint.server.store.validation import sanitize_name
+from sshmint.strictjson import quote
 from sshmint.token import mint_exe0
 
 __all__ = ["run_generate_api_key", "signed_payload"]

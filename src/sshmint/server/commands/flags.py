@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sshmint.server.commands.tree import HELP_FLAG_NAMES, CommandNode
-from sshmint.server.validation import quote
+from sshmint.strictjson import quote
 
 __all__ = ["ParsedFlags", "is_flag_word", "parse_flags"]
 

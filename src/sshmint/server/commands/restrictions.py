@@ -9,7 +9,8 @@ from sshmint.server.auth.permissions import InheritanceError, KeyPermissions, in
 from sshmint.server.commands.access import accessible_vm, caller_permissions, reduce
 from sshmint.server.commands.access import vm_access_denied as _vm_access_denied
 from sshmint.server.commands.tree import CommandError, Invocation
-from sshmint.server.validation import is_valid_tag, quote
+from sshmint.server.store.validation import is_valid_tag
+from sshmint.strictjson import quote
 
 __all__ = ["EXP_TOO_FAR", "TOKEN_EXP_MAX", "restrictions_from_flags", "split_cmds"]
 

@@ -17,7 +17,7 @@ from sshmint.server.commands.helptext import command_help
 from sshmint.server.commands.render import dump_json
 from sshmint.server.commands.tree import CommandError, Invocation, Output, resolve_path
 from sshmint.server.store import StoreUnavailable
-from sshmint.server.validation import quote
+from sshmint.strictjson import quote
 
 __all__ = [
     "DATABASE_UNAVAILABLE",

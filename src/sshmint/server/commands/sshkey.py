@@ -12,7 +12,8 @@ from sshmint.server.commands.render import rfc3339
 from sshmint.server.commands.restrictions import restrictions_from_flags
 from sshmint.server.commands.tree import CommandError, Invocation, Output
 from sshmint.server.store import KeyTaken, NameTaken, SSHKeyRow
-from sshmint.server.validation import quote, sanitize_name
+from sshmint.server.store.validation import sanitize_name
+from sshmint.strictjson import quote
 
 __all__ = [
     "MAX_STDIN_KEY_BYTES",

@@ -1,4 +1,6 @@
-"""Validation of user-supplied names shared by the commands and the admin CLI.
+"""What the stored records' names may be (docs/accounts.md): emails, key names, VM names,
+tags. Shared by the commands, the admin CLI and the proxy (a Host label that cannot name a
+VM is not looked up).
 
 Each rule cites the section of docs/ it implements. Validators return the normalised value or
 raise :class:`ValidationError`, whose ``message`` is the exact user-facing text.
@@ -6,11 +8,11 @@ raise :class:`ValidationError`, whose ``message`` is the exact user-facing text.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 
 from sshmint.errors import SSHMintError
+from sshmint.strictjson import quote
 
 __all__ = [
     "INVALID_VM_NAME",
@@ -22,7 +24,6 @@ __all__ = [
     "is_valid_tag",
     "is_valid_vm_name",
     "normalize_email",
-    "quote",
     "reduce_vm_name",
     "sanitize_name",
 ]
@@ -30,11 +31,6 @@ __all__ = [
 
 class ValidationError(SSHMintError):
     """A value failed validation; ``message`` is the exact text to show."""
-
-
-def quote(text: str) -> str:
-    """Render ``text`` as ``%q`` (docs/README.md#conventions): double-quoted with JSON-style escaping."""
-    return json.dumps(text, ensure_ascii=False)
 
 
 # docs/accounts.md#users: at most 254 bytes after trimming and lower-casing.
