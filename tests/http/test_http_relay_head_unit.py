@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from sshmint.server.relay_response import LAST_CHUNK, chunk, relay_head
-from sshmint.server.upstream_client import ResponseHead
+from sshmint.server.proxy import LAST_CHUNK, ResponseHead, chunk, relay_head
 
 LINES = [("X-A", "1"), ("set-cookie", "a=1"), ("Set-Cookie", "b=2")]
 

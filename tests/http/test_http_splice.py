@@ -1,4 +1,4 @@
-"""Zero-copy relay of large response bodies (src/sshmint/server/splice.py, docs/proxy.md#responses):
+"""Zero-copy relay of large response bodies (src/sshmint/server/proxy/splice.py, docs/proxy.md#responses):
 ``splice_exactly`` on real loopback sockets, and large bodies through a live proxy with
 curl, byte-exact, on keep-alive connections at both ends.
 """
@@ -18,8 +18,8 @@ from harness import SSHMintServer
 from http_support import Account
 from upstream_client_support import RawPeer, ThreadedRawUpstream, response
 
-from sshmint.server import splice
-from sshmint.server.splice import SpliceError, splice_available, splice_exactly, transport_fd
+from sshmint.server.proxy import splice
+from sshmint.server.proxy.splice import SpliceError, splice_available, splice_exactly, transport_fd
 
 WAIT = 20.0
 MiB = 1 << 20

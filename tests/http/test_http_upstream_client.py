@@ -34,7 +34,7 @@ from upstream_client_support import (
     serving,
 )
 
-from sshmint.server.upstream_client import (
+from sshmint.server.proxy import (
     BODY_HIGH_WATER,
     MAX_HEAD_BYTES,
     ResponseHead,

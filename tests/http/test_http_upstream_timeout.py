@@ -26,7 +26,7 @@ from harness import SSHMintServer
 from http_support import Account, AccountFactory, assert_proxy_error, via_proxy, wait_for
 from upstream_client_support import RawPeer, ThreadedRawUpstream, response, serving
 
-from sshmint.server.upstream_client import (
+from sshmint.server.proxy import (
     HeadDeadlines,
     UpstreamConnection,
     UpstreamPool,

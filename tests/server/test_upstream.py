@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from sshmint.server.upstream import (
+from sshmint.server.proxy.upstreams import (
     Upstream,
     UpstreamError,
     check_upstream,

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sshmint.server.config import IPNetwork
 from sshmint.server.store import SSHKeyRow, Store, User
-from sshmint.server.upstream import IPNetwork
 
 if TYPE_CHECKING:
     from sshmint.server.auth import Authenticator

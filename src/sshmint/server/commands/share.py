@@ -11,9 +11,9 @@ import re
 from sshmint.server.commands.access import owned_vm, reduce, vm_access_denied
 from sshmint.server.commands.render import rfc3339, vm_url
 from sshmint.server.commands.tree import CommandError, Invocation, Output
+from sshmint.server.proxy.upstreams import Upstream, UpstreamError, parse_upstream, require_allowed
 from sshmint.server.store import VM, AlreadyShared
 from sshmint.server.store.validation import ValidationError, normalize_email
-from sshmint.server.upstream import Upstream, UpstreamError, parse_upstream, require_allowed
 from sshmint.strictjson import quote
 
 __all__ = [

@@ -8,9 +8,9 @@ from sshmint.server.commands.access import caller_permissions, owned_vm, reduce
 from sshmint.server.commands.globs import BadPattern, Glob, compile_glob, is_glob
 from sshmint.server.commands.render import rfc3339, vm_url
 from sshmint.server.commands.tree import CommandError, Invocation, Output
+from sshmint.server.proxy.upstreams import UpstreamError, check_upstream
 from sshmint.server.store import VM, NameTaken
 from sshmint.server.store.validation import INVALID_VM_NAME, is_valid_tag, is_valid_vm_name
-from sshmint.server.upstream import UpstreamError, check_upstream
 from sshmint.strictjson import quote
 
 __all__ = ["run_ls", "run_new", "run_rm"]

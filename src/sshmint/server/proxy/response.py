@@ -1,5 +1,6 @@
-"""The status line and headers of a relayed upstream response, as the client gets them
-(docs/proxy.md#responses), and the response object that tells aiohttp it has been written.
+"""Relaying the upstream's response to the client (docs/proxy.md#responses): its status
+line and headers as the client gets them, its body as it comes (spliced when large), and
+the response object that tells aiohttp it has been written.
 
 The proxy writes relayed responses itself instead of through aiohttp's ``StreamResponse``:
 
@@ -23,15 +24,35 @@ added when the connection's fate differs from the version's default and the head
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Final, NamedTuple
 
 from aiohttp import web
 
-from sshmint.server.upstream_client import ResponseHead, encode_head
+from sshmint.server.proxy.answers import MSG_UNAVAILABLE, answer
+from sshmint.server.proxy.connection import (
+    ResponseHead,
+    UpstreamBodyError,
+    UpstreamConnection,
+    encode_head,
+)
+from sshmint.server.proxy.headers import upstream_response_headers
+from sshmint.server.proxy.splice import (
+    SpliceError,
+    splice_available,
+    splice_exactly,
+    transport_fd,
+)
 
-__all__ = ["LAST_CHUNK", "RelayHead", "SentResponse", "chunk", "relay_head"]
+__all__ = ["LAST_CHUNK", "RelayHead", "SentResponse", "chunk", "relay_head", "relay_response"]
 
 LAST_CHUNK: Final = b"0\r\n\r\n"
+# Response bytes that may queue towards a client before the relay waits for it.
+_CLIENT_WRITE_HIGH_WATER: Final = 256 * 1024
+# Smaller body remainders are copied: setting up a splice costs about as much as copying
+# this much.
+_SPLICE_MIN_BYTES: Final = 64 * 1024
 
 # aiohttp.helpers.EMPTY_BODY_STATUS_CODES / should_remove_content_length (RFC 9110 §8.6).
 _NO_CONTENT_LENGTH: Final = frozenset((204, 304, *range(100, 200)))
@@ -123,3 +144,100 @@ class SentResponse(web.StreamResponse):
     def body_length(self) -> int:
         # As aiohttp reports for the responses it writes: every byte sent.
         return self._size
+
+
+async def relay_response(
+    request: web.BaseRequest,
+    conn: UpstreamConnection,
+    head: ResponseHead,
+    *,
+    close: bool,
+    logger: logging.Logger,
+) -> web.StreamResponse:
+    """Write the response to the client ourselves: the head and whatever body arrived with
+    it in one write, then the rest as it comes (spliced when large), framed as
+    ``relay_head`` decided. ``close``: the client connection is not to be reused."""
+    lines = upstream_response_headers(head.headers, switching=False)
+    relay = relay_head(
+        head,
+        lines,
+        conn.content_length,
+        method=request.method,
+        version=request.version,
+        keep_alive=request.keep_alive and not close,
+    )
+    if relay is None:
+        conn.abort()
+        logger.info("proxy: upstream response head cannot be relayed")
+        return answer(502, MSG_UNAVAILABLE)
+    body = _BodyRelay(request, conn, relay.chunked)
+    try:
+        await body.run(relay)
+    except (UpstreamBodyError, SpliceError, OSError) as exc:
+        # The status line is gone already: all that is left is to cut the connection.
+        logger.info("proxy: relay interrupted: %s", type(exc).__name__)
+        conn.abort()
+        if body.transport is not None:
+            body.transport.close()
+        return SentResponse(head.status, body.sent, keep_alive=False)
+    return SentResponse(head.status, body.sent, keep_alive=relay.keep_alive)
+
+
+class _BodyRelay:
+    """Writes one relayed response to the client, counting the bytes written."""
+
+    __slots__ = ("chunked", "conn", "sent", "transport", "writer")
+
+    def __init__(self, request: web.BaseRequest, conn: UpstreamConnection, chunked: bool) -> None:
+        self.writer = request.writer
+        self.transport = request.transport
+        self.conn = conn
+        self.chunked = chunked
+        self.sent = 0
+
+    async def run(self, relay: RelayHead) -> None:
+        conn, chunked = self.conn, self.chunked
+        first = conn.read_body_nowait() if relay.has_body else b""
+        out = relay.data + (chunk(first) if chunked else first)
+        if not relay.has_body or conn.body_done:  # the whole response is here
+            await self._write(out + LAST_CHUNK if chunked else out)
+            return
+        if self.transport is not None:
+            # Let a body's worth of data queue towards the client before waiting on it.
+            self.transport.set_write_buffer_limits(high=_CLIENT_WRITE_HIGH_WATER)
+        await self._write(out)  # the head goes now, even if the body is slow to come
+        spliceable: bool | None = None  # decided once a large remainder turns up
+        while True:
+            if spliceable is not False:
+                spliceable = await _splice_rest(self.transport, conn, spliceable)
+            data = await conn.read_body()
+            if not data:
+                break
+            await self._write(chunk(data) if chunked else data)
+        if chunked:
+            await self._write(LAST_CHUNK)
+
+    async def _write(self, data: bytes) -> None:
+        await self.writer.write(data)
+        self.sent += len(data)
+
+
+async def _splice_rest(
+    transport: asyncio.Transport | None, conn: UpstreamConnection, spliceable: bool | None
+) -> bool | None:
+    """Move a large rest of a sized body socket to socket inside the kernel, once everything
+    before it has left (splice.py). Returns whether these transports allow it (None: not
+    decided yet, nothing large has turned up)."""
+    if transport is None or conn.transport is None:
+        return spliceable
+    if transport.get_write_buffer_size():
+        return spliceable
+    remainder = conn.spliceable_remainder()
+    if remainder < _SPLICE_MIN_BYTES:
+        return spliceable
+    if spliceable is None:
+        spliceable = splice_available(asyncio.get_running_loop(), transport, conn.transport)
+    if spliceable:
+        await splice_exactly(conn.begin_splice(), transport_fd(transport), remainder)
+        conn.end_splice()
+    return spliceable

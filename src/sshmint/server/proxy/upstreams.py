@@ -1,7 +1,9 @@
 """VM upstream URLs: parsing (docs/accounts.md#vms) and the ``--upstream-allow`` network check.
 
 The proxy repeats :func:`upstream_allowed` for every request (docs/proxy.md#what-the-upstream-receives), so a host name
-that starts resolving elsewhere is refused from then on.
+that starts resolving elsewhere is refused from then on (:class:`UpstreamChecks` remembers
+only what cannot change). ``vm new`` and ``share`` check the same rules when a VM's
+upstream is set.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import urlsplit
 
 from sshmint.errors import SSHMintError
+from sshmint.server.config import IPNetwork
 from sshmint.strictjson import quote
 
 __all__ = [
     "DEFAULT_PORT",
     "RESOLVE_TIMEOUT_SECONDS",
-    "IPNetwork",
     "Upstream",
+    "UpstreamChecks",
     "UpstreamError",
     "check_upstream",
     "parse_upstream",
@@ -29,12 +33,13 @@ __all__ = [
     "upstream_allowed",
 ]
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_PORT = 80
 # A resolver that does not answer counts as "not allowed" rather than hanging a command.
 RESOLVE_TIMEOUT_SECONDS = 5.0
+# Distinct upstream strings whose parse (and IP-literal verdicts) are remembered.
+_UPSTREAM_MEMO_SIZE: Final = 4096
 
 
 class UpstreamError(SSHMintError):
@@ -149,3 +154,45 @@ async def check_upstream(url: str, networks: Iterable[IPNetwork]) -> Upstream:
 async def require_allowed(upstream: Upstream, networks: Iterable[IPNetwork]) -> None:
     if not await upstream_allowed(upstream.host, networks):
         raise UpstreamError(f"upstream host {quote(upstream.host)} is not in an allowed network")
+
+
+class UpstreamChecks:
+    """The checks the proxy makes of a VM's upstream on every request, with what they may
+    remember: a parse is a pure function of the text, an IP literal's verdict depends on
+    nothing else; a host name is resolved every time."""
+
+    def __init__(self, networks: Iterable[IPNetwork]) -> None:
+        self._networks = tuple(networks)
+        self._upstreams: dict[str, Upstream | None] = {}
+        self._literal_verdicts: dict[str, bool] = {}
+
+    def parse(self, text: str) -> Upstream | None:
+        """``parse_upstream`` of the VM's upstream *as just read*, memoised by its text
+        (parsing is a pure function of the string, so this hides no change)."""
+        if text in self._upstreams:
+            return self._upstreams[text]
+        try:
+            parsed: Upstream | None = parse_upstream(text)
+        except UpstreamError:
+            parsed = None
+        if len(self._upstreams) >= _UPSTREAM_MEMO_SIZE:
+            self._upstreams.clear()
+        self._upstreams[text] = parsed
+        return parsed
+
+    async def allowed(self, host: str) -> bool:
+        """docs/proxy.md#what-the-upstream-receives: the allow-list check for every request. Host names are resolved
+        every time; only the verdict for an IP literal (which needs no resolution and
+        depends on nothing else) is memoised."""
+        if host in self._literal_verdicts:
+            return self._literal_verdicts[host]
+        allowed = await upstream_allowed(host, self._networks)
+        if _is_ip_literal(host):
+            if len(self._literal_verdicts) >= _UPSTREAM_MEMO_SIZE:
+                self._literal_verdicts.clear()
+            self._literal_verdicts[host] = allowed
+        return allowed
+
+
+def _is_ip_literal(host: str) -> bool:
+    return _literal_address(host) is not None
