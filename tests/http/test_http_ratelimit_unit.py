@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sshmint.server.ratelimit import BURST, FLOOR, RateLimiter, retry_after_seconds
+from sshmint.server.http.ratelimit import BURST, FLOOR, RateLimiter, retry_after_seconds
 
 
 class Clock:
