@@ -139,7 +139,9 @@ class HTTPFrontEnd:
     def __init__(self, runtime: ServerRuntime) -> None:
         auth = runtime.authenticator
         self._api = API(runtime, auth)
-        self._proxy = VMProxy(runtime, auth)
+        self._proxy = VMProxy(
+            runtime.config, runtime.store, auth, now=runtime.now, logger=runtime.logger
+        )
         self._router = HostRouter(runtime.config.web_host, runtime.config.vm_host)
 
     async def start(self) -> None:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Final
+import logging
+from collections.abc import Callable
+from typing import Final
 
 import aiohttp
 from aiohttp import web
@@ -26,6 +28,7 @@ from multidict import MultiMapping
 
 from sshmint.errors import TokenError
 from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal
+from sshmint.server.config import ServerConfig
 from sshmint.server.infra.logs import redact_tokens
 from sshmint.server.proxy.answers import (
     MSG_AMBIGUOUS,
@@ -58,11 +61,8 @@ from sshmint.server.proxy.pool import UpstreamPool
 from sshmint.server.proxy.response import LAST_CHUNK, chunk, relay_response
 from sshmint.server.proxy.upgrade import relay_upgrade
 from sshmint.server.proxy.upstreams import Upstream, UpstreamChecks
-from sshmint.server.store import VM, StoreError
+from sshmint.server.store import VM, Store, StoreError
 from sshmint.server.store.validation import is_valid_vm_name
-
-if TYPE_CHECKING:
-    from sshmint.server.runtime import ServerRuntime
 
 __all__ = ["VMProxy", "send_continue"]
 
@@ -87,17 +87,28 @@ async def send_continue(request: web.BaseRequest) -> None:
 class VMProxy:
     """Handles every request whose Host names a VM (docs/proxy.md#host-routing)."""
 
-    def __init__(self, runtime: ServerRuntime, auth: Authenticator) -> None:
-        self._runtime = runtime
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        auth: Authenticator,
+        *,
+        now: Callable[[], int],
+        logger: logging.Logger,
+    ) -> None:
+        self._store = store
         self._auth = auth
-        self._vm_host = runtime.config.vm_host
-        self._upstreams = UpstreamChecks(runtime.config.upstream_allow)
+        self._now = now
+        self._log = logger
+        self._vm_host = config.vm_host
+        self._head_timeout = config.upstream_timeout
+        self._upstreams = UpstreamChecks(config.upstream_allow)
         self._pool: UpstreamPool | None = None
 
     async def start(self) -> None:
         self._pool = UpstreamPool(
             connect_timeout=_CONNECT_TIMEOUT_SECONDS,
-            head_timeout=self._runtime.config.upstream_timeout,
+            head_timeout=self._head_timeout,
         )
 
     async def close(self) -> None:
@@ -111,13 +122,13 @@ class VMProxy:
         if is_ambiguous(headers):
             return answer(400, MSG_AMBIGUOUS)
         # 2. VM lookup (docs/proxy.md#unknown-vms).
-        store = self._runtime.store
+        store = self._store
         if not is_valid_vm_name(label):
             return answer(404, MSG_NOT_FOUND)
         try:
             found = await store.proxy_lookup(label)  # the VM and its owner in one read
         except StoreError:
-            self._runtime.logger.error("proxy: database error looking up VM %s", label)
+            self._log.error("proxy: database error looking up VM %s", label)
             return answer(500, MSG_INTERNAL)
         if found is None:
             return answer(404, MSG_NOT_FOUND)
@@ -129,7 +140,7 @@ class VMProxy:
         try:
             principal = await self._authenticate(vm, consumed, headers)
         except StoreError:
-            self._runtime.logger.error("proxy: database error authenticating for VM %s", label)
+            self._log.error("proxy: database error authenticating for VM %s", label)
             return answer(500, MSG_INTERNAL)
         # 4. Access (docs/proxy.md#access-rules).
         if vm.share != "public":
@@ -140,7 +151,7 @@ class VMProxy:
                     vm.id, principal.user.email
                 )
             except StoreError:
-                self._runtime.logger.error("proxy: database error checking shares of %s", label)
+                self._log.error("proxy: database error checking shares of %s", label)
                 return answer(500, MSG_INTERNAL)
             if not allowed:
                 return answer(403, MSG_FORBIDDEN)
@@ -176,7 +187,7 @@ class VMProxy:
         except (TokenError, KeyPermissionsError):
             return None
         key = principal.key_permissions
-        if key.expired(self._runtime.now()):
+        if key.expired(self._now()):
             return None
         if key.vm is not None and key.vm != vm.name:
             return None
@@ -199,12 +210,12 @@ class VMProxy:
     def _timed_out(self, vm: VM) -> web.Response:
         """docs/security.md#slow-and-idle-clients: no response head within ``--upstream-timeout`` (the connection has
         been closed by the client module)."""
-        self._runtime.logger.info("proxy: upstream of VM %s sent no response head in time", vm.name)
+        self._log.info("proxy: upstream of VM %s sent no response head in time", vm.name)
         return answer(504, MSG_TIMED_OUT)
 
     def _unavailable(self, vm: VM, exc: BaseException) -> web.Response:
         reason = redact_tokens(f"{type(exc).__name__}: {exc}")[:300]
-        self._runtime.logger.info("proxy: upstream of VM %s unavailable: %s", vm.name, reason)
+        self._log.info("proxy: upstream of VM %s unavailable: %s", vm.name, reason)
         return answer(502, MSG_UNAVAILABLE)
 
     async def _forward(
@@ -256,12 +267,10 @@ class VMProxy:
         None, logged, otherwise."""
         upstream = self._upstreams.parse(vm.upstream)
         if upstream is None:
-            self._runtime.logger.error("proxy: VM %s has an unusable upstream", vm.name)
+            self._log.error("proxy: VM %s has an unusable upstream", vm.name)
             return None
         if not await self._upstreams.allowed(upstream.host):
-            self._runtime.logger.warning(
-                "proxy: upstream of VM %s is not in an allowed network", vm.name
-            )
+            self._log.warning("proxy: upstream of VM %s is not in an allowed network", vm.name)
             return None
         return upstream
 
@@ -300,7 +309,7 @@ class VMProxy:
         *,
         upgrade: bool,
     ) -> web.StreamResponse:
-        logger = self._runtime.logger
+        logger = self._log
         if upgrade and head.status == 101 and conn.upgraded:
             return await relay_upgrade(request, conn, head, logger)
         if head.status == 101:  # a switch nobody asked for
