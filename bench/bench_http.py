@@ -293,9 +293,9 @@ async def _prepare_store(db_url: str) -> bytes:
 
 def _populate(db_path: Path, db_url: str, upstream_port: int, workdir: Path) -> Fixtures:
     """Users, keys, tokens, exe1 handles and the VM, in one SQLite transaction."""
-    from sshmint.keys import generate_ed25519
-    from sshmint.server.exe1 import derive_exe1, exe1_hash, seal
+    from sshmint.server.auth.exe1 import derive_exe1, exe1_hash, seal
     from sshmint.server.store import new_user_id
+    from sshmint.signing import generate_ed25519
     from sshmint.token import mint_exe0
 
     secret = asyncio.run(_prepare_store(db_url))

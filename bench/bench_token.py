@@ -33,8 +33,9 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from sshmint import keys, sshsig
-from sshmint.keys import fingerprint, generate_ed25519
+from sshmint import ed25519, sshsig
+from sshmint.keys import fingerprint
+from sshmint.signing import generate_ed25519
 from sshmint.token import b64url_decode, mint_exe0, verify_exe0
 
 try:
@@ -69,8 +70,8 @@ def _rate(fn: Callable[[], object], seconds: float) -> float:
 
 
 def _backend_line() -> str:
-    if keys.ED25519_BACKEND == "libsodium":
-        assert keys.ed25519_verifier is keys.sodium_ed25519_verifier
+    if ed25519.ED25519_BACKEND == "libsodium":
+        assert ed25519.ed25519_verifier is ed25519.sodium_ed25519_verifier
         return f"libsodium (PyNaCl {PYNACL_VERSION})"
     return f"cryptography {cryptography.__version__} (PyNaCl not importable)"
 
@@ -141,7 +142,7 @@ def main() -> None:
     for name, rate in best.items():
         print(f"   {name:<22} {rate:>10,.0f} /s  ({1e6 / rate:6.1f} us)")
 
-    floor = "raw libsodium" if keys.ED25519_BACKEND == "libsodium" else "raw cryptography"
+    floor = "raw libsodium" if ed25519.ED25519_BACKEND == "libsodium" else "raw cryptography"
     comparisons = [("exe0 verify_exe0", "raw cryptography", TARGET_RAW, "")]
     if "raw libsodium" in best:
         # exe0's own backend: parsing and checks against the very verify call it makes.

@@ -35,13 +35,8 @@ if TYPE_CHECKING:
         TokenNotYetValidError,
         TokenVerificationError,
     )
-    from sshmint.keys import (
-        PublicKey,
-        Signer,
-        load_private_key,
-        load_public_key_file,
-        parse_public_key_line,
-    )
+    from sshmint.keys import PublicKey, load_public_key_file, parse_public_key_line
+    from sshmint.signing import Signer, load_private_key
     from sshmint.token import ParsedToken, Permissions
 
 __version__ = "0.1.0"
@@ -79,8 +74,8 @@ _HOME = {
     "parse": "api",
     "verify": "api",
     "PublicKey": "keys",
-    "Signer": "keys",
-    "load_private_key": "keys",
+    "Signer": "signing",
+    "load_private_key": "signing",
     "load_public_key_file": "keys",
     "parse_public_key_line": "keys",
     "ParsedToken": "token",

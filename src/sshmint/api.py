@@ -20,7 +20,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from sshmint.keys import PublicKey, Signer
+from sshmint.keys import PublicKey
+from sshmint.signing import Signer
 from sshmint.strictjson import dumps
 from sshmint.token import (
     ParsedToken,

@@ -1,4 +1,4 @@
-"""SSH public and private keys: parsing, fingerprints, signature checks and signing.
+"""SSH public keys: parsing, fingerprints and signature checks.
 
 Public keys are kept as their exact wire blob (RFC 4253 §6.6, OpenSSH PROTOCOL.u2f for
 the ``sk-*`` types): the blob is the key's identity, its SHA-256 is the fingerprint
@@ -21,28 +21,8 @@ Two levels of validation, for the two places a key blob comes from:
   never reaches OpenSSL — its ``verify`` is always false — since with a 3071-bit
   exponent one garbage signature costs ~100 times a normal check.
 
-Ed25519 signatures (``ssh-ed25519`` and the inner signature of ``sk-ssh-ed25519``) are
-checked with libsodium through PyNaCl, about twice as fast as OpenSSL here
-(``bench/bench_token.py``); ``cryptography`` does everything else and is the fallback
-when PyNaCl cannot be imported (:data:`ED25519_BACKEND` names the one in use).
-
-libsodium is deliberately stricter than OpenSSH's ``ssh-keygen`` (SUPERCOP "ref" code);
-``tests/core/test_ed25519_backend.py`` records every case against the real tools. What
-libsodium refuses and ssh-keygen accepts:
-
-- a non-canonical ``S`` (``S + L`` while below 2^253, which ssh-keygen reduces mod ``L``;
-  OpenSSL refuses it too): a malleated copy of a valid signature;
-- a public key ``A`` of small order (the identity ``01 00..00``, its non-canonical and
-  "negative zero" encodings, the points of order 2, 4 and 8; OpenSSL accepts them): such
-  a key has no secret, anyone can make signatures for it that ssh-keygen accepts;
-- ``R`` = the identity point (OpenSSL accepts it): an RFC 8032 signer produces it only
-  for a nonce that is a multiple of ``L`` (probability 2^-252).
-
-No real signer with a real key (ssh-keygen, ssh-agent, a security key, sshmint itself)
-produces any of these, so refusing them only closes doors: their signatures verify
-identically under both backends. All three check the cofactorless equation, so a key of
-mixed order behaves the same everywhere, and libsodium accepts nothing that ssh-keygen
-refuses (fail closed).
+Ed25519 signatures are checked by :mod:`sshmint.ed25519` (libsodium, else ``cryptography``);
+private keys and signing are :mod:`sshmint.signing`.
 """
 
 from __future__ import annotations
@@ -53,41 +33,16 @@ import functools
 import hashlib
 import os
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_private_key,
-    load_ssh_private_key,
-)
-from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-try:
-    from nacl.bindings import crypto_sign_open as _sodium_sign_open
-    from nacl.exceptions import BadSignatureError as _SodiumBadSignature
-except ImportError:  # pragma: no cover - tests run this in a subprocess without PyNaCl
-    _HAVE_SODIUM = False
-else:
-    _HAVE_SODIUM = True
-
-from sshmint.errors import (
-    KeyEncryptedError,
-    PrivateKeyError,
-    PrivateKeyGivenError,
-    PublicKeyError,
-)
+from sshmint.ed25519 import ED25519_SIGNATURE_BYTES, Ed25519Verifier, ed25519_verifier
+from sshmint.errors import PrivateKeyGivenError, PublicKeyError
 from sshmint.wire import (
     WireError,
     expect_end,
@@ -95,17 +50,15 @@ from sshmint.wire import (
     read_mpint,
     read_string,
     read_uint32,
-    write_mpint,
     write_string,
 )
 
 __all__ = [
+    "CURVES_BY_NAME",
     "ECDSA_P256",
     "ECDSA_P384",
     "ECDSA_P521",
     "ED25519",
-    "ED25519_BACKEND",
-    "ED25519_SIGNATURE_BYTES",
     "ED25519_SIGNATURE_HEAD",
     "KEY_TYPES",
     "MAX_KEY_FILE_BYTES",
@@ -118,22 +71,16 @@ __all__ = [
     "SK_ECDSA_P256",
     "SK_ED25519",
     "SK_KEY_TYPES",
-    "Ed25519Verifier",
-    "PrivateKeySigner",
+    "EcCurve",
     "PublicKey",
-    "Signer",
-    "cryptography_ed25519_verifier",
-    "ed25519_verifier",
     "embedded_public_key",
     "fingerprint",
     "format_fingerprint",
-    "generate_ed25519",
     "limit_violation",
-    "load_private_key",
     "load_public_key_file",
     "parse_public_key_line",
     "public_key_from_blob",
-    "sodium_ed25519_verifier",
+    "read_key_file",
 ]
 
 ED25519 = "ssh-ed25519"
@@ -180,7 +127,9 @@ _BAD_INPUT = (ValueError, TypeError, OverflowError, InvalidSignature, Unsupporte
 
 
 @dataclass(frozen=True, slots=True)
-class _Curve:
+class EcCurve:
+    """An ECDSA curve of docs/tokens.md#key-and-signature-types, as keys and signatures name it."""
+
     ssh_name: bytes  # the curve identifier inside the blob, RFC 5656 §6.1
     key_type: str
     curve: ec.EllipticCurve
@@ -192,15 +141,15 @@ class _Curve:
         return self.key_type.encode()
 
 
-_CURVES: dict[bytes, _Curve] = {
+_CURVES: dict[bytes, EcCurve] = {
     c.ssh_name: c
     for c in (
-        _Curve(b"nistp256", ECDSA_P256, ec.SECP256R1(), ec.ECDSA(hashes.SHA256()), 256),
-        _Curve(b"nistp384", ECDSA_P384, ec.SECP384R1(), ec.ECDSA(hashes.SHA384()), 384),
-        _Curve(b"nistp521", ECDSA_P521, ec.SECP521R1(), ec.ECDSA(hashes.SHA512()), 521),
+        EcCurve(b"nistp256", ECDSA_P256, ec.SECP256R1(), ec.ECDSA(hashes.SHA256()), 256),
+        EcCurve(b"nistp384", ECDSA_P384, ec.SECP384R1(), ec.ECDSA(hashes.SHA384()), 384),
+        EcCurve(b"nistp521", ECDSA_P521, ec.SECP521R1(), ec.ECDSA(hashes.SHA512()), 521),
     )
 }
-_CURVES_BY_NAME: dict[str, _Curve] = {c.curve.name: c for c in _CURVES.values()}
+CURVES_BY_NAME: dict[str, EcCurve] = {c.curve.name: c for c in _CURVES.values()}
 
 
 def _quote(raw: bytes | str, limit: int = 64) -> str:
@@ -224,68 +173,6 @@ def format_fingerprint(fp: str) -> str:
     """The displayed form, as ``ssh-keygen -l -E sha256`` prints it."""
     return "SHA256:" + fp
 
-
-# --- Ed25519 verification (see the module docstring for the backend choice) ------------
-
-ED25519_SIGNATURE_BYTES = 64  # RFC 8032 §5.1.6: R (32 bytes) || S (32 bytes)
-
-Ed25519Verifier = Callable[[bytes, bytes], bool]
-"""``verify(sigblob, data)``: whether ``sigblob`` is a valid Ed25519 signature of ``data``
-under the key the verifier was made for. Never raises on bad signatures."""
-
-
-def sodium_ed25519_verifier(public: bytes) -> Ed25519Verifier:
-    """A verifier for the 32-byte Ed25519 key ``public`` using libsodium (PyNaCl).
-
-    libsodium's rules: ``S`` must be canonical (< L), neither ``A`` nor ``R`` may have
-    small order, ``A`` must be canonically encoded. Raises :class:`RuntimeError` when
-    PyNaCl is not installed.
-    """
-    if not _HAVE_SODIUM:
-        raise RuntimeError("PyNaCl is not installed")
-    sign_open = _sodium_sign_open  # locals: this runs once per token check
-    bad_signature = _SodiumBadSignature
-
-    def verify(sigblob: bytes, data: bytes) -> bool:
-        # crypto_sign_open takes `signature || message` (PyNaCl 1.6 has no detached
-        # binding), so a shorter sigblob would borrow the message's first bytes and
-        # could verify; OpenSSH guards the same split by checking the recovered length.
-        if len(sigblob) != ED25519_SIGNATURE_BYTES:
-            return False
-        try:
-            sign_open(sigblob + data, public)
-        except bad_signature:
-            return False
-        return True
-
-    return verify
-
-
-def cryptography_ed25519_verifier(public: bytes) -> Ed25519Verifier:
-    """A verifier for the 32-byte Ed25519 key ``public`` using ``cryptography`` (OpenSSL).
-
-    OpenSSL refuses a non-canonical ``S`` but accepts small-order ``A`` and ``R`` (as
-    ssh-keygen does). Used when PyNaCl is not installed.
-    """
-    key = ed25519.Ed25519PublicKey.from_public_bytes(public)
-
-    def verify(sigblob: bytes, data: bytes) -> bool:
-        try:
-            key.verify(sigblob, data)
-        except InvalidSignature:
-            return False
-        return True
-
-    return verify
-
-
-ed25519_verifier: Callable[[bytes], Ed25519Verifier] = (
-    sodium_ed25519_verifier if _HAVE_SODIUM else cryptography_ed25519_verifier
-)
-"""The verifier factory every Ed25519 key of this module uses."""
-
-#: ``"libsodium"`` or ``"cryptography"``: the backend of :data:`ed25519_verifier`.
-ED25519_BACKEND = "libsodium" if _HAVE_SODIUM else "cryptography"
 
 #: RFC 8709 §6: every well-formed ``ssh-ed25519`` SSH signature is this head (string
 #: "ssh-ed25519", then the length of a 64-byte sigblob) followed by the 64 bytes.
@@ -339,7 +226,7 @@ class _Ecdsa:
     __slots__ = ("curve", "key")
     limit_error: str | None = None
 
-    def __init__(self, key: ec.EllipticCurvePublicKey, curve: _Curve) -> None:
+    def __init__(self, key: ec.EllipticCurvePublicKey, curve: EcCurve) -> None:
         self.key = key
         self.curve = curve
 
@@ -457,7 +344,7 @@ class _OutsideLimits:
 _Material = _Ed25519 | _Ecdsa | _Rsa | _SkEd25519 | _SkEcdsa | _OutsideLimits
 
 
-def _ec_point(curve_name: bytes, point: bytes, expected: _Curve) -> ec.EllipticCurvePublicKey:
+def _ec_point(curve_name: bytes, point: bytes, expected: EcCurve) -> ec.EllipticCurvePublicKey:
     if curve_name != expected.ssh_name:
         raise PublicKeyError(f"curve {_quote(curve_name)} does not match the key type")
     # OpenSSH (sshbuf_get_ec) only takes uncompressed points (SEC1 0x04 prefix).
@@ -496,7 +383,7 @@ def _read_ed25519(blob: bytes, pos: int) -> tuple[_Material, int]:
     return _Ed25519(_ed25519_verifier_for(point)), pos
 
 
-def _ecdsa_reader(curve: _Curve) -> _KeyReader:
+def _ecdsa_reader(curve: EcCurve) -> _KeyReader:
     def read(blob: bytes, pos: int) -> tuple[_Material, int]:
         curve_name, pos = read_string(blob, pos)  # RFC 5656 §3.1: string curve, string Q
         point, pos = read_string(blob, pos)
@@ -709,7 +596,8 @@ def parse_public_key_line(line: str) -> PublicKey:
     return PublicKey(key.key_type, key.blob, comment)
 
 
-def _read_capped(path: str | os.PathLike[str]) -> bytes:
+def read_key_file(path: str | os.PathLike[str]) -> bytes:
+    """A key file's bytes; ``ValueError`` beyond ``MAX_KEY_FILE_BYTES`` (read no further)."""
     with open(path, "rb") as f:
         data = f.read(MAX_KEY_FILE_BYTES + 1)
     if len(data) > MAX_KEY_FILE_BYTES:
@@ -720,7 +608,7 @@ def _read_capped(path: str | os.PathLike[str]) -> bytes:
 def load_public_key_file(path: str | os.PathLike[str]) -> PublicKey:
     """The first non-empty, non-``#`` line of a ``.pub`` file (docs/accounts.md#ssh-keys parsing)."""
     try:
-        data = _read_capped(path)
+        data = read_key_file(path)
     except OSError as exc:
         raise PublicKeyError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from None
     except ValueError:
@@ -736,162 +624,3 @@ def load_public_key_file(path: str | os.PathLike[str]) -> PublicKey:
         if stripped and not stripped.startswith("#"):
             return parse_public_key_line(stripped)
     raise PublicKeyError(f"{os.fspath(path)} contains no key")
-
-
-# --- signing ------------------------------------------------------------------------
-
-
-class Signer(Protocol):
-    """Anything that makes SSH signatures (RFC 4253 §6.6 envelope) for one key."""
-
-    @property
-    def public_key(self) -> PublicKey: ...
-
-    def sign(self, data: bytes) -> bytes: ...
-
-
-_SigningKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
-
-class PrivateKeySigner:
-    """A :class:`Signer` over an in-memory private key (Ed25519, ECDSA, RSA).
-
-    ECDSA uses the curve's hash (RFC 5656 §6.2.1); RSA signs ``rsa-sha2-512`` (RFC 8332,
-    docs/tokens.md#key-and-signature-types).
-    """
-
-    __slots__ = ("_curve", "_key", "_public_key")
-
-    def __init__(self, private_key: _SigningKey) -> None:
-        self._curve: _Curve | None = None
-        if isinstance(private_key, ec.EllipticCurvePrivateKey):
-            self._curve = _CURVES_BY_NAME.get(private_key.curve.name)
-            if self._curve is None:
-                raise ValueError(f"unsupported elliptic curve {private_key.curve.name}")
-        elif isinstance(private_key, rsa.RSAPrivateKey) and not (
-            MIN_RSA_BITS <= private_key.key_size <= MAX_RSA_BITS
-        ):
-            raise ValueError(
-                f"RSA key of {private_key.key_size} bits is outside "
-                f"{MIN_RSA_BITS}..{MAX_RSA_BITS} bits"
-            )
-        elif not isinstance(private_key, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey):
-            raise ValueError(f"unsupported key type {type(private_key).__name__}")
-        self._key = private_key
-        line = private_key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
-        try:
-            self._public_key = public_key_from_blob(base64.b64decode(line.split()[1]))
-        except PublicKeyError as exc:  # e.g. an RSA exponent outside docs/security.md#key-limits
-            raise ValueError(exc.detail) from None
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self._public_key
-
-    @property
-    def private_key(self) -> _SigningKey:
-        return self._key
-
-    def sign(self, data: bytes) -> bytes:
-        key = self._key
-        if isinstance(key, ed25519.Ed25519PrivateKey):
-            return write_string(b"ssh-ed25519") + write_string(key.sign(data))
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            assert self._curve is not None
-            r, s = decode_dss_signature(key.sign(data, self._curve.ecdsa))
-            sigblob = write_mpint(r) + write_mpint(s)
-            return write_string(self._curve.signature_format) + write_string(sigblob)
-        sigblob = key.sign(data, _PKCS1V15, hashes.SHA512())
-        return write_string(b"rsa-sha2-512") + write_string(sigblob)
-
-
-def generate_ed25519() -> PrivateKeySigner:
-    """A fresh in-memory Ed25519 key pair (docs/ssh.md#ssh-key-generate-api-key)."""
-    return PrivateKeySigner(ed25519.Ed25519PrivateKey.generate())
-
-
-_OPENSSH_PRIVATE_HEADER = b"-----BEGIN OPENSSH PRIVATE KEY-----"
-_OPENSSH_PRIVATE_FOOTER = b"-----END OPENSSH PRIVATE KEY-----"
-_OPENSSH_KEY_MAGIC = b"openssh-key-v1\0"
-
-
-def _openssh_key_type(data: bytes) -> str | None:
-    """The type of the first public key in an OpenSSH private key file, if readable.
-
-    OpenSSH PROTOCOL.key: magic, string cipher, string kdf, string kdf options,
-    uint32 count, then the public key blobs (readable even when the keys are encrypted).
-    """
-    _head, _sep, rest = data.partition(_OPENSSH_PRIVATE_HEADER)
-    body, _sep, _tail = rest.partition(_OPENSSH_PRIVATE_FOOTER)
-    try:
-        raw = binascii.a2b_base64(b"".join(body.split()))
-        if not raw.startswith(_OPENSSH_KEY_MAGIC):
-            return None
-        pos = len(_OPENSSH_KEY_MAGIC)
-        for _field in ("cipher", "kdf", "kdf options"):
-            _value, pos = read_string(raw, pos)
-        _count, pos = read_uint32(raw, pos)
-        public_blob, pos = read_string(raw, pos)
-        key_type, _pos = read_string(public_blob)
-        return key_type.decode("ascii")
-    except (ValueError, binascii.Error):
-        return None
-
-
-def load_private_key(
-    path: str | os.PathLike[str], passphrase: bytes | None = None
-) -> PrivateKeySigner:
-    """Load an OpenSSH or PEM private key file (docs/client.md#sshmint-mint).
-
-    ``passphrase`` is used only when the file is encrypted. Raises
-    :class:`KeyEncryptedError` when it is encrypted and no passphrase was given, and
-    :class:`PrivateKeyError` for everything else (unreadable, wrong passphrase,
-    unsupported type).
-    """
-    name = os.fspath(path)
-    try:
-        data = _read_capped(path)
-    except OSError as exc:
-        raise PrivateKeyError(f"cannot read key {name}: {exc.strerror or exc}") from None
-    except ValueError:
-        raise PrivateKeyError(f"key {name} is too large to be a private key") from None
-    loader: Callable[[bytes, bytes | None], PrivateKeyTypes]
-    if _OPENSSH_PRIVATE_HEADER in data:
-        if _openssh_key_type(data) in SK_KEY_TYPES:
-            # The private half lives on the authenticator; sshmint never signs with
-            # sk keys itself (docs/tokens.md#key-and-signature-types), but ssh-agent can.
-            raise PrivateKeyError(
-                f"cannot use key {name}: security keys (sk-*) sign through ssh-agent; "
-                f"give the public key {name}.pub instead"
-            )
-        loader = load_ssh_private_key
-    elif b"PRIVATE KEY-----" in data:
-        loader = load_pem_private_key
-    else:
-        raise PrivateKeyError(f"key {name} is not an OpenSSH or PEM private key")
-    try:
-        try:
-            with warnings.catch_warnings():
-                # DSA files warn on load; they are refused below anyway.
-                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-                key = loader(data, None)
-        except TypeError:  # cryptography: encrypted and no password given
-            if passphrase is None:
-                raise KeyEncryptedError(name) from None
-            try:
-                key = loader(data, passphrase)
-            except ValueError:  # "broken checksum" / "Bad decrypt"
-                raise PrivateKeyError(f"cannot decrypt key {name}: wrong passphrase") from None
-    except UnsupportedAlgorithm as exc:
-        raise PrivateKeyError(f"cannot load key {name}: {exc}") from None
-    except (ValueError, TypeError, OverflowError):
-        raise PrivateKeyError(f"cannot load key {name}: not a valid private key") from None
-    if not isinstance(key, _SigningKey):
-        raise PrivateKeyError(
-            f"cannot use key {name}: {type(key).__name__.removeprefix('_')} keys cannot sign "
-            "(use ed25519, ecdsa or rsa)"
-        )
-    try:
-        return PrivateKeySigner(key)
-    except ValueError as exc:
-        raise PrivateKeyError(f"cannot use key {name}: {exc}") from None

@@ -14,17 +14,17 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sshmint.ed25519 import ED25519_SIGNATURE_BYTES
 from sshmint.errors import MalformedSignatureError, PublicKeyError
 from sshmint.keys import (
     ED25519,
-    ED25519_SIGNATURE_BYTES,
     ED25519_SIGNATURE_HEAD,
     RSA,
     SK_KEY_TYPES,
     PublicKey,
-    Signer,
     embedded_public_key,
 )
+from sshmint.signing import Signer
 from sshmint.wire import (
     WireError,
     expect_end,

@@ -25,7 +25,8 @@ from sshmint.errors import (
     TokenNotYetValidError,
     TokenVerificationError,
 )
-from sshmint.keys import PublicKey, Signer, embedded_public_key, limit_violation
+from sshmint.keys import PublicKey, embedded_public_key, limit_violation
+from sshmint.signing import Signer
 from sshmint.sshsig import SSHSig, parse_sshsig
 from sshmint.strictjson import (
     INVALID_JSON,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from sshmint.keys import PublicKey, Signer
+from sshmint.keys import PublicKey
+from sshmint.signing import Signer
 
 ROOT = Path(__file__).resolve().parents[2]
 SSHMINT = ROOT / ".venv" / "bin" / "sshmint"

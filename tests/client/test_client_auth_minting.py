@@ -20,7 +20,8 @@ from client_support import CountingSigner, LoopbackServer
 from sshmint.client import SSHMintAuth
 from sshmint.client.minting import load_signer
 from sshmint.errors import KeyEncryptedError, PrivateKeyError, TokenVerificationError
-from sshmint.keys import PublicKey, load_private_key, load_public_key_file
+from sshmint.keys import PublicKey, load_public_key_file
+from sshmint.signing import load_private_key
 from sshmint.token import b64url_decode, verify_exe0
 
 

@@ -60,21 +60,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sk_helpers import SoftwareSecurityKey, keygen_check_novalidate, keygen_sign, keygen_verify
 
-from sshmint import keys
+from sshmint import ed25519 as ed25519_backend
+from sshmint.ed25519 import Ed25519Verifier, cryptography_ed25519_verifier, sodium_ed25519_verifier
 from sshmint.errors import MalformedSignatureError, TokenVerificationError
 from sshmint.keys import (
     ED25519,
     ED25519_SIGNATURE_HEAD,
     SK_ED25519,
-    Ed25519Verifier,
-    PrivateKeySigner,
     PublicKey,
-    cryptography_ed25519_verifier,
-    generate_ed25519,
-    load_private_key,
     public_key_from_blob,
-    sodium_ed25519_verifier,
 )
+from sshmint.signing import PrivateKeySigner, generate_ed25519, load_private_key
 from sshmint.sshsig import (
     SSHSig,
     armor,
@@ -453,8 +449,8 @@ def test_s15_small_order_encodings_are_the_torsion_points() -> None:
 
 def test_s15_libsodium_is_the_backend_here() -> None:
     # PyNaCl is a declared dependency: a silent fallback would be a regression.
-    assert keys.ED25519_BACKEND == "libsodium"
-    assert keys.ed25519_verifier is sodium_ed25519_verifier
+    assert ed25519_backend.ED25519_BACKEND == "libsodium"
+    assert ed25519_backend.ed25519_verifier is sodium_ed25519_verifier
 
 
 @pytest.mark.parametrize("name", EDGE_CASE_NAMES)
@@ -607,16 +603,16 @@ def test_s15_without_pynacl_verification_falls_back_to_cryptography() -> None:
     """Import-time fallback, in a fresh interpreter where ``import nacl`` fails."""
     program = (
         "import sys; sys.modules['nacl'] = None\n"
-        "from sshmint import keys, sshsig\n"
-        "assert keys.ED25519_BACKEND == 'cryptography', keys.ED25519_BACKEND\n"
-        "assert keys.ed25519_verifier is keys.cryptography_ed25519_verifier\n"
-        "signer = keys.generate_ed25519()\n"
+        "from sshmint import ed25519, signing, sshsig\n"
+        "assert ed25519.ED25519_BACKEND == 'cryptography', ed25519.ED25519_BACKEND\n"
+        "assert ed25519.ed25519_verifier is ed25519.cryptography_ed25519_verifier\n"
+        "signer = signing.generate_ed25519()\n"
         "blob = sshsig.sign(b'{}', 'v0@localhost', signer)\n"
         "sig = sshsig.parse_sshsig(blob)\n"
         "assert sshsig.verify(sig, b'{}', 'v0@localhost', signer.public_key)\n"
         "assert not sshsig.verify(sig, b'{ }', 'v0@localhost', signer.public_key)\n"
         "try:\n"
-        "    keys.sodium_ed25519_verifier(bytes(32))\n"
+        "    ed25519.sodium_ed25519_verifier(bytes(32))\n"
         "except RuntimeError:\n"
         "    print('fallback ok')\n"
     )

@@ -24,11 +24,11 @@ from sshmint.keys import (
     MAX_RSA_BITS,
     PublicKey,
     limit_violation,
-    load_private_key,
     load_public_key_file,
     parse_public_key_line,
     public_key_from_blob,
 )
+from sshmint.signing import load_private_key
 from sshmint.sshsig import armor, parse_sshsig, signed_data
 from sshmint.token import b64url_decode, parse_exe0, verify_exe0
 

@@ -23,16 +23,14 @@ from sshmint.errors import (
 )
 from sshmint.keys import (
     KEY_TYPES,
-    PrivateKeySigner,
     PublicKey,
     fingerprint,
     format_fingerprint,
-    generate_ed25519,
-    load_private_key,
     load_public_key_file,
     parse_public_key_line,
     public_key_from_blob,
 )
+from sshmint.signing import PrivateKeySigner, generate_ed25519, load_private_key
 from sshmint.sshsig import armor, parse_sshsig, sign, verify
 from sshmint.wire import write_string
 

@@ -28,14 +28,8 @@ from sk_helpers import (
 
 from sshmint import sshsig
 from sshmint.errors import MalformedSignatureError
-from sshmint.keys import (
-    PrivateKeySigner,
-    PublicKey,
-    Signer,
-    load_private_key,
-    load_public_key_file,
-    public_key_from_blob,
-)
+from sshmint.keys import PublicKey, load_public_key_file, public_key_from_blob
+from sshmint.signing import PrivateKeySigner, Signer, load_private_key
 from sshmint.sshsig import SSHSig, armor, dearmor, encode_sshsig, parse_sshsig, sign, verify
 from sshmint.wire import read_string, write_string, write_uint32
 

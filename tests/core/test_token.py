@@ -26,7 +26,8 @@ from sshmint.errors import (
     TokenNotYetValidError,
     TokenVerificationError,
 )
-from sshmint.keys import PrivateKeySigner, PublicKey, load_private_key
+from sshmint.keys import PublicKey
+from sshmint.signing import PrivateKeySigner, load_private_key
 from sshmint.strictjson import WHITESPACE
 from sshmint.token import (
     DEFAULT_CMDS,

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from sshmint.keys import PrivateKeySigner, PublicKey, generate_ed25519
+from sshmint.keys import PublicKey
 from sshmint.server.commands import (
     CommandContext,
     CommandResult,
@@ -27,6 +27,7 @@ from sshmint.server.commands import (
     split_command_line,
 )
 from sshmint.server.store import SSHKeyRow, Store, User
+from sshmint.signing import PrivateKeySigner, generate_ed25519
 from sshmint.token import mint_exe0
 
 __all__ = [

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from server.harness import SSHMINT, Account, SSHMintServer, client_environment, run_sshmint
-from sshmint.keys import load_private_key
+from sshmint.signing import load_private_key
 from sshmint.token import mint_exe0
 
 EXP = b'{"exp":%d}'

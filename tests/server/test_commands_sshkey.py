@@ -22,13 +22,13 @@ from command_helpers import (
 )
 from store_audit import key_by_public_key
 
-from sshmint.keys import generate_ed25519
 from sshmint.server.commands import (
     key_permission_error,
     resolve_command_name,
     split_command_line,
 )
 from sshmint.server.store import SSHKeyRow
+from sshmint.signing import generate_ed25519
 
 KeyFactory = Callable[..., Path]
 NOT_ALLOWED = "command not allowed by SSH key permissions"

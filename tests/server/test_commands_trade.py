@@ -14,8 +14,8 @@ import pytest
 from command_helpers import BACKENDS, NOW, Env, backend_env, json_of
 from store_audit import dump_tables
 
-from sshmint.keys import load_private_key
 from sshmint.server.auth.exe1 import DEFAULT_EXE1_EXPIRY, exe1_hash, unseal
+from sshmint.signing import load_private_key
 from sshmint.token import b64url_decode, b64url_encode, mint_exe0
 
 EXE1 = re.compile(r"exe1\.[A-Z2-7]{26}")

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from server.harness import Account, SSHMintServer, key_fingerprint, wait_until
-from sshmint.keys import load_private_key
+from sshmint.signing import load_private_key
 from sshmint.token import mint_exe0
 
 DEADLINE = 2.0  # the --db-timeout these tests give the server

@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fuzz.corpus import make_token, rsa_public_blob, rsa_test_key, with_huge_exponent
 
 from server.harness import Account, SSHMintServer, run_sshmint
-from sshmint.keys import PublicKey, load_private_key
+from sshmint.keys import PublicKey
 from sshmint.server.store import Store
+from sshmint.signing import load_private_key
 from sshmint.token import mint_exe0
 
 API = "v0@localhost"

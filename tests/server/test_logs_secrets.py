@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from sshmint.keys import load_private_key
 from sshmint.server.infra.logs import (
     REDACTED,
     BatchingStreamHandler,
@@ -25,6 +24,7 @@ from sshmint.server.infra.logs import (
     direct_line_writer,
     scrub_secrets,
 )
+from sshmint.signing import load_private_key
 from sshmint.token import mint_exe0
 
 LIBRARIES = ["aiohttp.server", "asyncssh", "sqlalchemy.engine.Engine", "asyncpg", "sshmint.http"]

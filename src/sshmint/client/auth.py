@@ -26,7 +26,7 @@ from sshmint.client.minting import (
     load_signer,
     resolve_namespace,
 )
-from sshmint.keys import Signer
+from sshmint.signing import Signer
 
 if TYPE_CHECKING:
     import httpx
@@ -53,7 +53,7 @@ class SSHMintAuth(_HttpxAuth):
 
     Key source (docs/client.md#sshmint-mint): ``key=PATH`` (private key file; passphrase from ``passphrase`` or
     ``$SSHMINT_KEY_PASSPHRASE``), ``key=PATH.pub`` (that identity in ssh-agent),
-    ``agent=True`` (the agent's first identity), or ``signer=`` (any ``sshmint.keys.Signer``);
+    ``agent=True`` (the agent's first identity), or ``signer=`` (any ``sshmint.signing.Signer``);
     with none of them, the first of ``~/.ssh/id_ed25519``, ``id_ecdsa``, ``id_rsa``.
 
     Namespace (docs/tokens.md#namespaces): ``namespace=``, or ``vm=NAME`` → ``v0@NAME.<vm_host>``, else

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from sshmint.agent import agent_signer
 from sshmint.errors import PrivateKeyError, TokenFormatError
-from sshmint.keys import Signer, load_private_key, load_public_key_file
+from sshmint.keys import load_public_key_file
+from sshmint.signing import Signer, load_private_key
 from sshmint.token import build_payload as token_payload
 from sshmint.token import mint_exe0
 

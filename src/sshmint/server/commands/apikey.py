@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from sshmint.errors import TokenFormatError
-from sshmint.keys import format_fingerprint, generate_ed25519
+from sshmint.keys import format_fingerprint
 from sshmint.server.auth.exe1 import DEFAULT_EXE1_EXPIRY, derive_exe1, exe1_hash, seal
 from sshmint.server.auth.permissions import KeyPermissions
 from sshmint.server.commands.render import rfc3339
@@ -13,6 +13,7 @@ from sshmint.server.commands.restrictions import TOKEN_EXP_MAX, restrictions_fro
 from sshmint.server.commands.tree import CommandError, Invocation, Output
 from sshmint.server.store import NameTaken
 from sshmint.server.store.validation import sanitize_name
+from sshmint.signing import generate_ed25519
 from sshmint.strictjson import quote
 from sshmint.token import mint_exe0
 
