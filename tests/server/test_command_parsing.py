@@ -30,6 +30,7 @@ from sshmint.server.commands import (
     run_words,
     split_command_line,
     unknown_command_message,
+    wants_json,
 )
 from sshmint.server.store import StoreUnavailable
 
@@ -191,6 +192,22 @@ async def test_s6_3_boolean_flag_values(env: Env) -> None:
     # /exec forces JSON whatever the line says.
     forced = await a.run("whoami --json=false", force_json=True)
     assert json_of(forced)["user_id"] == a.user.user_id
+
+
+def test_s6_3_wants_json_is_the_flag_parser_s_answer() -> None:
+    """The one --json decision, for the command layer and for refusals made before a
+    command runs (docs/ssh.md#words-and-flags, docs/ssh.md#output-and-exit-status)."""
+    for spelling in ("--json", "-json", "--json=true", "-json=true", "--json=1", "-json=T"):
+        assert wants_json(["whoami", spelling]), spelling
+    assert not wants_json(["whoami"])
+    assert not wants_json(["whoami", "--json", "--json=false"])  # the last value counts
+    assert not wants_json(["whoami", "--", "--json"])  # after "--": a positional word
+    assert not wants_json(["exe0-to-exe1", "--vm", "--json"])  # the value of --vm
+    assert not wants_json(["whoami", "--json=maybe"])  # not a boolean: not JSON
+    # No command resolves: every word is read as a flag would be.
+    assert wants_json(["notacommand", "x", "--json"])
+    assert wants_json(["--json"])
+    assert not wants_json(["notacommand", "--", "--json"])
 
 
 async def test_s6_3_help_flags_print_help_and_exit_0(env: Env) -> None:

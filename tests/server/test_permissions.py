@@ -32,6 +32,26 @@ class Row:
     permissions: str
 
 
+@dataclass(frozen=True)
+class VM:
+    """The fields of a VM the vm/tag restriction reads."""
+
+    name: str
+    tags: tuple[str, ...] = ()
+
+
+def test_s4_3_vm_and_tag_keys_use_only_their_vms() -> None:
+    """docs/permissions.md#key-restrictions, docs/permissions.md#tag-scope: the one rule the
+    proxy and the commands' tag scope ask."""
+    web, ci = VM("web", ("ci", "prod")), VM("db", ("prod",))
+    assert KeyPermissions().allows_vm(web) and KeyPermissions().allows_vm(ci)
+    assert KeyPermissions(vm="web").allows_vm(web)
+    assert not KeyPermissions(vm="web").allows_vm(ci)
+    assert KeyPermissions(tag="ci").allows_vm(web)
+    assert not KeyPermissions(tag="ci").allows_vm(ci)
+    assert not KeyPermissions(tag="ci").allows_vm(VM("bare"))
+
+
 @pytest.mark.parametrize("text", ["", "{}", '{"other":1}', '{"cmds":null,"exp":null}'])
 def test_s4_3_empty_permissions_are_unrestricted(text: str) -> None:
     perms = parse_key_permissions(text)

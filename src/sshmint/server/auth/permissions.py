@@ -25,6 +25,7 @@ __all__ = [
     "KeyPermissions",
     "KeyRowLike",
     "PermissionsError",
+    "VMLike",
     "cmds_allow",
     "inherit",
     "key_permission_error",
@@ -52,6 +53,16 @@ class KeyRowLike(Protocol):
 
     @property
     def permissions(self) -> str: ...
+
+
+class VMLike(Protocol):
+    """What :meth:`KeyPermissions.allows_vm` needs from a VM (``store.VM``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tags(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,12 @@ class KeyPermissions:
     def allows(self, name: str) -> bool:
         """Key ``cmds`` under the parent-prefix rule (docs/permissions.md#key-restrictions); no ``cmds`` allows all."""
         return self.cmds is None or cmds_allow(self.cmds, name)
+
+    def allows_vm(self, vm: VMLike) -> bool:
+        """May this key use ``vm``: a ``vm`` key serves only that VM, a ``tag`` key only the
+        VMs carrying its tag (docs/permissions.md#key-restrictions, docs/permissions.md#tag-scope;
+        at the proxy, docs/proxy.md#token-validation-at-the-proxy)."""
+        return (self.vm is None or self.vm == vm.name) and (self.tag is None or self.tag in vm.tags)
 
 
 UNRESTRICTED = KeyPermissions()

@@ -19,6 +19,8 @@ No transport code lives here: a transport builds a :class:`CommandContext` and c
   without the command's words).
 - ``split_command_line(line) -> list[str]`` raising ``CommandSyntaxError`` (docs/ssh.md#words-and-flags).
 - ``unknown_command_message(words) -> str`` — ``command not found: %q`` (SSH).
+- ``wants_json(words) -> bool`` — whether a line asked for ``--json``, the one answer for
+  the command layer and for a transport's refusals made before a command runs.
 - ``key_permission_error(key_row | None, name | None, now) -> str | None`` — the SSH
   pre-command checks of docs/ssh.md#key-checks-before-every-command in order (revoked, expired, vm, cmds, tag);
   ``key_restriction_error(permissions_or_key_row, name) -> str | None`` — the ``/exec`` subset
@@ -42,6 +44,7 @@ from sshmint.server.commands.context import (
     CommandSettings,
     StdinReader,
 )
+from sshmint.server.commands.flags import wants_json
 from sshmint.server.commands.runner import (
     DATABASE_UNAVAILABLE,
     INTERNAL_ERROR,
@@ -86,4 +89,5 @@ __all__ = [
     "run_words",
     "split_command_line",
     "unknown_command_message",
+    "wants_json",
 ]

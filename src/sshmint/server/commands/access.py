@@ -57,10 +57,7 @@ async def owned_vm(ctx: CommandContext, name: str) -> VM | None:
     vm = await ctx.store.vm_by_name(name)
     if vm is None or vm.owner_user_id != ctx.user.user_id:
         return None
-    tag = caller_permissions(ctx).tag
-    if tag is not None and tag not in vm.tags:
-        return None
-    return vm
+    return vm if caller_permissions(ctx).allows_vm(vm) else None
 
 
 async def accessible_vm(ctx: CommandContext, name: str) -> VM | None:

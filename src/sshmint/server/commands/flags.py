@@ -6,16 +6,20 @@ words; ``--`` ends flag parsing. One or two dashes; ``--name=value`` or ``--name
 
 The parser reads every word even after a problem, so ``--json`` is known when the
 error is reported; the first problem (or the first help request) decides the outcome.
+
+Whether a line asked for JSON is decided here alone (:func:`wants_json`), for the command
+layer and for the refusals a transport makes before a command runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sshmint.server.commands.tree import HELP_FLAG_NAMES, CommandNode
+from sshmint.server.commands.tree import HELP_FLAG_NAMES, ROOT, CommandNode, resolve_path
 from sshmint.strictjson import quote
 
-__all__ = ["ParsedFlags", "is_flag_word", "parse_flags"]
+__all__ = ["ParsedFlags", "is_flag_word", "parse_flags", "wants_json"]
 
 # Go's strconv.ParseBool spellings; docs/ssh.md names =true and =false.
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -100,3 +104,13 @@ def parse_flags(node: CommandNode, words: list[str]) -> ParsedFlags:
         else:
             out.values[name] = value
     return out
+
+
+def wants_json(words: Sequence[str]) -> bool:
+    """Whether the command line ``words`` asks for JSON output (docs/ssh.md#output-and-exit-status):
+    what :func:`parse_flags` makes of ``--json`` after the command path, or, when no
+    command resolves, of every word (no path; every flag but ``--json`` unknown)."""
+    node = resolve_path(words)
+    if node is None:
+        return parse_flags(ROOT, list(words)).json
+    return parse_flags(node, list(words[len(node.path) :])).json

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Sequence
 
 from sshmint.server.commands.context import CommandContext, CommandResult
-from sshmint.server.commands.flags import parse_flags
+from sshmint.server.commands.flags import parse_flags, wants_json
 from sshmint.server.commands.helptext import command_help
 from sshmint.server.commands.render import dump_json
 from sshmint.server.commands.tree import CommandError, Invocation, Output, resolve_path
@@ -83,8 +83,7 @@ async def run_words(ctx: CommandContext, words: list[str], *, force_json: bool) 
         return CommandResult("", "", 0)
     node = resolve_path(words)
     if node is None:
-        json_mode = force_json or any(w in ("--json", "-json", "--json=true") for w in words)
-        return _failure(ctx, unknown_command_message(words), json_mode)
+        return _failure(ctx, unknown_command_message(words), force_json or wants_json(words))
     parsed = parse_flags(node, words[len(node.path) :])
     json_mode = force_json or parsed.json
     if parsed.help:

@@ -59,9 +59,8 @@ async def run_ls(inv: Invocation) -> Output:
     ctx = inv.ctx
     filters = [_filter(inv, arg) for arg in inv.args]  # a bad pattern fails first
     vms = list(await ctx.store.vms_of_owner(ctx.user.user_id))
-    tag = caller_permissions(ctx).tag
-    if tag is not None:
-        vms = [vm for vm in vms if tag in vm.tags]
+    perms = caller_permissions(ctx)
+    vms = [vm for vm in vms if perms.allows_vm(vm)]  # docs/permissions.md#tag-scope
     if filters:
         vms = [vm for vm in vms if any(f.matches(vm) for f in filters)]
     vms.sort(key=lambda vm: vm.name)

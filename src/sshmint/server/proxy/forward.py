@@ -187,11 +187,7 @@ class VMProxy:
         except (TokenError, KeyPermissionsError):
             return None
         key = principal.key_permissions
-        if key.expired(self._now()):
-            return None
-        if key.vm is not None and key.vm != vm.name:
-            return None
-        if key.tag is not None and key.tag not in vm.tags:
+        if key.expired(self._now()) or not key.allows_vm(vm):
             return None
         return principal
 

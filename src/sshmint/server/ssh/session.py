@@ -21,11 +21,15 @@ from sshmint.server.auth.permissions import (
     key_permission_error,
 )
 from sshmint.server.commands import (
+    DATABASE_UNAVAILABLE,
+    INTERNAL_ERROR,
+    INVALID_COMMAND_SYNTAX,
     CommandContext,
     CommandSyntaxError,
     resolve_command_name,
     run_words,
     split_command_line,
+    wants_json,
 )
 from sshmint.server.commands.render import dump_json
 from sshmint.server.runtime import ServerRuntime
@@ -35,9 +39,6 @@ __all__ = ["Session"]
 
 GREETING = "Welcome to sshmint, {email}. Type 'help' for commands, 'exit' to leave."
 PROMPT = "sshmint> "
-INTERNAL_ERROR = "internal error"
-DATABASE_UNAVAILABLE = "database unavailable"
-INVALID_SYNTAX = "invalid command syntax"
 ACCOUNT_LOCKED = "sshmint: this account is locked"
 # REPL lines that end the session (docs/ssh.md#exec-mode-and-the-repl).
 LEAVE_WORDS = (["exit"], ["quit"])
@@ -142,7 +143,7 @@ class Session:
         try:
             words = split_command_line(command)
         except CommandSyntaxError:
-            self._error(INVALID_SYNTAX)
+            self._error(INVALID_COMMAND_SYNTAX)
             return 1
         if not words:
             return 0
@@ -196,7 +197,7 @@ class Session:
             try:
                 words = split_command_line(line)
             except CommandSyntaxError:
-                self._write(INVALID_SYNTAX + "\n")
+                self._write(INVALID_COMMAND_SYNTAX + "\n")
                 continue
             if not words:
                 continue
@@ -254,19 +255,9 @@ class Session:
         return result.stdout, result.stderr, result.exit_status, False
 
 
-def _wants_json(words: list[str]) -> bool:
-    """Whether the line asked for ``--json`` (docs/ssh.md#words-and-flags flag spellings), for refusals made here."""
-    for word in words[1:]:
-        if word == "--":
-            break
-        if word in ("--json", "-json", "--json=true", "-json=true"):
-            return True
-    return False
-
-
 def _failure(message: str, words: list[str], interactive: bool) -> tuple[str, str]:
     """stdout and stderr of a refused command (docs/ssh.md#output-and-exit-status): ``{"error":...}`` too under ``--json``."""
-    if not _wants_json(words):
+    if not wants_json(words):
         return "", message + "\n"
     return dump_json({"error": message}, indent=interactive), message + "\n"
 
