@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import asyncpg
 import pytest
 
 from sshmint.keys import PublicKey
+from sshmint.server.auth import Authenticator
 from sshmint.server.commands import (
     CommandContext,
     CommandResult,
@@ -168,6 +170,9 @@ class Env:
             user=caller.user,
             key=row,
             now=self.clock,
+            authenticator=Authenticator(
+                self.store, self.clock, logging.getLogger("sshmint.server")
+            ),
             stdin=stdin_reader,
             indent_json=indent_json,
         )

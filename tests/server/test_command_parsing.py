@@ -16,6 +16,7 @@ from command_helpers import BACKENDS, Env, backend_env, json_of, open_env
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sshmint.server.auth import Authenticator
 from sshmint.server.commands import (
     COMMAND_NAMES,
     DATABASE_UNAVAILABLE,
@@ -308,7 +309,8 @@ async def test_s6_4_real_database_outage_is_database_unavailable(db_url: str) ->
         a = await env.caller()
         row = await env.store.key_by_id(a.key.id)
         assert row is not None
-        ctx = CommandContext(env.store, env.settings, a.user, row, env.clock)
+        auth = Authenticator(env.store, env.clock, logging.getLogger("sshmint.server"))
+        ctx = CommandContext(env.store, env.settings, a.user, row, env.clock, auth)
         await env.store.close()  # drop pooled connections, then take the database away
         if db_url.startswith("sqlite"):
             path = Path(db_url.removeprefix("sqlite:///"))

@@ -4,9 +4,9 @@ No transport code lives here: a transport builds a :class:`CommandContext` and c
 :func:`run_words`.
 
 - ``CommandSettings(web_host, vm_host, http_port, upstream_allow)`` — frozen dataclass.
-- ``CommandContext(store, settings, user, key, now, stdin, indent_json)`` — ``key`` is the
-  calling key (SSH login key, or the key that signed the ``/exec`` token), re-read by the
-  transport; ``stdin(limit)`` reads up to ``limit`` bytes to EOF (SSH exec mode only, else
+- ``CommandContext(store, settings, user, key, now, authenticator, stdin, indent_json)`` —
+  ``key`` is the calling key (SSH login key, or the key that signed the ``/exec`` token),
+  re-read by the transport; ``authenticator`` is the server's one authentication path; ``stdin(limit)`` reads up to ``limit`` bytes to EOF (SSH exec mode only, else
   ``None``); ``indent_json`` selects two-space JSON (the REPL); ``user_keys``, when given,
   are the user's keys read together with ``key`` (``/exec``), else commands read them.
 - ``CommandResult(stdout, stderr, exit_status)``.

@@ -43,12 +43,11 @@ class CommandContext:
     user: User
     key: SSHKeyRow
     now: Callable[[], int]
+    # The server's one authentication path (``exe0-to-exe1`` validates through it).
+    authenticator: Authenticator
     stdin: StdinReader | None = None
     # Indented JSON (the REPL); compact otherwise (docs/ssh.md#output-and-exit-status).
     indent_json: bool = False
-    # The server's one authentication path (``exe0-to-exe1`` validates through it); a
-    # context built without one (tests) gets a fresh instance.
-    authenticator: Authenticator | None = None
     # The user's keys as read together with ``key`` (``/exec``); None: read when needed.
     user_keys: Sequence[SSHKeyRow] | None = None
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from sshmint.errors import (
     INVALID_TOKEN,
     TokenExpiredError,
     TokenFormatError,
     TokenVerificationError,
 )
-from sshmint.server.auth import Authenticator
 from sshmint.server.auth.exe1 import DEFAULT_EXE1_EXPIRY, derive_exe1, exe1_hash, seal
 from sshmint.server.commands.access import accessible_vm, reduce, vm_access_denied
 from sshmint.server.commands.tree import CommandError, Invocation, Output
@@ -18,8 +15,6 @@ from sshmint.server.commands.tree import CommandError, Invocation, Output
 __all__ = ["run_exe0_to_exe1"]
 
 USAGE = "usage: exe0-to-exe1 [--vm=VMNAME] <exe0-token>"
-
-_log = logging.getLogger("sshmint.server")
 
 
 async def run_exe0_to_exe1(inv: Invocation) -> Output:
@@ -38,9 +33,8 @@ async def run_exe0_to_exe1(inv: Invocation) -> Output:
         namespace = f"v0@{vm_name}.{ctx.settings.vm_host}"
     # Steps 2-5 through the server's one authentication path; the messages are docs/tokens.md#who-sees-which-message's:
     # parse failures are shown (prefixed), key and signature failures are not.
-    auth = ctx.authenticator or Authenticator(ctx.store, ctx.now, _log)
     try:
-        parsed = await auth.check_trade(token, namespace, ctx.user.user_id)
+        parsed = await ctx.authenticator.check_trade(token, namespace, ctx.user.user_id)
     except TokenFormatError as exc:
         raise CommandError(f"invalid token: {exc.message}") from None
     except TokenVerificationError:

@@ -36,7 +36,7 @@ class RedactingAccessLogger(AccessLogger):
         self._stamp = ""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if not self._default_format or request is None:
+        if not self._default_format:
             super().log(request, response, time)
             return
         try:
