@@ -279,11 +279,7 @@ def validate_payload(payload: bytes) -> Permissions:
         else:
             raise TokenFormatError(f"invalid token: unknown field {quote(name)}", 9)
     if has_ctx:
-        # The raw text of ctx is forwarded verbatim (docs/proxy.md#what-the-upstream-receives); only then is the top
-        # level walked member by member.
-        ctx_raw = next(
-            raw for name, _, raw in parse_object_members(payload.decode()) if name == "ctx"
-        )
+        ctx_raw = _raw_ctx(payload)
     if exp is not None and not MIN_CLAIM_TIME <= exp <= MAX_CLAIM_TIME:  # step 10
         raise TokenFormatError(_MSG_EXP_RANGE, 10)
     if nbf is not None and not MIN_CLAIM_TIME <= nbf <= MAX_CLAIM_TIME:  # step 11
@@ -291,6 +287,12 @@ def validate_payload(payload: bytes) -> Permissions:
     if cmds is not None and "" in cmds:  # step 13
         raise TokenFormatError(_MSG_CMDS_EMPTY, 13)
     return Permissions(exp, nbf, cmds, ctx_raw, has_ctx)
+
+
+def _raw_ctx(payload: bytes) -> str:
+    """The raw text of ``ctx``, forwarded verbatim (docs/proxy.md#what-the-upstream-receives):
+    only for a payload that has one is the top level walked member by member."""
+    return next(raw for name, _, raw in parse_object_members(payload.decode()) if name == "ctx")
 
 
 def parse_exe0(token: str) -> ParsedToken:

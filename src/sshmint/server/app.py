@@ -18,12 +18,16 @@ import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sshmint.server.config import ListenAddress, ServerConfig, format_host_port
 from sshmint.server.infra.files import loose_mode_warning, make_private_dir
 from sshmint.server.infra.logs import configure_logging
 from sshmint.server.runtime import ServerRuntime
+
+if TYPE_CHECKING:
+    from sshmint.server.store import Store
 
 __all__ = [
     "StartupError",
@@ -185,7 +189,6 @@ async def _serve(
 ) -> None:
     from sshmint.server.http import HTTPFrontEnd, build_http_listener, ssl_context_from_config
     from sshmint.server.ssh import load_or_create_host_key, start_ssh_server
-    from sshmint.server.store import Store, StoreError
     from sshmint.server.store.housekeeping import Housekeeping
 
     _prepare_data_dir(config.data_dir)
@@ -206,21 +209,7 @@ async def _serve(
     http_sockets = bind_sockets(config.http_listen)
     cleanups.append(lambda: _close_all(http_sockets))
 
-    # A start-up failure is reported once, as the one line below; the store's own warning
-    # about an unreachable database would repeat it.
-    store_log = logging.getLogger("sshmint.store")
-    level = store_log.level
-    store_log.setLevel(logging.ERROR)
-    try:
-        store = await Store.open(config.db, timeout=config.db_timeout)
-    except StoreError as exc:
-        raise StartupError(f"cannot open database: {_redact(exc.message, config.db)}") from None
-    except Exception as exc:
-        raise StartupError(
-            f"cannot open database: {_redact(str(exc) or type(exc).__name__, config.db)}"
-        ) from None
-    finally:
-        store_log.setLevel(level)
+    store = await _open_store(config)
     cleanups.append(store.close)
 
     runtime = ServerRuntime(config=config, store=store)
@@ -245,3 +234,25 @@ async def _serve(
 
     await stop.wait()
     _log.info("shutting down")
+
+
+async def _open_store(config: ServerConfig) -> Store:
+    """The store, migrated; :class:`StartupError` with one line (no password) if it cannot
+    be opened."""
+    from sshmint.server.store import Store, StoreError
+
+    # A start-up failure is reported once, as the one line below; the store's own warning
+    # about an unreachable database would repeat it.
+    store_log = logging.getLogger("sshmint.store")
+    level = store_log.level
+    store_log.setLevel(logging.ERROR)
+    try:
+        return await Store.open(config.db, timeout=config.db_timeout)
+    except StoreError as exc:
+        raise StartupError(f"cannot open database: {_redact(exc.message, config.db)}") from None
+    except Exception as exc:
+        raise StartupError(
+            f"cannot open database: {_redact(str(exc) or type(exc).__name__, config.db)}"
+        ) from None
+    finally:
+        store_log.setLevel(level)

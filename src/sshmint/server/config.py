@@ -338,126 +338,131 @@ def load_config(
     """Resolve every option (docs/operations.md#sshmint-serve precedence) and validate it.
 
     ``flags`` maps option names (``"data-dir"``) to command-line values, ``None`` when absent.
-    An empty environment variable counts as unset.
+    An empty environment variable counts as unset. Options are checked in help order, so
+    the first bad one is the one reported.
     """
-    env = os.environ if environ is None else environ
     for name in flags:
         if name not in OPTION_NAMES:
             raise ConfigError(f"unknown option --{name}")
-
-    def from_env(option: str) -> str | None:
-        value = env.get(env_name(option))
-        return value if value else None
-
-    config_text = flags.get("config") or from_env("config")
-    config_path = Path(config_text) if config_text else None
-    file_values = _read_toml(config_path) if config_path else {}
-
-    def raw(option: str) -> tuple[object | None, str]:
-        """The winning value for ``option`` and a description of where it came from."""
-        flag = flags.get(option)
-        if flag is not None:
-            return flag, f"--{option}"
-        env_value = from_env(option)
-        if env_value is not None:
-            return env_value, env_name(option)
-        if option in file_values:
-            return file_values[option], f"{option} in {config_path}"
-        return DEFAULTS.get(option), f"default {option}"
-
-    def text(option: str) -> tuple[str | None, str]:
-        value, source = raw(option)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"invalid {source}: expected a string")
-        return value, source
-
-    def checked(option: str, value: str, source: str, parse: Callable[[str], _T]) -> _T:
-        try:
-            return parse(value)
-        except ValueError as exc:
-            shown = "" if option == "db" else f" {value!r}"
-            raise ConfigError(f"invalid {source}{shown}: {exc}") from None
-
-    data_dir_text, _ = text("data-dir")
-    assert data_dir_text is not None
-    data_dir = Path(data_dir_text).expanduser()
-
-    db_text, db_source = text("db")
+    sources = _Sources(flags, os.environ if environ is None else environ)
+    data_dir = Path(sources.required("data-dir", str)).expanduser()
+    db_text, db_source = sources.text("db")
     if db_text is None:
         db = f"sqlite:///{(data_dir / 'sshmint.db').absolute()}"
     else:
-        db = checked("db", db_text, db_source, _parse_db_url)
-
-    listens: dict[str, ListenAddress] = {}
-    for option in ("ssh-listen", "http-listen"):
-        value, source = text(option)
-        assert value is not None
-        listens[option] = checked(option, value, source, parse_listen_address)
-
-    hosts: dict[str, str] = {}
-    for option in ("web-host", "vm-host"):
-        value, source = text(option)
-        assert value is not None
-        hosts[option] = checked(option, value, source, _parse_host_name)
-
-    allow_value, allow_source = raw("upstream-allow")
-    if not isinstance(allow_value, str | list):
-        raise ConfigError(f"invalid {allow_source}: expected a comma-separated string or a list")
-    try:
-        upstream_allow = parse_networks(allow_value)
-    except ValueError as exc:
-        raise ConfigError(f"invalid {allow_source}: {exc}") from None
-
-    tls: dict[str, Path | None] = {}
-    for option in ("tls-cert", "tls-key", "host-key"):
-        value, _ = text(option)
-        tls[option] = Path(value).expanduser() if value else None
-    if (tls["tls-cert"] is None) != (tls["tls-key"] is None):
+        db = _checked("db", db_text, db_source, _parse_db_url)
+    ssh_listen = sources.required("ssh-listen", parse_listen_address)
+    http_listen = sources.required("http-listen", parse_listen_address)
+    web_host = sources.required("web-host", _parse_host_name)
+    vm_host = sources.required("vm-host", _parse_host_name)
+    upstream_allow = sources.networks("upstream-allow")
+    tls_cert, tls_key, host_key = (sources.path(o) for o in ("tls-cert", "tls-key", "host-key"))
+    if (tls_cert is None) != (tls_key is None):
         raise ConfigError("--tls-cert and --tls-key must be given together")
-
-    def scalar(option: str, parse: Callable[[str], _T]) -> _T:
-        """An option that TOML may also give as a number (seconds, a count)."""
-        value, source = raw(option)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value) + ("" if option == "max-connections" else "s")
-        if not isinstance(value, str):
-            raise ConfigError(f"invalid {source}: expected a string")
-        return checked(option, value, source, parse)
-
-    timeouts = {
-        option: scalar(option, parse_timeout)
-        for option in (
-            "header-timeout",
-            "body-timeout",
-            "idle-timeout",
-            "exec-timeout",
-            "upstream-timeout",
-            "db-timeout",
-        )
-    }
-
+    timeouts = {option: sources.scalar(option, parse_timeout) for option in _TIMEOUTS}
     return ServerConfig(
         data_dir=data_dir,
         db=db,
-        ssh_listen=listens["ssh-listen"],
-        http_listen=listens["http-listen"],
-        web_host=hosts["web-host"],
-        vm_host=hosts["vm-host"],
+        ssh_listen=ssh_listen,
+        http_listen=http_listen,
+        web_host=web_host,
+        vm_host=vm_host,
         upstream_allow=upstream_allow,
-        tls_cert=tls["tls-cert"],
-        tls_key=tls["tls-key"],
-        config=config_path,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        config=sources.config_path,
         db_is_default=db_text is None,
-        host_key=tls["host-key"],
+        host_key=host_key,
         header_timeout=timeouts["header-timeout"],
         body_timeout=timeouts["body-timeout"],
         idle_timeout=timeouts["idle-timeout"],
         exec_timeout=timeouts["exec-timeout"],
-        max_connections=scalar("max-connections", _parse_count),
+        max_connections=sources.scalar("max-connections", _parse_count),
         upstream_timeout=timeouts["upstream-timeout"],
         db_timeout=timeouts["db-timeout"],
-        max_token_lifetime=scalar("max-token-lifetime", _parse_lifetime),
-        metrics_listen=scalar("metrics-listen", _parse_optional_listen),
-        log_format=scalar("log-format", _choice(LOG_FORMATS)),
-        log_level=scalar("log-level", _choice(LOG_LEVELS)),
+        max_token_lifetime=sources.scalar("max-token-lifetime", _parse_lifetime),
+        metrics_listen=sources.scalar("metrics-listen", _parse_optional_listen),
+        log_format=sources.scalar("log-format", _choice(LOG_FORMATS)),
+        log_level=sources.scalar("log-level", _choice(LOG_LEVELS)),
     )
+
+
+_TIMEOUTS = (
+    "header-timeout",
+    "body-timeout",
+    "idle-timeout",
+    "exec-timeout",
+    "upstream-timeout",
+    "db-timeout",
+)
+
+
+class _Sources:
+    """Where each option's value comes from, in precedence order: the command line, the
+    ``SSHMINT_<NAME>`` environment, the config file, the default."""
+
+    def __init__(self, flags: Mapping[str, str | None], environ: Mapping[str, str]) -> None:
+        self._flags = flags
+        self._environ = environ
+        config_text = flags.get("config") or self._from_env("config")
+        self.config_path = Path(config_text) if config_text else None
+        self._file = _read_toml(self.config_path) if self.config_path else {}
+
+    def _from_env(self, option: str) -> str | None:
+        value = self._environ.get(env_name(option))
+        return value if value else None
+
+    def raw(self, option: str) -> tuple[object | None, str]:
+        """The winning value for ``option`` and a description of where it came from."""
+        flag = self._flags.get(option)
+        if flag is not None:
+            return flag, f"--{option}"
+        env_value = self._from_env(option)
+        if env_value is not None:
+            return env_value, env_name(option)
+        if option in self._file:
+            return self._file[option], f"{option} in {self.config_path}"
+        return DEFAULTS.get(option), f"default {option}"
+
+    def text(self, option: str) -> tuple[str | None, str]:
+        value, source = self.raw(option)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"invalid {source}: expected a string")
+        return value, source
+
+    def required(self, option: str, parse: Callable[[str], _T]) -> _T:
+        """An option that has a default, parsed."""
+        value, source = self.text(option)
+        assert value is not None
+        return _checked(option, value, source, parse)
+
+    def path(self, option: str) -> Path | None:
+        value, _ = self.text(option)
+        return Path(value).expanduser() if value else None
+
+    def networks(self, option: str) -> tuple[IPNetwork, ...]:
+        """A comma-separated string, or a list in the config file."""
+        value, source = self.raw(option)
+        if not isinstance(value, str | list):
+            raise ConfigError(f"invalid {source}: expected a comma-separated string or a list")
+        try:
+            return parse_networks(value)
+        except ValueError as exc:
+            raise ConfigError(f"invalid {source}: {exc}") from None
+
+    def scalar(self, option: str, parse: Callable[[str], _T]) -> _T:
+        """An option that TOML may also give as a number (seconds, a count)."""
+        value, source = self.raw(option)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value) + ("" if option == "max-connections" else "s")
+        if not isinstance(value, str):
+            raise ConfigError(f"invalid {source}: expected a string")
+        return _checked(option, value, source, parse)
+
+
+def _checked(option: str, value: str, source: str, parse: Callable[[str], _T]) -> _T:
+    try:
+        return parse(value)
+    except ValueError as exc:
+        shown = "" if option == "db" else f" {value!r}"
+        raise ConfigError(f"invalid {source}{shown}: {exc}") from None

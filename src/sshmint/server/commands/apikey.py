@@ -41,15 +41,7 @@ async def run_generate_api_key(inv: Invocation) -> Output:
     else:
         namespace = f"v0@{settings.web_host}"
     payload = signed_payload(permissions)  # step 4
-    # Step 5: the label.
-    label_flag = inv.value("label")
-    if label_flag is not None:
-        raw_label = label_flag
-    else:
-        raw_label = "api-key" if vm_name is None else f"api-key-{vm_name}"
-    label = sanitize_name(raw_label)
-    if label == "":
-        raise CommandError("--label is empty after removing special characters")
+    label = _label(inv, vm_name)  # step 5
     taken = CommandError(f"a key named {quote(label)} already exists; use a different --label")
     if any(row.name == label for row in await ctx.store.keys_of_user(ctx.user.user_id)):
         raise taken
@@ -92,3 +84,16 @@ async def run_generate_api_key(inv: Invocation) -> Output:
         lines.append(f"It expires at {rfc3339(permissions.exp)}.")
     lines += ["Token (shown once, store it safely):", exe1]
     return Output(data, "\n".join(lines))
+
+
+def _label(inv: Invocation, vm_name: str | None) -> str:
+    """Step 5: ``--label``, or ``api-key``/``api-key-<vm>``, sanitised and not empty."""
+    label_flag = inv.value("label")
+    if label_flag is not None:
+        raw_label = label_flag
+    else:
+        raw_label = "api-key" if vm_name is None else f"api-key-{vm_name}"
+    label = sanitize_name(raw_label)
+    if label == "":
+        raise CommandError("--label is empty after removing special characters")
+    return label
