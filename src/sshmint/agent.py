@@ -11,7 +11,8 @@ import os
 import socket
 
 from sshmint.errors import AgentError, PublicKeyError
-from sshmint.keys import RSA, PublicKey, format_fingerprint, public_key_from_blob
+from sshmint.keys import PublicKey, format_fingerprint, public_key_from_blob
+from sshmint.keytypes import RSA
 from sshmint.wire import (
     WireError,
     expect_end,

@@ -25,16 +25,8 @@ from cryptography.hazmat.primitives.serialization import (
 from cryptography.utils import CryptographyDeprecationWarning
 
 from sshmint.errors import KeyEncryptedError, PrivateKeyError, PublicKeyError
-from sshmint.keys import (
-    CURVES_BY_NAME,
-    MAX_RSA_BITS,
-    MIN_RSA_BITS,
-    SK_KEY_TYPES,
-    EcCurve,
-    PublicKey,
-    public_key_from_blob,
-    read_key_file,
-)
+from sshmint.keys import PublicKey, public_key_from_blob, read_key_file
+from sshmint.keytypes import CURVES_BY_NAME, MAX_RSA_BITS, MIN_RSA_BITS, SK_KEY_TYPES, EcCurve
 from sshmint.wire import read_string, read_uint32, write_mpint, write_string
 
 __all__ = ["PrivateKeySigner", "Signer", "generate_ed25519", "load_private_key"]

@@ -16,14 +16,8 @@ from dataclasses import dataclass
 
 from sshmint.ed25519 import ED25519_SIGNATURE_BYTES
 from sshmint.errors import MalformedSignatureError, PublicKeyError
-from sshmint.keys import (
-    ED25519,
-    ED25519_SIGNATURE_HEAD,
-    RSA,
-    SK_KEY_TYPES,
-    PublicKey,
-    embedded_public_key,
-)
+from sshmint.keys import PublicKey, embedded_public_key
+from sshmint.keytypes import ED25519, ED25519_SIGNATURE_HEAD, RSA, SK_KEY_TYPES
 from sshmint.signing import Signer
 from sshmint.wire import (
     WireError,

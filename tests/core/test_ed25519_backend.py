@@ -63,13 +63,8 @@ from sk_helpers import SoftwareSecurityKey, keygen_check_novalidate, keygen_sign
 from sshmint import ed25519 as ed25519_backend
 from sshmint.ed25519 import Ed25519Verifier, cryptography_ed25519_verifier, sodium_ed25519_verifier
 from sshmint.errors import MalformedSignatureError, TokenVerificationError
-from sshmint.keys import (
-    ED25519,
-    ED25519_SIGNATURE_HEAD,
-    SK_ED25519,
-    PublicKey,
-    public_key_from_blob,
-)
+from sshmint.keys import PublicKey, public_key_from_blob
+from sshmint.keytypes import ED25519, ED25519_SIGNATURE_HEAD, SK_ED25519
 from sshmint.signing import PrivateKeySigner, generate_ed25519, load_private_key
 from sshmint.sshsig import (
     SSHSig,

@@ -21,13 +21,13 @@ from sk_helpers import keygen_check_novalidate
 
 from sshmint.errors import PrivateKeyError, PublicKeyError, TokenVerificationError
 from sshmint.keys import (
-    MAX_RSA_BITS,
     PublicKey,
     limit_violation,
     load_public_key_file,
     parse_public_key_line,
     public_key_from_blob,
 )
+from sshmint.keytypes import MAX_RSA_BITS
 from sshmint.signing import load_private_key
 from sshmint.sshsig import armor, parse_sshsig, signed_data
 from sshmint.token import b64url_decode, parse_exe0, verify_exe0

@@ -22,7 +22,6 @@ from sshmint.errors import (
     PublicKeyError,
 )
 from sshmint.keys import (
-    KEY_TYPES,
     PublicKey,
     fingerprint,
     format_fingerprint,
@@ -30,6 +29,7 @@ from sshmint.keys import (
     parse_public_key_line,
     public_key_from_blob,
 )
+from sshmint.keytypes import KEY_TYPES
 from sshmint.signing import PrivateKeySigner, generate_ed25519, load_private_key
 from sshmint.sshsig import armor, parse_sshsig, sign, verify
 from sshmint.wire import write_string

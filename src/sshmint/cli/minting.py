@@ -22,7 +22,8 @@ import click
 
 from sshmint.duration import parse_when
 from sshmint.errors import KeyEncryptedError, SSHMintError
-from sshmint.keys import KEY_TYPES, load_public_key_file
+from sshmint.keys import load_public_key_file
+from sshmint.keytypes import KEY_TYPES
 from sshmint.signing import Signer, load_private_key
 from sshmint.token import KEEP, build_payload, mint_exe0, parse_exe0
 
