@@ -19,6 +19,7 @@ from sshmint.errors import MalformedSignatureError, PublicKeyError
 from sshmint.keys import PublicKey, embedded_public_key
 from sshmint.keytypes import ED25519, ED25519_SIGNATURE_HEAD, RSA, SK_KEY_TYPES
 from sshmint.signing import Signer
+from sshmint.valuetypes import value_type
 from sshmint.wire import (
     WireError,
     expect_end,
@@ -68,7 +69,8 @@ _VERSION_BYTES = VERSION.to_bytes(4, "big")
 _ED25519_SIGNATURE_LENGTH = len(ED25519_SIGNATURE_HEAD) + ED25519_SIGNATURE_BYTES
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@value_type
+@dataclass(frozen=True, slots=True)
 class SSHSig:
     """The fields of an SSHSIG blob (PROTOCOL.sshsig §2).
 
@@ -81,22 +83,6 @@ class SSHSig:
     reserved: bytes
     hash_algorithm: str
     signature: bytes
-
-    def __init__(
-        self,
-        public_key: bytes,
-        namespace: bytes,
-        reserved: bytes,
-        hash_algorithm: str,
-        signature: bytes,
-    ) -> None:
-        # One is built per token check: filling the frozen slots through their
-        # descriptors is about twice as fast as the generated __init__.
-        _set_public_key(self, public_key)
-        _set_namespace(self, namespace)
-        _set_reserved(self, reserved)
-        _set_hash_algorithm(self, hash_algorithm)
-        _set_signature(self, signature)
 
     @property
     def key(self) -> PublicKey:
@@ -115,12 +101,6 @@ class SSHSig:
             return read_string(self.signature)[0].decode("ascii")
         except (WireError, UnicodeDecodeError):
             return ""
-
-
-_set_public_key, _set_namespace, _set_reserved, _set_hash_algorithm, _set_signature = (
-    SSHSig.__dict__[name].__set__
-    for name in ("public_key", "namespace", "reserved", "hash_algorithm", "signature")
-)
 
 
 def _check_signature_field(signature: bytes, key_type: str) -> None:

@@ -38,6 +38,7 @@ from sshmint.strictjson import (
     parse_value,
     quote,
 )
+from sshmint.valuetypes import value_type
 
 __all__ = [
     "DEFAULT_CMDS",
@@ -144,7 +145,8 @@ def b64url_encode(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_STD_TO_B64URL).decode()
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@value_type
+@dataclass(frozen=True, slots=True)
 class Permissions:
     """The validated claims of a payload (docs/tokens.md#strict-json, docs/tokens.md#claims, docs/permissions.md#token-cmds).
 
@@ -159,22 +161,6 @@ class Permissions:
     ctx_raw: str | None = None
     has_ctx: bool = False
 
-    def __init__(
-        self,
-        exp: int | None = None,
-        nbf: int | None = None,
-        cmds: tuple[str, ...] | None = None,
-        ctx_raw: str | None = None,
-        has_ctx: bool = False,
-    ) -> None:
-        # One of these is built per token check: fill the frozen slots through their
-        # descriptors, about three times cheaper than the generated object.__setattr__ calls.
-        _set_exp(self, exp)
-        _set_nbf(self, nbf)
-        _set_cmds(self, cmds)
-        _set_ctx_raw(self, ctx_raw)
-        _set_has_ctx(self, has_ctx)
-
     @property
     def effective_cmds(self) -> tuple[str, ...]:
         """docs/permissions.md#token-cmds: the token's list, or the default list when ``cmds`` is absent."""
@@ -185,12 +171,8 @@ class Permissions:
         return command_name in self.effective_cmds
 
 
-_set_exp, _set_nbf, _set_cmds, _set_ctx_raw, _set_has_ctx = (
-    Permissions.__dict__[name].__set__ for name in ("exp", "nbf", "cmds", "ctx_raw", "has_ctx")
-)
-
-
-@dataclass(frozen=True, slots=True, init=False)
+@value_type
+@dataclass(frozen=True, slots=True)
 class ParsedToken:
     """An exe0 token that passed docs/tokens.md#validation steps 1–15 (not yet verified)."""
 
@@ -200,31 +182,11 @@ class ParsedToken:
     sshsig: SSHSig
     public_key: PublicKey
 
-    def __init__(
-        self,
-        token: str,
-        payload: bytes,
-        permissions: Permissions,
-        sshsig: SSHSig,
-        public_key: PublicKey,
-    ) -> None:
-        # As for Permissions: built once per token check.
-        _set_token(self, token)
-        _set_payload(self, payload)
-        _set_permissions(self, permissions)
-        _set_sshsig(self, sshsig)
-        _set_public_key(self, public_key)
-
     @property
     def fingerprint(self) -> str:
         """docs/tokens.md#fingerprints fingerprint of the signing key in the blob, without ``SHA256:``."""
         return self.public_key.fingerprint
 
-
-_set_token, _set_payload, _set_permissions, _set_sshsig, _set_public_key = (
-    ParsedToken.__dict__[name].__set__
-    for name in ("token", "payload", "permissions", "sshsig", "public_key")
-)
 
 KeyLookup = Callable[[str], PublicKey | None]
 """``lookup(fingerprint)``: the registered key with that fingerprint (no prefix), or None."""

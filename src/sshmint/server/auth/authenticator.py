@@ -55,6 +55,7 @@ from sshmint.token import (
     parse_exe0,
     verify_signature,
 )
+from sshmint.valuetypes import value_type
 
 __all__ = ["Authenticator", "KeyPermissionsError", "Presented", "Principal"]
 
@@ -77,7 +78,8 @@ class KeyPermissionsError(Exception):
         self.fingerprint = fingerprint
 
 
-@dataclass(frozen=True)
+@value_type
+@dataclass(frozen=True, slots=True)
 class Principal:
     """Who a valid token speaks for.
 

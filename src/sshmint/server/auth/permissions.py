@@ -14,6 +14,7 @@ from typing import Protocol
 
 from sshmint.errors import SSHMintError
 from sshmint.strictjson import quote
+from sshmint.valuetypes import value_type
 
 __all__ = [
     "KEY_EXPIRED",
@@ -65,7 +66,8 @@ class VMLike(Protocol):
     def tags(self) -> tuple[str, ...]: ...
 
 
-@dataclass(frozen=True)
+@value_type
+@dataclass(frozen=True, slots=True)
 class KeyPermissions:
     """docs/permissions.md#key-restrictions. ``None`` means "member absent"."""
 

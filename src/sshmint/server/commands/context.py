@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sshmint.server.config import IPNetwork
 from sshmint.server.store import SSHKeyRow, Store, User
+from sshmint.valuetypes import value_type
 
 if TYPE_CHECKING:
     from sshmint.server.auth import Authenticator
@@ -29,14 +30,12 @@ class CommandSettings:
     upstream_allow: tuple[IPNetwork, ...] = field(default_factory=tuple)
 
 
-@dataclass(slots=True)
+@value_type
+@dataclass(frozen=True, slots=True)
 class CommandContext:
     """One caller: ``key`` is the calling key (the SSH login key, or the key that signed
-    the ``/exec`` token), re-read by the transport just before the command runs.
-
-    Built once per command and never changed; not frozen only because a frozen
-    dataclass's ``__init__`` costs several times as much (``object.__setattr__`` per
-    field), on every ``/exec`` request."""
+    the ``/exec`` token), re-read by the transport just before the command runs. Built
+    once per command (a value type, docs/performance.md#value-types)."""
 
     store: Store
     settings: CommandSettings
@@ -52,7 +51,8 @@ class CommandContext:
     user_keys: Sequence[SSHKeyRow] | None = None
 
 
-@dataclass(frozen=True)
+@value_type
+@dataclass(frozen=True, slots=True)
 class CommandResult:
     stdout: str
     stderr: str

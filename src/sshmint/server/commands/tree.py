@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from sshmint.errors import SSHMintError
 from sshmint.server.commands.context import CommandContext
+from sshmint.valuetypes import value_type
 
 __all__ = [
     "JSON_FLAG",
@@ -50,7 +51,8 @@ JSON_FLAG = FlagSpec("json", "output in JSON format")
 HELP_FLAG_NAMES = frozenset({"h", "help"})
 
 
-@dataclass(frozen=True)
+@value_type
+@dataclass(frozen=True, slots=True)
 class Output:
     """A command's outcome: ``data`` is the JSON object, ``text`` the human form.
 
@@ -63,7 +65,8 @@ class Output:
     errors: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@value_type
+@dataclass(frozen=True, slots=True)
 class Invocation:
     """One parsed call: positional words, flag values, and the output mode."""
 

@@ -39,6 +39,7 @@ from typing import Final, Protocol, cast
 import httptools
 
 from sshmint.server.proxy.splice import transport_fd
+from sshmint.valuetypes import value_type
 
 __all__ = [
     "BODY_HIGH_WATER",
@@ -85,7 +86,8 @@ class UpstreamBodyError(UpstreamClientError):
     """The response broke off or turned malformed after its head had been relayed."""
 
 
-@dataclass(frozen=True)
+@value_type
+@dataclass(frozen=True, slots=True)
 class ResponseHead:
     """A final (non-1xx, or 101) response's status line and header lines, decoded as
     aiohttp decodes client headers (UTF-8 with surrogate escapes, so nothing is lost)."""

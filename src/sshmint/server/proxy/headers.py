@@ -16,6 +16,7 @@ from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
 from sshmint.token import EXE0_PREFIX, EXE1_PREFIX
+from sshmint.valuetypes import value_type
 
 __all__ = [
     "HOP_BY_HOP",
@@ -52,7 +53,8 @@ _FORWARDED: Final = frozenset({"x-forwarded-proto", "x-forwarded-host", "x-forwa
 _UNDERSCORE_PROTECTED: Final = _FORWARDED | {"authorization"}
 
 
-@dataclass(frozen=True)
+@value_type
+@dataclass(frozen=True, slots=True)
 class Identity:
     """What the upstream learns about an authenticated request (docs/proxy.md#what-the-upstream-receives step 8).
 
@@ -64,7 +66,8 @@ class Identity:
     ctx_raw: str | None
 
 
-@dataclass(frozen=True)
+@value_type
+@dataclass(frozen=True, slots=True)
 class BearerCredential:
     """The bearer token chosen by docs/proxy.md#credentials and the header line it came from."""
 

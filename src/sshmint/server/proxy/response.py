@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Final, NamedTuple
+from dataclasses import dataclass
+from typing import Final
 
 from aiohttp import web
 
@@ -44,6 +45,7 @@ from sshmint.server.proxy.splice import (
     splice_exactly,
     transport_fd,
 )
+from sshmint.valuetypes import value_type
 
 __all__ = ["LAST_CHUNK", "RelayHead", "SentResponse", "chunk", "relay_head", "relay_response"]
 
@@ -58,10 +60,11 @@ _SPLICE_MIN_BYTES: Final = 64 * 1024
 _NO_CONTENT_LENGTH: Final = frozenset((204, 304, *range(100, 200)))
 
 
-class RelayHead(NamedTuple):
-    """What to write before the body, and how the body is framed (a tuple: built on
-    every proxied request, where a frozen dataclass's ``__init__`` costs several times
-    as much)."""
+@value_type
+@dataclass(frozen=True, slots=True)
+class RelayHead:
+    """What to write before the body, and how the body is framed (built on every proxied
+    request: a value type, docs/performance.md#value-types)."""
 
     data: bytes  # status line, header lines and the blank line
     has_body: bool  # False: nothing follows the head (HEAD, 1xx, 204, 304)

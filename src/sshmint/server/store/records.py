@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sshmint.server.store.schema import ssh_keys, users, vm_shares, vms
+from sshmint.valuetypes import value_type
 
 __all__ = [
     "KEY_COLUMNS",
@@ -41,6 +42,7 @@ class KeyIdentity(Protocol):
         ...
 
 
+@value_type
 @dataclass(frozen=True, slots=True)
 class User:
     """docs/accounts.md#users; ``next_ssh_key_number`` is the key counter used for ``key-<n>`` names."""
@@ -52,6 +54,7 @@ class User:
     next_ssh_key_number: int
 
 
+@value_type
 @dataclass(frozen=True, slots=True)
 class SSHKeyRow:
     """docs/accounts.md#ssh-keys. ``permissions`` is the raw stored text: ``""`` or a JSON object (docs/permissions.md#key-restrictions)."""
@@ -67,6 +70,7 @@ class SSHKeyRow:
     last_used_at: int | None
 
 
+@value_type
 @dataclass(frozen=True, slots=True)
 class VM:
     """docs/accounts.md#vms. ``share`` is ``"private"`` or ``"public"``; ``tags`` are sorted, unique."""
@@ -80,6 +84,7 @@ class VM:
     created_at: int
 
 
+@value_type
 @dataclass(frozen=True, slots=True)
 class Share:
     """One email a VM is shared with (docs/accounts.md#vms, docs/ssh.md#share-add)."""
