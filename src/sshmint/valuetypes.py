@@ -54,5 +54,6 @@ def value_type(cls: type[_T]) -> type[_T]:
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
+    init.__annotations__ = dict(cls.__init__.__annotations__)  # as the generated one has
     cls.__init__ = init  # type: ignore[method-assign]
     return cls
