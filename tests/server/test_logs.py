@@ -1,4 +1,4 @@
-"""Server logging (src/sshmint/server/logs.py): the access log's direct line writer writes
+"""Server logging (src/sshmint/server/infra/logs.py): the access log's direct line writer writes
 exactly what ``logging`` would, and only when nothing else would see the record; INFO
 lines on the event loop are flushed in batches, warnings at once."""
 

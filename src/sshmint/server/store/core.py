@@ -18,7 +18,7 @@ Uniqueness violations are detected by the database (unique constraints) and clas
 afterwards by looking at what is there, which is the same on both backends; driver and
 connection failures become :class:`StoreUnavailable`.
 
-The aggregates (``users.py``, ``keys.py``, ``vms.py``, ``exe1.py``) build on
+The aggregates (``users.py``, ``ssh_keys.py``, ``vms.py``, ``exe1_handles.py``) build on
 :class:`StoreCore`; ``store.py`` composes them into the one ``Store``.
 """
 
