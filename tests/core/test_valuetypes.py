@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 
 import pytest
 
@@ -41,25 +41,16 @@ def test_frozen_value_semantics_are_kept() -> None:
 
 
 def test_only_frozen_slotted_dataclasses_with_plain_fields_are_taken() -> None:
-    @dataclass(slots=True)
-    class Mutable:
-        x: int
-
-    @dataclass(frozen=True)
-    class Unslotted:
-        x: int
-
-    @dataclass(frozen=True, slots=True)
-    class Factory:
-        x: list[int] = field(default_factory=list)
-
-    @dataclass(frozen=True, slots=True)
-    class PostInit:
-        x: int
-
-        def __post_init__(self) -> None:
-            pass
-
-    for cls in (Mutable, Unslotted, Factory, PostInit):
+    rejected = [
+        make_dataclass("Mutable", ["x"], slots=True),
+        make_dataclass("Unslotted", ["x"], frozen=True),
+        make_dataclass(
+            "Factory", [("x", list[int], field(default_factory=list))], frozen=True, slots=True
+        ),
+        make_dataclass(
+            "PostInit", ["x"], frozen=True, slots=True, namespace={"__post_init__": print}
+        ),
+    ]
+    for cls in rejected:
         with pytest.raises(TypeError):
             value_type(cls)
