@@ -1,4 +1,7 @@
-"""The sshmint server: SSH command interface, HTTP API, VM proxy, storage.
+"""The sshmint server, read top-down: ``app.py`` (``sshmint serve``), the transports
+``ssh/`` and ``http/``, ``runtime.py`` (what they share), ``commands/`` (the one command
+tree), ``proxy/`` (the VM proxy), ``auth/`` (the one authentication path, key
+permissions), ``config.py``, ``store/`` (the state) and ``infra/`` (logs, files).
 
 Depends on the pure core (``sshmint.token``, ``sshmint.sshsig``, ``sshmint.keys``); the core
 never imports from here.
