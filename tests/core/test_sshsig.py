@@ -28,7 +28,7 @@ from sk_helpers import (
 
 from sshmint import sshsig
 from sshmint.errors import MalformedSignatureError
-from sshmint.keys import PublicKey, load_public_key_file, public_key_from_blob
+from sshmint.keys import PublicKey, embedded_public_key, load_public_key_file, public_key_from_blob
 from sshmint.signing import PrivateKeySigner, Signer, load_private_key
 from sshmint.sshsig import SSHSig, armor, dearmor, encode_sshsig, parse_sshsig, sign, verify
 from sshmint.wire import read_string, write_string, write_uint32
@@ -508,7 +508,7 @@ def parse_and_verify(blob: bytes, key: PublicKey) -> bool | None:
     except MalformedSignatureError as exc:
         assert exc.message == "invalid token: malformed signature"
         return None
-    embedded = public_key_from_blob(sig.public_key)
+    embedded = embedded_public_key(sig.public_key)  # structure only, as a server reads it
     return verify(sig, DATA, NS, key) or verify(sig, DATA, NS, embedded)
 
 
