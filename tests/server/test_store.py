@@ -40,7 +40,10 @@ from sshmint.server.store.engine import (
 )
 from sshmint.server.store.schema import metadata
 
-TABLES = {"users", "ssh_keys", "exe1_tokens", "server_secrets", "vms", "vm_shares"}
+TABLES = {
+    "users", "ssh_keys", "exe1_tokens", "server_secrets", "vms", "vm_shares",
+    "token_revocations", "rate_limits",
+}  # fmt: skip
 NOW = 1_700_000_000
 
 
@@ -75,7 +78,7 @@ async def sql(db_url: str, statement: str) -> list[tuple[object, ...]]:
 async def test_s9_1_open_creates_schema_and_records_version(store: Store) -> None:
     dump = await dump_tables(store)
     assert set(dump) == TABLES | {"alembic_version"}
-    assert dump["alembic_version"] == [("0001",)]
+    assert dump["alembic_version"] == [(HEAD_REVISION,)]
     assert all(dump[table] == [] for table in TABLES - {"server_secrets"})
 
 
@@ -155,7 +158,7 @@ async def test_s9_1_concurrent_opens_of_a_fresh_database_migrate_once(db_url: st
             await opened.close()
     assert len(secrets) == 1
     assert len(dump["server_secrets"]) == 1
-    assert dump["alembic_version"] == [("0001",)]
+    assert dump["alembic_version"] == [(HEAD_REVISION,)]
 
 
 async def test_s9_1_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(

@@ -56,7 +56,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The newest migration's revision (a test checks it against the migrations directory). A
 # database already there is opened without loading Alembic at all, which costs a few
 # hundred milliseconds of every `sshmint admin` call and server start.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 # How long opening a database waits for another process switching it to WAL mode.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_CONNECT_TIMEOUT_S = 3  # A stopped server must fail fast, not hang the caller.

@@ -23,8 +23,10 @@ __all__ = [
     "SORTED_TEXT",
     "exe1_tokens",
     "metadata",
+    "rate_limits",
     "server_secrets",
     "ssh_keys",
+    "token_revocations",
     "users",
     "vm_shares",
     "vms",
@@ -136,4 +138,34 @@ vm_shares = sa.Table(
     sa.Column("created_at", sa.BigInteger(), nullable=False),
     sa.UniqueConstraint("vm_id", "email"),
     sa.Index("idx_vm_shares_email", "email"),
+)
+
+# docs/lifecycle.md#revoking-one-token: one row per revoked exe0, by the SHA-256 of the
+# token string (lower-case hex); ``exp`` is the token's own (null: none), after which the
+# row may be purged.
+token_revocations = sa.Table(
+    "token_revocations",
+    metadata,
+    sa.Column("token_hash", sa.Text(), primary_key=True),
+    sa.Column(
+        "user_id",
+        sa.Text(),
+        sa.ForeignKey("users.user_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("fingerprint", sa.Text(), nullable=False),
+    sa.Column("revoked_at", sa.BigInteger(), nullable=False),
+    sa.Column("exp", sa.BigInteger(), nullable=True),
+    sa.Index("idx_token_revocations_user", "user_id"),
+    sa.Index("idx_token_revocations_exp", "exp"),
+)
+
+# docs/http-api.md#rate-limit-across-nodes: the token bucket of a key fingerprint when
+# several nodes share a PostgreSQL database (UNLOGGED there; unused on SQLite).
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("fingerprint", sa.Text(), primary_key=True),
+    sa.Column("balance", sa.Integer(), nullable=False),
+    sa.Column("refilled_at", sa.Float(), nullable=False),
 )
