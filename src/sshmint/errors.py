@@ -21,14 +21,22 @@ of it to show.
     │   └── KeyEncryptedError          passphrase needed but none available
     ├── AgentError                     ssh-agent missing, refusing, or lacking the identity
     └── DurationError                  docs/ssh.md#ssh-key-generate-api-key duration grammar
+
+Every :class:`TokenError` also names its ``cause``, one word of :data:`FAILURE_CAUSES`
+(docs/operations.md#metrics): what metrics count and logs report, never shown to the
+client beyond its message.
 """
 
 from __future__ import annotations
 
+from typing import Final, Literal
+
 __all__ = [
+    "FAILURE_CAUSES",
     "INVALID_TOKEN",
     "AgentError",
     "DurationError",
+    "FailureCause",
     "KeyEncryptedError",
     "MalformedSignatureError",
     "PrivateKeyError",
@@ -45,6 +53,32 @@ __all__ = [
 
 INVALID_TOKEN = "invalid token"
 
+FailureCause = Literal[
+    "malformed",
+    "expired",
+    "not_yet_valid",
+    "unknown_key",
+    "bad_signature",
+    "locked",
+    "unknown_exe1",
+    "revoked",
+    "policy",
+    "other",
+]
+#: Why a token was refused, in one word each (docs/operations.md#metrics).
+FAILURE_CAUSES: Final[tuple[FailureCause, ...]] = (
+    "malformed",
+    "expired",
+    "not_yet_valid",
+    "unknown_key",
+    "bad_signature",
+    "locked",
+    "unknown_exe1",
+    "revoked",
+    "policy",
+    "other",
+)
+
 
 class SSHMintError(Exception):
     """Root of sshmint's errors. ``message`` is the exact user-facing text."""
@@ -58,7 +92,10 @@ class SSHMintError(Exception):
 
 
 class TokenError(SSHMintError):
-    """A bearer string was refused. ``step`` is the docs/tokens.md#validation step number that failed."""
+    """A bearer string was refused. ``step`` is the docs/tokens.md#validation step number that
+    failed, ``cause`` the one-word reason of :data:`FAILURE_CAUSES`."""
+
+    cause: FailureCause = "other"
 
     def __init__(self, message: str, step: int) -> None:
         super().__init__(message)
@@ -67,6 +104,8 @@ class TokenError(SSHMintError):
 
 class TokenFormatError(TokenError):
     """Parse steps 1–15: the token is not a well-formed exe0 token."""
+
+    cause: FailureCause = "malformed"
 
 
 class MalformedSignatureError(TokenFormatError):
@@ -84,6 +123,7 @@ class TokenClaimError(TokenError):
 
 
 class TokenExpiredError(TokenClaimError):
+    cause: FailureCause = "expired"
     MESSAGE = "invalid token: token has expired"
 
     def __init__(self) -> None:
@@ -91,6 +131,7 @@ class TokenExpiredError(TokenClaimError):
 
 
 class TokenNotYetValidError(TokenClaimError):
+    cause: FailureCause = "not_yet_valid"
     MESSAGE = "invalid token: token is not yet valid"
 
     def __init__(self) -> None:
@@ -100,13 +141,15 @@ class TokenNotYetValidError(TokenClaimError):
 class TokenVerificationError(TokenError):
     """Key, signature, lockout and exe1 failures: the constant text ``invalid token``.
 
-    ``reason`` says what really failed, for tests and server-side diagnostics; it must
-    never be shown to the client (docs/tokens.md#who-sees-which-message).
+    ``reason`` says what really failed, for tests and server-side diagnostics, and
+    ``cause`` the same in one word; neither may ever be shown to the client
+    (docs/tokens.md#who-sees-which-message).
     """
 
-    def __init__(self, reason: str, step: int = 18) -> None:
+    def __init__(self, reason: str, step: int = 18, cause: FailureCause = "other") -> None:
         super().__init__(INVALID_TOKEN, step)
         self.reason = reason
+        self.cause = cause
 
 
 class PublicKeyError(SSHMintError):

@@ -316,11 +316,15 @@ def verify_exe0(token: str, namespace: str, lookup: KeyLookup, now: int) -> Pars
     check_claims(parsed.permissions, now)
     key = lookup(parsed.public_key.fingerprint)
     if key is None:
-        raise TokenVerificationError("no registered key has the signing key's fingerprint", 18)
+        raise TokenVerificationError(
+            "no registered key has the signing key's fingerprint", 18, "unknown_key"
+        )
     if limit_violation(key.blob) is not None:
-        raise TokenVerificationError("the registered key breaks the key limits", 18)
+        raise TokenVerificationError("the registered key breaks the key limits", 18, "unknown_key")
     if not _sshsig.verify(parsed.sshsig, parsed.payload, namespace, key):
-        raise TokenVerificationError("signature does not verify under the namespace", 19)
+        raise TokenVerificationError(
+            "signature does not verify under the namespace", 19, "bad_signature"
+        )
     return parsed
 
 

@@ -179,18 +179,22 @@ class Authenticator:
         if with_user_keys:
             caller = await self._store.caller_lookup(parsed.fingerprint)
             if caller is None:  # step 18
-                raise TokenVerificationError("no registered key has this fingerprint", 18)
+                raise TokenVerificationError(
+                    "no registered key has this fingerprint", 18, "unknown_key"
+                )
             row, user, user_keys = caller
         else:
             found = await self._store.auth_lookup(parsed.fingerprint)
             if found is None:  # step 18
-                raise TokenVerificationError("no registered key has this fingerprint", 18)
+                raise TokenVerificationError(
+                    "no registered key has this fingerprint", 18, "unknown_key"
+                )
             row, user = found
         self._check_signature(parsed, digest, row, namespace)  # steps 18 (key usable) and 19
         if user is None:  # step 20
-            raise TokenVerificationError("the key's owner does not exist", 20)
+            raise TokenVerificationError("the key's owner does not exist", 20, "locked")
         if user.locked:
-            raise TokenVerificationError("the key's owner is locked out", 20)
+            raise TokenVerificationError("the key's owner is locked out", 20, "locked")
         try:
             key_permissions = parse_key_permissions(row.permissions)
         except PermissionsError:
@@ -213,7 +217,9 @@ class Authenticator:
         parsed = self._parse(token, digest)
         found = await self._store.auth_lookup(parsed.fingerprint)
         if found is None or found[0].user_id != user_id:
-            raise TokenVerificationError("the signing key is not one of the caller's keys", 18)
+            raise TokenVerificationError(
+                "the signing key is not one of the caller's keys", 18, "unknown_key"
+            )
         self._check_signature(parsed, digest, found[0], namespace)
         check_claims(parsed.permissions, self._now(), check_nbf=False)
         return parsed
@@ -221,18 +227,18 @@ class Authenticator:
     async def _resolve_exe1(self, bearer: str, now: int) -> str:
         """docs/tokens.md#exe1-resolution: the exe0 string a live, well-formed handle stands for."""
         if not is_well_formed_exe1(bearer):
-            raise TokenVerificationError("malformed exe1 token", 18)
+            raise TokenVerificationError("malformed exe1 token", 18, "malformed")
         digest = exe1_hash(bearer)
         sealed = await self._store.exe1_lookup(digest, now)
         if sealed is None:
-            raise TokenVerificationError("no live exe1 handle", 18)
+            raise TokenVerificationError("no live exe1 handle", 18, "unknown_exe1")
         cache_key = (hashlib.sha256(bearer.encode("ascii")).digest(), sealed)
         exe0 = self._unsealed.get(cache_key)
         if exe0 is None:
             exe0 = unseal(bearer, sealed)
             if exe0 is None:  # a sealed value that does not open is a dead handle
                 self._logger.warning("exe1 handle %s… does not unseal", bearer[5:9])
-                raise TokenVerificationError("exe1 handle does not unseal", 18)
+                raise TokenVerificationError("exe1 handle does not unseal", 18, "unknown_exe1")
             self._unsealed.put(cache_key, exe0)
         return exe0
 
@@ -263,11 +269,15 @@ class Authenticator:
                     row.fingerprint,
                     exc.detail,
                 )
-                raise TokenVerificationError("the stored key is unusable", 18) from None
+                raise TokenVerificationError(
+                    "the stored key is unusable", 18, "unknown_key"
+                ) from None
             ok = verify_signature(parsed, key, namespace)
             self._signatures.put(cache_key, ok)
         if not ok:
-            raise TokenVerificationError("signature does not verify under the namespace", 19)
+            raise TokenVerificationError(
+                "signature does not verify under the namespace", 19, "bad_signature"
+            )
 
     async def record_use(self, row: SSHKeyRow, now: int) -> None:
         """docs/accounts.md#ssh-keys: ``last_used_at`` is the day of the most recent use (one write a day),
