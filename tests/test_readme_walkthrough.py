@@ -18,12 +18,13 @@ from typing import Any
 import httpx
 
 from sshmint.keys import parse_public_key_line
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.harness import REPO_ROOT, SSH_OPTIONS, SSHMintServer, host_keys, run_sshmint
+from tests.support.keys import new_key
+from tests.support.polling import free_port
 
 
 def readme_bash_blocks(section: str) -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "README.md").read_text()
     start = text.index(f"## {section}")
     end = text.find("\n## ", start + 1)
     body = text[start : end if end != -1 else len(text)]
@@ -42,7 +43,7 @@ def test_readme_offline_walkthrough_mints_inspects_and_verifies(tmp_path: Path) 
     env = {**os.environ, "HOME": str(tmp_path)}
     env.pop("SSH_AUTH_SOCK", None)
     result = subprocess.run(
-        ["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        ["bash", "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("valid: signed by SHA256:") == 2, result.stdout
@@ -64,8 +65,6 @@ def test_readme_server_walkthrough_from_serve_to_git_clone_backup_and_restore(
     configuration (OpenSSH reads ``~/.ssh`` from the password database, not ``$HOME``).
     The README itself makes the login key ``~/.ssh/id_ed25519``.
     """
-    from server.harness import SSH_OPTIONS, SSHMintServer, free_port, host_keys
-
     home = tmp_path / "home"
     home.mkdir()
     login_key = home / ".ssh" / "id_ed25519"  # made by the README's first server block
@@ -93,7 +92,7 @@ def test_readme_server_walkthrough_from_serve_to_git_clone_backup_and_restore(
     env.pop("SSH_AUTH_SOCK", None)
     proc = subprocess.Popen(
         ["bash", "-c", "set -euo pipefail\n" + script],
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -156,7 +155,7 @@ def test_readme_shell_completion_completes_commands_and_options() -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSHMINT_")}
     result = subprocess.run(
-        ["bash", "-euc", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        ["bash", "-euc", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert (result.returncode, result.stdout) == (0, "backup\n--pretty\n"), result.stderr
 
@@ -166,8 +165,6 @@ def test_readme_postgresql_backup_and_restore(tmp_path: Path, postgres: Any) -> 
     ``createdb`` and ``pg_restore`` into a new database, on which a new server authenticates
     the existing token and exe1 handle and serves the VM. Only the host (``db.internal``
     becomes the suite's private cluster) and the database names change."""
-    from server.harness import SSH_OPTIONS, SSHMintServer, run_sshmint
-
     postgres.execute(
         "DO $$ BEGIN CREATE ROLE sshmint LOGIN CREATEDB; "
         "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
@@ -179,8 +176,7 @@ def test_readme_postgresql_backup_and_restore(tmp_path: Path, postgres: Any) -> 
     live = SSHMintServer(tmp_path / "live", f"postgresql://sshmint@{host}/{source}")
     live.start()
     try:
-        key = tmp_path / "key"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        key = new_key(tmp_path / "key")
         added = live.admin("add-user", "pg@example.com", "--key-file", f"{key}.pub")
         assert added.returncode == 0, added.stderr
         minted = run_sshmint("mint", "--key", str(key), "--exp", "1h")
@@ -236,7 +232,7 @@ def test_readme_service_section_installs_the_example_files() -> None:
     assert block.index("useradd") < block.index("-g sshmint")
     assert "install -m 0644 examples/sshmint.service /etc/systemd/system/sshmint.service" in block
     assert "python3 -m venv /opt/sshmint" in block and "/opt/sshmint/bin/pip install ." in block
-    unit = (ROOT / "examples" / "sshmint.service").read_text()
+    unit = (REPO_ROOT / "examples" / "sshmint.service").read_text()
     assert "ExecStart=/opt/sshmint/bin/sshmint serve --config /etc/sshmint/sshmint.toml" in unit
     assert "useradd --system --home-dir /var/lib/sshmint" in block and "User=sshmint" in unit
     assert "systemctl enable --now sshmint" in block

@@ -15,13 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
-from client_support import CountingSigner, LoopbackServer
 
 from sshmint.client import SSHMintAuth
 from sshmint.client.minting import load_signer
 from sshmint.errors import KeyEncryptedError, PrivateKeyError, TokenVerificationError
 from sshmint.keys import PublicKey, load_private_key, load_public_key_file
 from sshmint.token import b64url_decode, verify_exe0
+from tests.support.client_support import CountingSigner, LoopbackServer
 
 
 def verify(token: str, namespace: str, key: PublicKey, now: float) -> bytes:

@@ -9,19 +9,17 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from sshmint.keys import load_public_key_file
 from sshmint.token import parse_exe0, verify_exe0
+from tests.support.keys import KeyFactory
 
 SSHMINT = str(Path(sys.executable).with_name("sshmint"))
 NEVER_EXPIRES = "warning: this token never expires; pass --exp to limit its lifetime\n"
 NS = "v0@localhost"
-
-KeyFactory = Callable[..., Path]
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -20,11 +20,11 @@ import random
 from pathlib import Path
 
 import pytest
+
 from fuzz.corpus import build_corpus
 from fuzz.differential import VALID, compare, make_cases
 from fuzz.engine import fuzz
 from fuzz.mutate import Mutator
-
 from sshmint import sshsig
 
 SHORT_RUN_TOKENS = 20_000

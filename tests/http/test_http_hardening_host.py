@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import SSHMintServer
-from http_support import self_signed
-from raw_http import RawResponse, closed_within, exchange, read_response
 
 from sshmint.server.http import INVALID_HOST, HostRouter, route_host, valid_host
+from tests.support.harness import SSHMintServer
+from tests.support.http_support import self_signed
+from tests.support.raw_http import RawResponse, closed_within, exchange, read_response
 
 pytestmark = pytest.mark.slow
 

@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import SSHMintServer, wait_until
-from http_support import new_key, recipe_token
-from raw_http import closed_within, exchange, open_files_at_least, read_response
 
 from sshmint.server.app import raise_open_file_limit
 from sshmint.server.config import load_config
+from tests.support.harness import SSHMintServer
+from tests.support.keys import new_key, recipe_token
+from tests.support.polling import wait_until
+from tests.support.raw_http import closed_within, exchange, open_files_at_least, read_response
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import SSHMintServer, run_sshmint
-from http_support import RecordingUpstream, curl, new_key, recipe_token, self_signed
-from upstream_client_support import RawPeer, ThreadedRawUpstream, response
+
+from tests.support.harness import SSHMintServer, run_sshmint
+from tests.support.http_support import RecordingUpstream, curl, self_signed
+from tests.support.keys import new_key, recipe_token
+from tests.support.upstream_client_support import RawPeer, ThreadedRawUpstream, response
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.harness import SSHMintServer, run_sshmint
+from tests.support.harness import SSHMintServer, run_sshmint
 
 USER_ID = re.compile(r"usr[0-9a-f]{16}")
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")

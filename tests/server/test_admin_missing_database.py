@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from server.harness import SSHMintServer, run_sshmint
+from tests.support.harness import SSHMintServer, run_sshmint
 
 MISSING = "no sshmint database at {} (start sshmint serve first, or pass --data-dir or --db)\n"
 READ_COMMANDS = [

@@ -21,9 +21,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from server.harness import SSHMINT, Account, SSHMintServer, client_environment, run_sshmint
 from sshmint.keys import load_private_key
 from sshmint.token import mint_exe0
+from tests.support.harness import SSHMINT, SSHMintServer, client_environment, run_sshmint
+from tests.support.keys import Account
 
 EXP = b'{"exp":%d}'
 
@@ -116,9 +117,9 @@ def test_r171_backup_under_concurrent_writes_restores_everything_committed_befor
     accounts = [new_account(live) for _ in range(4)]
     keyless = "keyless@example.com"
     locked = "locked@example.com"
-    assert live.admin("add-user", keyless).returncode == 0
-    assert live.admin("add-user", locked).returncode == 0
-    assert live.admin("lock-user", locked).returncode == 0
+    live.add_user(keyless)
+    live.add_user(locked)
+    live.set_locked(locked, True)
 
     # State committed before the backup: an API key, a VM and an exe1 handle per account,
     # plus a generated API key (key and exe1 in one transaction).

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from command_helpers import BACKENDS, Env, backend_env, json_of, open_env
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -32,6 +31,7 @@ from sshmint.server.commands import (
     unknown_command_message,
 )
 from sshmint.server.store import StoreUnavailable
+from tests.support.command_helpers import BACKENDS, Env, backend_env, json_of, open_env
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,12 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from command_helpers import BACKENDS, NOW, Caller, Env, backend_env
 
 from sshmint.errors import TokenVerificationError
 from sshmint.keys import PublicKey, parse_public_key_line
 from sshmint.server.exe1 import DEFAULT_EXE1_EXPIRY, exe1_hash, unseal
 from sshmint.token import DEFAULT_CMDS, ParsedToken, verify_exe0
+from tests.support.command_helpers import BACKENDS, NOW, Caller, Env, backend_env
 
 EXE1 = re.compile(r"exe1\.[A-Z2-7]{26}")
 DAY = 86400

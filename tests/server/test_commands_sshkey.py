@@ -5,12 +5,20 @@ R68, R71–R79, R106)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from command_helpers import (
+
+from sshmint.keys import generate_ed25519
+from sshmint.server.commands import (
+    key_permission_error,
+    resolve_command_name,
+    split_command_line,
+)
+from sshmint.server.store import SSHKeyRow
+from tests.support.command_helpers import (
     BACKENDS,
     NOW,
     Caller,
@@ -20,16 +28,8 @@ from command_helpers import (
     json_of,
     pub_line,
 )
+from tests.support.keys import KeyFactory
 
-from sshmint.keys import generate_ed25519
-from sshmint.server.commands import (
-    key_permission_error,
-    resolve_command_name,
-    split_command_line,
-)
-from sshmint.server.store import SSHKeyRow
-
-KeyFactory = Callable[..., Path]
 NOT_ALLOWED = "command not allowed by SSH key permissions"
 
 

@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 
-from server.harness import Account, SSHMintServer, key_fingerprint, wait_until
 from sshmint.keys import load_private_key
 from sshmint.token import mint_exe0
+from tests.support.harness import SSHMintServer
+from tests.support.keys import Account, key_fingerprint
+from tests.support.polling import wait_until
 
 DEADLINE = 2.0  # the --db-timeout these tests give the server
 # The client's own overhead on top of the server's bound: a new ssh connection (key

@@ -7,9 +7,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from server.harness import SSHMintServer, wait_until
 from sshmint.server.housekeeping import PURGE_INTERVAL_S, Housekeeping
 from sshmint.server.store import Store
+from tests.support.harness import SSHMintServer
+from tests.support.polling import wait_until
 
 NOW = 1_900_000_000
 

@@ -17,12 +17,13 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fuzz.corpus import make_token, rsa_public_blob, rsa_test_key, with_huge_exponent
 
-from server.harness import Account, SSHMintServer, run_sshmint
+from fuzz.corpus import make_token, rsa_public_blob, rsa_test_key, with_huge_exponent
 from sshmint.keys import PublicKey, load_private_key
 from sshmint.server.store import Store
 from sshmint.token import mint_exe0
+from tests.support.harness import SSHMintServer, run_sshmint
+from tests.support.keys import Account
 
 API = "v0@localhost"
 PAYLOAD = b'{"exp":4102444800,"cmds":["whoami"]}'

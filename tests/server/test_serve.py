@@ -13,8 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.harness import Account, SSHMintServer, free_port, host_keys, run_sshmint
 from sshmint.server.config import ConfigError, load_config, parse_listen_address
+from tests.support.harness import SSHMintServer, host_keys, run_sshmint
+from tests.support.keys import Account
+from tests.support.polling import free_port
 
 
 def _assert_clean(text: str) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from server.harness import Account, SSHMintServer, key_fingerprint
+from tests.support.harness import SSHMintServer
+from tests.support.keys import Account, key_fingerprint
 
 KEY_NOT_ALLOWED = "command not allowed by SSH key permissions"
 
@@ -193,7 +194,7 @@ def test_r67_r150_lockout_refuses_sessions_and_unlock_restores_them(
     module_server: SSHMintServer, new_account: Callable[..., Account]
 ) -> None:
     account = new_account(module_server)
-    assert module_server.admin("lock-user", account.email).returncode == 0
+    module_server.set_locked(account.email, True)
     for words in (("whoami",), ()):  # exec and shell
         refused = module_server.ssh(account.key, *words)
         assert (refused.returncode, refused.stdout, refused.stderr) == (
@@ -201,7 +202,7 @@ def test_r67_r150_lockout_refuses_sessions_and_unlock_restores_them(
             "",
             "sshmint: this account is locked\n",
         )
-    assert module_server.admin("unlock-user", account.email).returncode == 0
+    module_server.set_locked(account.email, False)
     assert module_server.ssh(account.key, "whoami").returncode == 0
 
 
