@@ -31,6 +31,12 @@ def readme_bash_blocks(section: str) -> list[str]:
     return re.findall(r"```bash\n(.*?)```", body, flags=re.S)
 
 
+def _wait_for_port(port: int, seconds: int = 30) -> str:
+    """A bash line that polls 127.0.0.1:``port`` until it accepts, failing after ``seconds``."""
+    probe = f"until (: </dev/tcp/127.0.0.1/{port}) 2>/dev/null; do sleep 0.05; done"
+    return f"timeout {seconds} bash -c '{probe}'"
+
+
 def test_readme_offline_walkthrough_mints_inspects_and_verifies(tmp_path: Path) -> None:
     blocks = readme_bash_blocks("A five-minute walkthrough")
     assert len(blocks) >= 4, "walkthrough lost its steps"
@@ -60,9 +66,10 @@ def test_readme_server_walkthrough_from_serve_to_git_clone_backup_and_restore(
     The blocks run verbatim in one bash after the offline walkthrough (which defines
     ``$TOKEN``), except for what a test must change: the server is started by the harness on
     free ports instead of ``make serve`` (its first block), the ports 2222/8080/9000 become
-    those free ports, ``./sshmint-data`` becomes the harness's data directory, and
+    those free ports, ``./sshmint-data`` becomes the harness's data directory,
     ``ssh -p 2222 localhost`` gains options that isolate it from the machine's SSH
-    configuration (OpenSSH reads ``~/.ssh`` from the password database, not ``$HOME``).
+    configuration (OpenSSH reads ``~/.ssh`` from the password database, not ``$HOME``), and
+    the script waits for the backend it starts with ``&`` to accept connections.
     The README itself makes the login key ``~/.ssh/id_ed25519``.
     """
     home = tmp_path / "home"
@@ -87,6 +94,11 @@ def test_readme_server_walkthrough_from_serve_to_git_clone_backup_and_restore(
         .replace("9000", str(upstream_port))
         .replace("./sshmint-data", str(data))
     )
+    # The README starts its backend in the background and a reader waits for it by eye;
+    # the script waits until it accepts connections (bounded), so no clone meets a 502.
+    backend = next(line for line in script.splitlines() if "-m http.server" in line)
+    assert backend.rstrip().endswith("&"), backend
+    script = script.replace(backend, f"{backend}\n{_wait_for_port(upstream_port)}", 1)
     script += '\nprintf "TOKEN=%s\\nEXE1=%s\\n" "$TOKEN" "$EXE1"\n'
     env = {**os.environ, "HOME": str(home), "SSHMINT_DATA_DIR": str(data)}
     env.pop("SSH_AUTH_SOCK", None)
