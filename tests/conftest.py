@@ -4,7 +4,7 @@
   database of each backend);
 - ``keys.py``: ``ssh_keygen_key`` and ``fresh_key`` (keys made by the real ssh-keygen);
 - ``server_fixtures.py``: real ``sshmint serve`` processes (``server``, ``server_factory``,
-  the session's ``sqlite_server``/``postgresql_server``, ``module_server``) and accounts
+  the session's ``sqlite_server``/``postgresql_server`` and ``live``) and accounts
   on them (``new_account``, ``owner_of``).
 """
 

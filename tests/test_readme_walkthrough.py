@@ -11,14 +11,16 @@ import contextlib
 import os
 import re
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from sshmint.keys import parse_public_key_line
-from tests.support.harness import REPO_ROOT, SSH_OPTIONS, SSHMintServer, host_keys, run_sshmint
+from sshmint.keys import load_private_key, parse_public_key_line
+from sshmint.token import mint_exe0
+from tests.support.harness import REPO_ROOT, SSH_OPTIONS, SSHMintServer, host_keys
 from tests.support.keys import new_key
 from tests.support.polling import free_port
 
@@ -63,10 +65,10 @@ def test_readme_server_walkthrough_from_serve_to_git_clone_backup_and_restore(
     add, curl /exec, sshmint exec, /healthz, exe1, VM, git clone, admin backup while the
     server runs; then a server on the restored data directory (R171).
 
-    The blocks run verbatim in one bash after the offline walkthrough (which defines
-    ``$TOKEN``), except for what a test must change: the server is started by the harness on
-    free ports instead of ``make serve`` (its first block), the ports 2222/8080/9000 become
-    those free ports, ``./sshmint-data`` becomes the harness's data directory,
+    The blocks run verbatim in one bash after the offline walkthrough's first two steps
+    (the API key and ``$TOKEN``; the test above runs all of it), except for what a test
+    must change: the server is started by the harness on free ports instead of ``make
+    serve`` (its first block), the ports 2222/8080/9000 become those free ports, ``./sshmint-data`` becomes the harness's data directory,
     ``ssh -p 2222 localhost`` gains options that isolate it from the machine's SSH
     configuration (OpenSSH reads ``~/.ssh`` from the password database, not ``$HOME``), and
     the script waits for the backend it starts with ``&`` to accept connections.
@@ -75,7 +77,8 @@ def test_readme_server_walkthrough_from_serve_to_git_clone_backup_and_restore(
     home = tmp_path / "home"
     home.mkdir()
     login_key = home / ".ssh" / "id_ed25519"  # made by the README's first server block
-    offline = readme_bash_blocks("A five-minute walkthrough")
+    offline = readme_bash_blocks("A five-minute walkthrough")[:2]
+    assert "TOKEN=" in offline[1], offline
     server_blocks = readme_bash_blocks("Run the server")
     assert server_blocks[0].strip() == "make serve"
     backup_blocks = readme_bash_blocks("Back up and restore")
@@ -189,10 +192,10 @@ def test_readme_postgresql_backup_and_restore(tmp_path: Path, postgres: Any) -> 
     live.start()
     try:
         key = new_key(tmp_path / "key")
-        added = live.admin("add-user", "pg@example.com", "--key-file", f"{key}.pub")
-        assert added.returncode == 0, added.stderr
-        minted = run_sshmint("mint", "--key", str(key), "--exp", "1h")
-        token = minted.stdout.strip()
+        live.add_user("pg@example.com", Path(f"{key}.pub"))
+        token = mint_exe0(
+            b'{"exp":%d}' % (time.time() + 3600), load_private_key(key), "v0@localhost"
+        )
         ssh = ["ssh", "-p", str(live.ssh_port), *SSH_OPTIONS, "-i", str(key), "127.0.0.1"]
         exe1 = subprocess.run(
             [*ssh, "exe0-to-exe1", token], capture_output=True, text=True, check=True

@@ -2,7 +2,7 @@
 17); the limit is ``--exec-timeout``, 30 seconds by default (docs/security.md#slow-and-idle-clients).
 
 The server loads a test-only ``sleepy`` command (``tests/support/preloads/slow_command.py``)
-through the harness's ``preload`` and runs with a 2-second limit, so the test takes seconds; the default
+through the harness's ``preload`` and runs with a 1-second limit, so the test takes seconds; the default
 is checked on the configuration.
 """
 
@@ -19,7 +19,7 @@ from tests.support.exec_support import assert_error, assert_ok, post_exec
 from tests.support.harness import SSHMintServer
 from tests.support.keys import new_key, recipe_token
 
-LIMIT = 2.0
+LIMIT = 1.0
 
 
 @pytest.fixture(scope="module")

@@ -258,7 +258,7 @@ async def test_s114_without_a_head_timeout_there_is_no_deadline() -> None:
 # --- a live server with --upstream-timeout 2s ---------------------------------------------------
 
 LIVE_TIMEOUT = 2.0
-SLOW_PAUSE = LIVE_TIMEOUT + 1.5  # longer than the deadline
+SLOW_PAUSE = LIVE_TIMEOUT + 0.5  # longer than the deadline
 
 
 class Scripted:

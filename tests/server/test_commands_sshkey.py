@@ -24,11 +24,10 @@ from tests.support.command_helpers import (
     Caller,
     Env,
     backend_env,
-    fresh_public_key,
     json_of,
     pub_line,
 )
-from tests.support.keys import KeyFactory
+from tests.support.keys import KeyFactory, fresh_public_key
 
 NOT_ALLOWED = "command not allowed by SSH key permissions"
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from tests.support.harness import SSHMintServer
-from tests.support.keys import Account, key_fingerprint
+from tests.support.keys import Account, fresh_public_key, line_fingerprint
 from tests.support.polling import wait_until
 
 
@@ -49,29 +49,28 @@ def test_spec_9_postgresql_outage_gives_one_line_errors_and_the_server_recovers(
 def test_spec_9_1_sigkill_during_key_adds_loses_no_acknowledged_key(
     server_factory: Callable[..., SSHMintServer],
     new_account: Callable[..., Account],
-    fresh_key: Callable[..., Path],
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "burst.db"
     server = server_factory(f"sqlite:///{database}")
     account = new_account(server)
-    pending: queue.Queue[Path] = queue.Queue()
+    pending: queue.Queue[str] = queue.Queue()
     for _ in range(30):
-        pending.put(fresh_key())
+        pending.put(fresh_public_key())
     acknowledged: list[str] = []
     lock = threading.Lock()
 
     def add_keys() -> None:
         while True:
             try:
-                key = pending.get_nowait()
+                line = pending.get_nowait()
             except queue.Empty:
                 return
-            pub = key.with_name(key.name + ".pub")
-            result = server.ssh(account.key, "ssh-key", "add", pub.read_text().strip())
+            result = server.ssh(account.key, "ssh-key", "add", line)
             if result.returncode == 0:
+                fingerprint = f"SHA256:{line_fingerprint(line)}"
                 with lock:
-                    acknowledged.append(key_fingerprint(pub))
+                    acknowledged.append(fingerprint)
 
     workers = [threading.Thread(target=add_keys) for _ in range(4)]
     for worker in workers:

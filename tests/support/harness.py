@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, TypeVar
 from tests.support.aio import run_sync
 
 if TYPE_CHECKING:
-    from sshmint.server.store import Store
+    from sshmint.server.store import Store, User
 
 __all__ = [
     "LISTENING_LINE",
@@ -422,6 +422,14 @@ class SSHMintServer:
             assert await store.set_locked(email.strip().lower(), locked) is not None, email
 
         self.with_store(update)
+
+    def stored_users(self) -> dict[str, User]:
+        """Every user in this server's database by email, read in-process."""
+
+        async def read(store: Store) -> dict[str, User]:
+            return {user.email: user for user, _ in await store.list_users()}
+
+        return self.with_store(read)
 
     def with_store(self, action: Callable[[Store], Awaitable[_T]]) -> _T:
         """Open a ``Store`` on this server's database, run ``action(store)``, close it."""

@@ -9,7 +9,9 @@ tokens made from them by the documented shell recipe.
 - :func:`recipe_token`: an exe0 token made with bash, base64, tr, sed and ``ssh-keygen -Y
   sign``, as the README's offline walkthrough makes one.
 - :func:`make_keys` / :class:`StoreKey`: public keys in the shape ``Store`` takes.
-- :func:`key_fingerprint` (``ssh-keygen -l``) and :func:`fingerprint_of` (computed here).
+- :func:`key_fingerprint` (``ssh-keygen -l``) and :func:`fingerprint_of` /
+  :func:`line_fingerprint` (computed here); :func:`fresh_public_key`, a public key line
+  made in-process.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from sshmint.keys import generate_ed25519
+
 __all__ = [
     "RECIPE",
     "SIGNABLE",
@@ -34,7 +38,9 @@ __all__ = [
     "StoreKey",
     "fingerprint_of",
     "fresh_key",
+    "fresh_public_key",
     "key_fingerprint",
+    "line_fingerprint",
     "make_keys",
     "new_key",
     "public_line",
@@ -82,10 +88,21 @@ def key_fingerprint(pub_path: Path) -> str:
     return result.stdout.split()[1]
 
 
+def line_fingerprint(line: str) -> str:
+    """docs/tokens.md#fingerprints fingerprint (no prefix) of a public key line."""
+    blob = base64.b64decode(line.split()[1])
+    return base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
 def fingerprint_of(pub: Path) -> str:
     """docs/tokens.md#fingerprints fingerprint (no prefix) of a ``.pub`` file."""
-    blob = base64.b64decode(pub.read_text().split()[1])
-    return base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return line_fingerprint(pub.read_text())
+
+
+def fresh_public_key(comment: str = "") -> str:
+    """The public key line of a new Ed25519 key that is registered nowhere (made
+    in-process: for tests that need many keys and never sign with them)."""
+    return f"{generate_ed25519().public_key.openssh} {comment}".strip()
 
 
 # The README's offline recipe (docs/tokens.md#minting-offline), line for line but for the

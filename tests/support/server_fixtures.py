@@ -9,10 +9,9 @@ Per test:
 Shared (tests that share a server isolate themselves: an account, a key or a VM of their
 own):
 
-- ``sqlite_server`` / ``postgresql_server``: one server per backend for the whole session
-  (``http_fixtures.py`` parametrises over both). At the end of the session their output is
-  checked for leaked tokens (``log_checks.py``).
-- ``module_server``: one server per test module and backend.
+- ``sqlite_server`` / ``postgresql_server``: one server per backend for the whole session;
+  ``live`` (module scope, parametrised over both) is the one under test. At the end of the
+  session their output is checked for leaked tokens (``log_checks.py``).
 
 Accounts:
 
@@ -36,8 +35,7 @@ from tests.support.log_checks import assert_no_token_in_output
 from tests.support.postgres import PostgresServer
 
 __all__ = [
-    "module_db_url",
-    "module_server",
+    "live",
     "new_account",
     "owner_of",
     "postgresql_server",
@@ -93,20 +91,12 @@ def postgresql_server(
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'sshmint.db'}"
-    return str(request.getfixturevalue("postgres").new_database())
-
-
-@pytest.fixture(scope="module")
-def module_server(
-    module_db_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SSHMintServer]:
-    server = SSHMintServer(tmp_path_factory.mktemp("server") / "data", module_db_url)
-    server.start()
-    yield server
-    server.stop()
+def live(request: pytest.FixtureRequest) -> SSHMintServer:
+    """The shared server of each backend (R146), for a module whose tests do not interfere
+    with each other (each makes its own account, keys or VMs)."""
+    server = request.getfixturevalue(f"{request.param}_server")
+    assert isinstance(server, SSHMintServer)
+    return server
 
 
 @pytest.fixture(scope="session")
