@@ -128,7 +128,7 @@ def test_a2_existing_user_and_registered_key_are_refused_in_one_transaction(
     assert second not in live.stored_users()  # no partial write
 
 
-def test_a2_lock_and_unlock_are_idempotent(
+def test_a2_lock_is_idempotent_and_refuses_the_accounts_sessions(
     live: SSHMintServer, fresh_key: Callable[..., Path]
 ) -> None:
     key = fresh_key()
@@ -138,8 +138,18 @@ def test_a2_lock_and_unlock_are_idempotent(
         result = live.admin("lock-user", email.upper())
         assert (result.returncode, result.stdout) == (0, f"locked {email}\n")
     assert live.ssh(key, "whoami").stderr == "sshmint: this account is locked\n"
+
+
+def test_a2_unlock_is_idempotent_and_lets_the_account_in_again(
+    live: SSHMintServer, fresh_key: Callable[..., Path]
+) -> None:
+    key = fresh_key()
+    email = f"unlock-{_tag()}@example.com"
+    live.add_user(email, _pub(key))
+    live.set_locked(email, True)
+    assert live.ssh(key, "whoami").returncode != 0
     for _ in range(2):
-        result = live.admin("unlock-user", email)
+        result = live.admin("unlock-user", email.upper())
         assert (result.returncode, result.stdout) == (0, f"unlocked {email}\n")
     assert live.ssh(key, "whoami").returncode == 0
 

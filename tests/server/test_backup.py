@@ -6,13 +6,14 @@ backup began, and authenticates the tokens minted before it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,12 @@ def _token(account: Account) -> str:
 
 # One client for every request (it is thread-safe): no new TLS context per request.
 _HTTP = httpx.Client(timeout=30)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_client() -> Iterator[None]:
+    yield
+    _HTTP.close()
 
 
 def _exec(server: SSHMintServer, token: str, line: str) -> httpx.Response:
@@ -117,17 +124,20 @@ def test_r171_backup_under_concurrent_writes_restores_everything_committed_befor
     # State committed before the backup: an API key, a VM and an exe1 handle per account,
     # plus a generated API key (key and exe1 in one transaction).
     tokens = {a.email: _token(a) for a in accounts}
-    exe1s: dict[str, str] = {}
-    for i, account in enumerate(accounts):
-        token = tokens[account.email]
-        assert (
-            live.ssh(account.key, "ssh-key", "add", fresh_public_key(f"before{i}")).returncode == 0
-        )
+
+    def prepare(i: int) -> str:
+        """Account ``i``'s key ``before<i>`` and VM ``before<i>``; returns its exe1 handle."""
+        account, token = accounts[i], tokens[accounts[i].email]
+        added = live.ssh(account.key, "ssh-key", "add", fresh_public_key(f"before{i}"))
+        assert added.returncode == 0, added.stderr
         made = _exec(live, token, f"new --name=before{i} --upstream=http://127.0.0.1:9")
         assert made.status_code == 200, made.text
         traded = live.ssh(account.key, "exe0-to-exe1", token)
         assert traded.returncode == 0, traded.stderr
-        exe1s[account.email] = traded.stdout.strip()
+        return traded.stdout.strip()
+
+    with concurrent.futures.ThreadPoolExecutor(len(accounts)) as pool:  # one thread each
+        exe1s = dict(zip(tokens, pool.map(prepare, range(len(accounts))), strict=True))
     generated = live.ssh(accounts[0].key, "ssh-key", "generate-api-key", "--label=ci", "--json")
     generated_exe1 = json.loads(generated.stdout)["token"]
 
