@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.harness import SSHMintServer, run_sshmint
+from tests.support.keys import AccountFactory
 
 USER_ID = re.compile(r"usr[0-9a-f]{16}")
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -128,30 +129,29 @@ def test_a2_existing_user_and_registered_key_are_refused_in_one_transaction(
     assert second not in live.stored_users()  # no partial write
 
 
-def test_a2_lock_is_idempotent_and_refuses_the_accounts_sessions(
-    live: SSHMintServer, fresh_key: Callable[..., Path]
-) -> None:
-    key = fresh_key()
-    email = f"lock-{_tag()}@example.com"
-    live.add_user(email, _pub(key))
+def _run_twice(live: SSHMintServer, command: str, email: str, done: str) -> None:
+    """The command twice (by the email in capitals): the same answer both times."""
     for _ in range(2):
-        result = live.admin("lock-user", email.upper())
-        assert (result.returncode, result.stdout) == (0, f"locked {email}\n")
-    assert live.ssh(key, "whoami").stderr == "sshmint: this account is locked\n"
+        result = live.admin(command, email.upper())
+        assert (result.returncode, result.stdout) == (0, f"{done} {email}\n")
+
+
+def test_a2_lock_is_idempotent_and_refuses_the_accounts_sessions(
+    live: SSHMintServer, new_account: AccountFactory
+) -> None:
+    account = new_account(live)
+    _run_twice(live, "lock-user", account.email, "locked")
+    assert live.ssh(account.key, "whoami").stderr == "sshmint: this account is locked\n"
 
 
 def test_a2_unlock_is_idempotent_and_lets_the_account_in_again(
-    live: SSHMintServer, fresh_key: Callable[..., Path]
+    live: SSHMintServer, new_account: AccountFactory
 ) -> None:
-    key = fresh_key()
-    email = f"unlock-{_tag()}@example.com"
-    live.add_user(email, _pub(key))
-    live.set_locked(email, True)
-    assert live.ssh(key, "whoami").returncode != 0
-    for _ in range(2):
-        result = live.admin("unlock-user", email.upper())
-        assert (result.returncode, result.stdout) == (0, f"unlocked {email}\n")
-    assert live.ssh(key, "whoami").returncode == 0
+    account = new_account(live)
+    live.set_locked(account.email, True)
+    assert live.ssh(account.key, "whoami").returncode != 0
+    _run_twice(live, "unlock-user", account.email, "unlocked")
+    assert live.ssh(account.key, "whoami").returncode == 0
 
 
 @pytest.mark.parametrize("command", ["lock-user", "unlock-user"])
