@@ -165,8 +165,9 @@ async def _big_script(peer: RawPeer) -> None:
             await peer.send(response(b"small answer"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def big_upstream() -> Iterator[ThreadedRawUpstream]:
+    """One per test: its connection count is that test's alone."""
     upstream = ThreadedRawUpstream(_big_script).start()
     yield upstream
     upstream.stop()
