@@ -81,7 +81,7 @@ def test_example_config_with_every_commented_option_switched_on_still_loads(
 def test_example_config_is_accepted_by_a_real_server(tmp_path: Path) -> None:
     """``sshmint serve --config examples/sshmint.toml`` starts; only what a test must
     change (paths, free ports) is overridden on the command line, which wins (docs/operations.md#sshmint-serve)."""
-    from server.harness import SSHMintServer
+    from tests.support.harness import SSHMintServer
 
     server = SSHMintServer(
         tmp_path / "data",

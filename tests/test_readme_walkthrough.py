@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,16 +19,25 @@ from typing import Any
 import httpx
 
 from sshmint.keys import parse_public_key_line
-
-ROOT = Path(__file__).resolve().parent.parent
+from sshmint.signing import load_private_key
+from sshmint.token import mint_exe0
+from tests.support.harness import REPO_ROOT, SSH_OPTIONS, SSHMintServer, host_keys
+from tests.support.keys import new_key
+from tests.support.polling import free_port
 
 
 def readme_bash_blocks(section: str) -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "README.md").read_text()
     start = text.index(f"## {section}")
     end = text.find("\n## ", start + 1)
     body = text[start : end if end != -1 else len(text)]
     return re.findall(r"```bash\n(.*?)```", body, flags=re.S)
+
+
+def _wait_for_port(port: int, seconds: int = 30) -> str:
+    """A bash line that polls 127.0.0.1:``port`` until it accepts, failing after ``seconds``."""
+    probe = f"until (: </dev/tcp/127.0.0.1/{port}) 2>/dev/null; do sleep 0.05; done"
+    return f"timeout {seconds} bash -c '{probe}'"
 
 
 def test_readme_offline_walkthrough_mints_inspects_and_verifies(tmp_path: Path) -> None:
@@ -42,7 +52,7 @@ def test_readme_offline_walkthrough_mints_inspects_and_verifies(tmp_path: Path) 
     env = {**os.environ, "HOME": str(tmp_path)}
     env.pop("SSH_AUTH_SOCK", None)
     result = subprocess.run(
-        ["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        ["bash", "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("valid: signed by SHA256:") == 2, result.stdout
@@ -56,20 +66,20 @@ def test_readme_server_walkthrough_from_serve_to_git_clone_backup_and_restore(
     add, curl /exec, sshmint exec, /healthz, exe1, VM, git clone, admin backup while the
     server runs; then a server on the restored data directory (R171).
 
-    The blocks run verbatim in one bash after the offline walkthrough (which defines
-    ``$TOKEN``), except for what a test must change: the server is started by the harness on
-    free ports instead of ``make serve`` (its first block), the ports 2222/8080/9000 become
-    those free ports, ``./sshmint-data`` becomes the harness's data directory, and
+    The blocks run verbatim in one bash after the offline walkthrough's first two steps
+    (the API key and ``$TOKEN``; the test above runs all of it), except for what a test
+    must change: the server is started by the harness on free ports instead of ``make
+    serve`` (its first block), the ports 2222/8080/9000 become those free ports, ``./sshmint-data`` becomes the harness's data directory,
     ``ssh -p 2222 localhost`` gains options that isolate it from the machine's SSH
-    configuration (OpenSSH reads ``~/.ssh`` from the password database, not ``$HOME``).
+    configuration (OpenSSH reads ``~/.ssh`` from the password database, not ``$HOME``), and
+    the script waits for the backend it starts with ``&`` to accept connections.
     The README itself makes the login key ``~/.ssh/id_ed25519``.
     """
-    from server.harness import SSH_OPTIONS, SSHMintServer, free_port, host_keys
-
     home = tmp_path / "home"
     home.mkdir()
     login_key = home / ".ssh" / "id_ed25519"  # made by the README's first server block
-    offline = readme_bash_blocks("A five-minute walkthrough")
+    offline = readme_bash_blocks("A five-minute walkthrough")[:2]
+    assert "TOKEN=" in offline[1], offline
     server_blocks = readme_bash_blocks("Run the server")
     assert server_blocks[0].strip() == "make serve"
     backup_blocks = readme_bash_blocks("Back up and restore")
@@ -88,12 +98,17 @@ def test_readme_server_walkthrough_from_serve_to_git_clone_backup_and_restore(
         .replace("9000", str(upstream_port))
         .replace("./sshmint-data", str(data))
     )
+    # The README starts its backend in the background and a reader waits for it by eye;
+    # the script waits until it accepts connections (bounded), so no clone meets a 502.
+    backend = next(line for line in script.splitlines() if "-m http.server" in line)
+    assert backend.rstrip().endswith("&"), backend
+    script = script.replace(backend, f"{backend}\n{_wait_for_port(upstream_port)}", 1)
     script += '\nprintf "TOKEN=%s\\nEXE1=%s\\n" "$TOKEN" "$EXE1"\n'
     env = {**os.environ, "HOME": str(home), "SSHMINT_DATA_DIR": str(data)}
     env.pop("SSH_AUTH_SOCK", None)
     proc = subprocess.Popen(
         ["bash", "-c", "set -euo pipefail\n" + script],
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -156,7 +171,7 @@ def test_readme_shell_completion_completes_commands_and_options() -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSHMINT_")}
     result = subprocess.run(
-        ["bash", "-euc", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        ["bash", "-euc", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert (result.returncode, result.stdout) == (0, "backup\n--pretty\n"), result.stderr
 
@@ -166,8 +181,6 @@ def test_readme_postgresql_backup_and_restore(tmp_path: Path, postgres: Any) -> 
     ``createdb`` and ``pg_restore`` into a new database, on which a new server authenticates
     the existing token and exe1 handle and serves the VM. Only the host (``db.internal``
     becomes the suite's private cluster) and the database names change."""
-    from server.harness import SSH_OPTIONS, SSHMintServer, run_sshmint
-
     postgres.execute(
         "DO $$ BEGIN CREATE ROLE sshmint LOGIN CREATEDB; "
         "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
@@ -179,12 +192,11 @@ def test_readme_postgresql_backup_and_restore(tmp_path: Path, postgres: Any) -> 
     live = SSHMintServer(tmp_path / "live", f"postgresql://sshmint@{host}/{source}")
     live.start()
     try:
-        key = tmp_path / "key"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-        added = live.admin("add-user", "pg@example.com", "--key-file", f"{key}.pub")
-        assert added.returncode == 0, added.stderr
-        minted = run_sshmint("mint", "--key", str(key), "--exp", "1h")
-        token = minted.stdout.strip()
+        key = new_key(tmp_path / "key")
+        live.add_user("pg@example.com", Path(f"{key}.pub"))
+        token = mint_exe0(
+            b'{"exp":%d}' % (time.time() + 3600), load_private_key(key), "v0@localhost"
+        )
         ssh = ["ssh", "-p", str(live.ssh_port), *SSH_OPTIONS, "-i", str(key), "127.0.0.1"]
         exe1 = subprocess.run(
             [*ssh, "exe0-to-exe1", token], capture_output=True, text=True, check=True
@@ -236,7 +248,7 @@ def test_readme_service_section_installs_the_example_files() -> None:
     assert block.index("useradd") < block.index("-g sshmint")
     assert "install -m 0644 examples/sshmint.service /etc/systemd/system/sshmint.service" in block
     assert "python3 -m venv /opt/sshmint" in block and "/opt/sshmint/bin/pip install ." in block
-    unit = (ROOT / "examples" / "sshmint.service").read_text()
+    unit = (REPO_ROOT / "examples" / "sshmint.service").read_text()
     assert "ExecStart=/opt/sshmint/bin/sshmint serve --config /etc/sshmint/sshmint.toml" in unit
     assert "useradd --system --home-dir /var/lib/sshmint" in block and "User=sshmint" in unit
     assert "systemctl enable --now sshmint" in block

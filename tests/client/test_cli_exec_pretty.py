@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from client_support import LiveAccount
 
 from sshmint.cli.pretty import render
 from sshmint.client import Client, SSHMintAuth
+from tests.support.keys import Account
 
 SSHMINT = str(Path(sys.executable).with_name("sshmint"))
 
@@ -37,8 +37,8 @@ def sshmint_exec(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def test_pretty_whoami_lists_the_account_and_its_keys(live_server, account: LiveAccount) -> None:
-    result = sshmint_exec(live_server.http_url, "--pretty", "--key", str(account.key), "whoami")
+def test_pretty_whoami_lists_the_account_and_its_keys(sqlite_server, account: Account) -> None:
+    result = sshmint_exec(sqlite_server.http_url, "--pretty", "--key", str(account.key), "whoami")
     assert (result.returncode, result.stderr) == (0, "")
     lines = result.stdout.splitlines()
     assert lines[0].startswith("user_id: usr")
@@ -49,14 +49,14 @@ def test_pretty_whoami_lists_the_account_and_its_keys(live_server, account: Live
 
 
 def test_pretty_shows_vms_and_an_empty_list(
-    live_server, account: LiveAccount, tmp_path: Path
+    sqlite_server, account: Account, tmp_path: Path
 ) -> None:
     key = ["--key", str(account.key)]
-    with Client(live_server.http_url, auth=SSHMintAuth(key=account.key)) as client:
+    with Client(sqlite_server.http_url, auth=SSHMintAuth(key=account.key)) as client:
         owned = {vm["vm_name"] for vm in client.exec("ls")["vms"]}
         if "pretty" not in owned:
             client.exec(["new", "--name=pretty", "--upstream=http://127.0.0.1:9", "--tag=demo"])
-    listed = sshmint_exec(live_server.http_url, "--pretty", *key, "ls", "pretty")
+    listed = sshmint_exec(sqlite_server.http_url, "--pretty", *key, "ls", "pretty")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines()[:3] == [
         "vms:",
@@ -64,33 +64,31 @@ def test_pretty_shows_vms_and_an_empty_list(
         "  upstream:   http://127.0.0.1:9",
     ]
     assert "  tags:       demo" in listed.stdout.splitlines()
-    none = sshmint_exec(live_server.http_url, "--pretty", *key, "ls", "no-such-vm-*")
+    none = sshmint_exec(sqlite_server.http_url, "--pretty", *key, "ls", "no-such-vm-*")
     assert (none.returncode, none.stdout) == (0, "vms: (none)\n")
 
 
-def test_pretty_failure_prints_the_message_alone_on_stderr(
-    live_server, account: LiveAccount
-) -> None:
+def test_pretty_failure_prints_the_message_alone_on_stderr(sqlite_server, account: Account) -> None:
     args = ["--key", str(account.key), "--cmds", "whoami"]
-    refused = sshmint_exec(live_server.http_url, "--pretty", *args, "ls")
+    refused = sshmint_exec(sqlite_server.http_url, "--pretty", *args, "ls")
     assert (refused.returncode, refused.stdout, refused.stderr) == (
         1,
         "",
         "command not allowed by token permissions\n",
     )
-    failed = sshmint_exec(live_server.http_url, "--pretty", "--key", str(account.key), "rm")
+    failed = sshmint_exec(sqlite_server.http_url, "--pretty", "--key", str(account.key), "rm")
     assert failed.returncode == 1 and failed.stdout == ""
     assert not failed.stderr.startswith("{")
 
 
 def test_without_pretty_the_body_is_printed_as_received_even_on_a_terminal(
-    live_server, account: LiveAccount
+    sqlite_server, account: Account
 ) -> None:
     """The default does not depend on the terminal: a command tried by hand prints what a
     script would get (docs/client.md#sshmint-exec)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSHMINT_")}
     env.pop("SSH_AUTH_SOCK", None)
-    argv = [SSHMINT, "exec", "--url", live_server.http_url, "--key", str(account.key), "whoami"]
+    argv = [SSHMINT, "exec", "--url", sqlite_server.http_url, "--key", str(account.key), "whoami"]
     primary, secondary = pty.openpty()
     with subprocess.Popen(argv, stdout=secondary, stderr=subprocess.PIPE, env=env) as proc:
         os.close(secondary)

@@ -6,44 +6,19 @@ Tokens are cross-checked with the real ``ssh-keygen -Y verify``.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-from client_support import Agent
 
 from sshmint.client import SSHMintAuth
 from sshmint.errors import AgentError
 from sshmint.keys import load_public_key_file
-from sshmint.sshsig import armor
-from sshmint.token import b64url_decode
+from tests.support.sk_helpers import keygen_verify_token
+from tests.support.ssh_agent import Agent
 
 
-def ssh_keygen_verifies(token: str, pub: Path, namespace: str, tmp_path: Path) -> bool:
-    """``ssh-keygen -Y verify`` on the token's payload and signature blob (docs/tokens.md#minting-offline reversed)."""
-    _, payload_part, sig_part = token.split(".", 2)
-    sig_file = tmp_path / "token.sig"
-    sig_file.write_text(armor(b64url_decode(sig_part)))
-    allowed = tmp_path / "allowed_signers"
-    allowed.write_text(f"signer {pub.read_text().split(' ')[0]} {pub.read_text().split(' ')[1]}\n")
-    result = subprocess.run(
-        [
-            "ssh-keygen",
-            "-Y",
-            "verify",
-            "-f",
-            str(allowed),
-            "-I",
-            "signer",
-            "-n",
-            namespace,
-            "-s",
-            str(sig_file),
-        ],
-        input=b64url_decode(payload_part),
-        capture_output=True,
-    )
-    return result.returncode == 0
+def ssh_keygen_verifies(token: str, pub: Path, namespace: str) -> bool:
+    return keygen_verify_token(token, pub, namespace).returncode == 0
 
 
 @pytest.mark.parametrize(("kind", "bits"), [("ed25519", None), ("rsa", 3072), ("ecdsa", 256)])
@@ -54,8 +29,8 @@ def test_a4_key_pub_signs_through_the_agent_identity(
     ssh_agent.add(key)
     auth = SSHMintAuth(key=f"{key}.pub", agent_sock=ssh_agent.sock, vm="box")
     token = auth.token()
-    assert ssh_keygen_verifies(token, Path(f"{key}.pub"), "v0@box.localhost", tmp_path)
-    assert not ssh_keygen_verifies(token, Path(f"{key}.pub"), "v0@localhost", tmp_path)
+    assert ssh_keygen_verifies(token, Path(f"{key}.pub"), "v0@box.localhost")
+    assert not ssh_keygen_verifies(token, Path(f"{key}.pub"), "v0@localhost")
 
 
 def test_a4_key_pub_uses_ssh_auth_sock_from_the_environment(
@@ -65,7 +40,7 @@ def test_a4_key_pub_uses_ssh_auth_sock_from_the_environment(
     ssh_agent.add(key)
     monkeypatch.setenv("SSH_AUTH_SOCK", ssh_agent.sock)
     token = SSHMintAuth(key=f"{key}.pub").token()
-    assert ssh_keygen_verifies(token, Path(f"{key}.pub"), "v0@localhost", tmp_path)
+    assert ssh_keygen_verifies(token, Path(f"{key}.pub"), "v0@localhost")
 
 
 def test_a4_agent_true_uses_the_first_identity(ssh_keygen_key, ssh_agent: Agent, tmp_path) -> None:
@@ -75,7 +50,7 @@ def test_a4_agent_true_uses_the_first_identity(ssh_keygen_key, ssh_agent: Agent,
     ssh_agent.add(second)
     auth = SSHMintAuth(agent=True, agent_sock=ssh_agent.sock)
     assert f"SHA256:{load_public_key_file(f'{first}.pub').fingerprint}" in repr(auth)
-    assert ssh_keygen_verifies(auth.token(), Path(f"{first}.pub"), "v0@localhost", tmp_path)
+    assert ssh_keygen_verifies(auth.token(), Path(f"{first}.pub"), "v0@localhost")
 
 
 def test_a4_identity_missing_from_agent_names_the_fingerprint(

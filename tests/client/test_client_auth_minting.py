@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
-from client_support import CountingSigner, LoopbackServer
 
 from sshmint.client import SSHMintAuth
 from sshmint.client.minting import load_signer
@@ -23,6 +22,8 @@ from sshmint.errors import KeyEncryptedError, PrivateKeyError, TokenVerification
 from sshmint.keys import PublicKey, load_public_key_file
 from sshmint.signing import load_private_key
 from sshmint.token import b64url_decode, verify_exe0
+from tests.support.client_support import CountingSigner, LoopbackServer
+from tests.support.keys import new_key
 
 
 def verify(token: str, namespace: str, key: PublicKey, now: float) -> bytes:
@@ -196,10 +197,7 @@ def test_a4_without_key_uses_first_default_key_in_home(tmp_path, monkeypatch, cl
     ):
         load_signer()
     (tmp_path / ".ssh").mkdir()
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(tmp_path / ".ssh" / "id_ecdsa")],
-        check=True,
-    )
+    new_key(tmp_path / ".ssh" / "id_ecdsa", "ecdsa")
     pub = load_public_key_file(tmp_path / ".ssh" / "id_ecdsa.pub")
     verify(SSHMintAuth(clock=clock).token(), "v0@localhost", pub, clock.now)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from client_support import free_port
 
 from sshmint.client import (
     AsyncClient,
@@ -23,6 +22,7 @@ from sshmint.client import (
     Timeout,
 )
 from sshmint.client.errors import error_for_status
+from tests.support.polling import free_port
 
 
 def body(message: str) -> bytes:

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from client_support import SSHMINT, Agent
 
 from sshmint.keys import PublicKey, load_public_key_file
 from sshmint.token import b64url_decode, verify_exe0
+from tests.support.harness import SSHMINT
+from tests.support.ssh_agent import Agent
 
 
 def helper(

@@ -11,12 +11,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from client_support import SSHMINT, GitBackend, LiveAccount, find_tokens, git
 
 from sshmint.client import Client, SSHMintAuth
+from tests.support.client_support import find_tokens
+from tests.support.git_http import GitBackend, git
+from tests.support.harness import SSHMINT
+from tests.support.keys import Account
 
 
-def make_vm(server, account: LiveAccount, upstream: str) -> str:  # type: ignore[no-untyped-def]
+def make_vm(server, account: Account, upstream: str) -> str:  # type: ignore[no-untyped-def]
     name = "git" + uuid.uuid4().hex[:8]
     with Client(server.http_url, auth=SSHMintAuth(key=account.key)) as client:
         client.exec(["new", f"--name={name}", f"--upstream={upstream}"])
@@ -24,13 +27,13 @@ def make_vm(server, account: LiveAccount, upstream: str) -> str:  # type: ignore
 
 
 def test_git_clone_and_push_through_the_proxy_with_only_the_credential_helper(
-    live_server, account: LiveAccount, git_backend: GitBackend, tmp_path: Path
+    sqlite_server, account: Account, git_backend: GitBackend, tmp_path: Path
 ) -> None:
-    vm = make_vm(live_server, account, git_backend.url)
+    vm = make_vm(sqlite_server, account, git_backend.url)
     home = tmp_path / "home"
     home.mkdir()
     env = {"HOME": str(home)}
-    remote = f"http://{vm}.localhost:{live_server.http_port}/repo.git"
+    remote = f"http://{vm}.localhost:{sqlite_server.http_port}/repo.git"
     work = tmp_path / "work"
 
     # Without credentials the private VM refuses (401) and git, unable to prompt, fails.

@@ -17,15 +17,18 @@ import time
 from pathlib import Path
 
 import pytest
-from client_support import ROOT, SSHMINT, GitBackend, LiveAccount, find_tokens, git
 
 from sshmint.client import Client, SSHMintAuth
 from sshmint.keys import load_public_key_file
 from sshmint.token import verify_exe0
+from tests.support.client_support import find_tokens
+from tests.support.git_http import GitBackend, git
+from tests.support.harness import REPO_ROOT, SSHMINT
+from tests.support.keys import Account
 
 
 def readme_blocks(section: str, language: str) -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "README.md").read_text()
     start = text.index(f"\n## {section}\n")
     end = text.find("\n## ", start + 1)
     body = text[start : end if end != -1 else len(text)]
@@ -43,7 +46,7 @@ def test_readme_sections_have_their_examples() -> None:
 
 
 @pytest.fixture
-def home(tmp_path: Path, account: LiveAccount) -> Path:
+def home(tmp_path: Path, account: Account) -> Path:
     """A fresh HOME whose ~/.ssh/id_ed25519 and ~/.ssh/sshmint_api are the account's key."""
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
@@ -54,10 +57,10 @@ def home(tmp_path: Path, account: LiveAccount) -> Path:
 
 
 @pytest.mark.parametrize("index", range(4))
-def test_readme_python_examples_run_verbatim(live_server, account: LiveAccount, index: int) -> None:
+def test_readme_python_examples_run_verbatim(sqlite_server, account: Account, index: int) -> None:
     block = readme_blocks("Use from Python", "python")[index]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSHMINT_")}
-    env |= {"SSHMINT_URL": live_server.http_url, "SSHMINT_KEY": str(account.key)}
+    env |= {"SSHMINT_URL": sqlite_server.http_url, "SSHMINT_KEY": str(account.key)}
     result = subprocess.run(
         [sys.executable, "-c", block], env=env, capture_output=True, text=True, timeout=120
     )
@@ -84,7 +87,7 @@ def git_env(home: Path) -> dict[str, str]:
     }
 
 
-def test_readme_remote_git_config_answers_for_the_vm(home: Path, account: LiveAccount) -> None:
+def test_readme_remote_git_config_answers_for_the_vm(home: Path, account: Account) -> None:
     """The example.com block, then git's own ``credential fill`` asks the configured helper."""
     block = readme_blocks("Use with git", "bash")[0]
     env = git_env(home)
@@ -116,25 +119,25 @@ def test_readme_remote_git_config_answers_for_the_vm(home: Path, account: LiveAc
 
 
 def test_readme_local_git_example_clones_through_the_proxy(
-    live_server, account: LiveAccount, git_backend: GitBackend, home: Path
+    sqlite_server, account: Account, git_backend: GitBackend, home: Path
 ) -> None:
     """The local block continues the server walkthrough: the ``myapp`` VM, the API key
     ``~/.ssh/sshmint_api``, run from the checkout (its helper line names
     ``$PWD/.venv/bin/sshmint``, so git needs no ``sshmint`` on its ``PATH``)."""
-    with Client(live_server.http_url, auth=SSHMintAuth(key=account.key)) as client:
+    with Client(sqlite_server.http_url, auth=SSHMintAuth(key=account.key)) as client:
         existing = {vm["vm_name"] for vm in client.exec("ls")["vms"]}
         if "myapp" not in existing:
             client.exec(["new", "--name=myapp", f"--upstream={git_backend.url}"])
     block = readme_blocks("Use with git", "bash")[1]
     assert block.count("8080") == 2 and "myvm" not in block
-    script = block.replace("8080", str(live_server.http_port))
+    script = block.replace("8080", str(sqlite_server.http_port))
     env = git_env(home)
     env["PATH"] = os.pathsep.join(  # no sshmint on git's PATH: the helper line names it
         d for d in env["PATH"].split(os.pathsep) if d != str(SSHMINT.parent)
     )
     result = subprocess.run(
         ["bash", "-euc", script],
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,

@@ -3,65 +3,26 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sk_helpers import keygen_sign, keygen_verify
 
-from conftest import wait_until
 from sshmint.agent import AgentSigner, agent_identities, agent_signer
 from sshmint.errors import AgentError
-from sshmint.keys import PublicKey, load_public_key_file
+from sshmint.keys import load_public_key_file
 from sshmint.sshsig import armor, parse_sshsig, sign, verify
+from tests.support.keys import KeyFactory
+from tests.support.sk_helpers import keygen_sign, keygen_verify
+from tests.support.ssh_agent import Agent, running_agent
 
-KeyFactory = Callable[..., Path]
 NS = "v0@localhost"
 DATA = b'{"cmds":["whoami"]}'
 AGENT_KEYS = [("ed25519", None), ("ecdsa", 256), ("rsa", 2048)]
-
-
-@dataclass
-class Agent:
-    sock: str
-    key_files: list[Path]
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "SSH_AUTH_SOCK": self.sock}
-
-    def add(self, *paths: Path) -> None:
-        for path in paths:
-            subprocess.run(
-                ["ssh-add", "-q", str(path)], env=self.env(), check=True, capture_output=True
-            )
-
-    def pub(self, index: int) -> PublicKey:
-        return load_public_key_file(f"{self.key_files[index]}.pub")
-
-
-@contextlib.contextmanager
-def running_agent(directory: Path) -> Iterator[Agent]:
-    """A real ``ssh-agent -D`` on a socket in ``directory``; stopped on exit."""
-    sock = directory / "agent.sock"
-    proc = subprocess.Popen(
-        ["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        assert wait_until(sock.exists, timeout=10), "ssh-agent did not create its socket"
-        yield Agent(str(sock), [])
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +43,6 @@ def agent(tmp_path_factory: pytest.TempPathFactory, ssh_keygen_key: KeyFactory) 
     paths = [ed] + [ssh_keygen_key(kind, bits=bits) for kind, bits in AGENT_KEYS[1:]]
     with running_agent(directory) as running:
         running.add(*paths)
-        running.key_files = paths
         yield running
 
 

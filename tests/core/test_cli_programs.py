@@ -4,24 +4,23 @@ installed ``sshmint``, ``python -m sshmint``, real ``ssh-keygen`` keys and real 
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from sshmint.keys import load_public_key_file
 from sshmint.token import parse_exe0, verify_exe0
+from tests.support.keys import KeyFactory
 
 SSHMINT = str(Path(sys.executable).with_name("sshmint"))
 NEVER_EXPIRES = "warning: this token never expires; pass --exp to limit its lifetime\n"
 NS = "v0@localhost"
-
-KeyFactory = Callable[..., Path]
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -70,22 +69,30 @@ def fingerprint(key: Path) -> str:
 
 def test_r172_python_m_sshmint_behaves_as_sshmint(key: Path) -> None:
     """The same help, the same deterministic token, the same failure and exit status."""
-    for args in (["--help"], ["mint", "--help"], ["admin", "--help"]):
-        module, installed = python_m(*args), sshmint(*args)
+    perms = '{"exp":4000000000}'
+    cases = [
+        ["--help"],
+        ["mint", "--help"],
+        ["admin", "--help"],
+        # Ed25519 signatures are deterministic: one payload, one key, one token.
+        ["mint", "--key", str(key), "--perms", perms],
+        ["inspect", "exe0.abc"],
+        ["no-such-command"],
+    ]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:  # independent processes
+        pairs = list(pool.map(lambda args: (python_m(*args), sshmint(*args)), cases))
+    for args, (module, installed) in zip(cases[:3], pairs[:3], strict=True):
         assert (module.returncode, module.stdout, module.stderr) == (
             0,
             installed.stdout,
             "",
         ), args
-    assert python_m("--help").stdout.startswith("Usage: sshmint ")
-    # Ed25519 signatures are deterministic: one payload, one key, one token.
-    perms = '{"exp":4000000000}'
-    assert python_m("mint", "--key", str(key), "--perms", perms).stdout == (
-        sshmint("mint", "--key", str(key), "--perms", perms).stdout
-    )
-    bad_module, bad_installed = python_m("inspect", "exe0.abc"), sshmint("inspect", "exe0.abc")
+    assert pairs[0][0].stdout.startswith("Usage: sshmint ")
+    minted_module, minted_installed = pairs[3]
+    assert minted_module.stdout == minted_installed.stdout and minted_module.stdout
+    bad_module, bad_installed = pairs[4]
     assert (bad_module.returncode, bad_module.stderr) == (1, bad_installed.stderr)
-    assert python_m("no-such-command").returncode == 2
+    assert (pairs[5][0].returncode, pairs[5][1].returncode) == (2, 2)
 
 
 # --- mint without --exp (R172) -----------------------------------------------------------

@@ -22,16 +22,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from sshmint import sshsig
 from sshmint.cli import main
 from sshmint.keys import PublicKey, load_public_key_file
 from sshmint.token import DEFAULT_CMDS, b64url_decode, parse_exe0, verify_exe0
+from tests.support.keys import KeyFactory
+from tests.support.sk_helpers import keygen_verify_token
 
 NS = "v0@localhost"
 SSHMINT = str(Path(sys.executable).with_name("sshmint"))
 AMBIGUOUS = 'ambiguous duration unit "m": use "min" for minutes or "mo" for months'
-
-KeyFactory = Callable[..., Path]
 
 
 def cli(*args: str, env: dict[str, str | None] | None = None, input: str | None = None) -> Result:
@@ -102,31 +101,7 @@ def pub(path: Path) -> PublicKey:
 def keygen_verify(
     token: str, key_path: Path, namespace: str = NS
 ) -> subprocess.CompletedProcess[bytes]:
-    """``ssh-keygen -Y verify`` of an exe0 token, its signature turned back into armor."""
-    _, payload_part, signature_part = token.split(".")
-    with tempfile.TemporaryDirectory() as tmp:
-        signers = Path(tmp, "allowed_signers")
-        signers.write_text(f'tester namespaces="{namespace}" {pub(key_path).openssh}\n')
-        sig = Path(tmp, "token.sig")
-        sig.write_text(sshsig.armor(b64url_decode(signature_part)))
-        return subprocess.run(
-            [
-                "ssh-keygen",
-                "-Y",
-                "verify",
-                "-f",
-                str(signers),
-                "-I",
-                "tester",
-                "-n",
-                namespace,
-                "-s",
-                str(sig),
-            ],
-            input=b64url_decode(payload_part),
-            capture_output=True,
-            timeout=30,
-        )
+    return keygen_verify_token(token, Path(f"{key_path}.pub"), namespace)
 
 
 # --- mint (docs/client.md#sshmint-mint) ---------------------------------------------------------------------

@@ -49,7 +49,6 @@ import functools
 import hashlib
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +57,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sk_helpers import SoftwareSecurityKey, keygen_check_novalidate, keygen_sign, keygen_verify
 
 from sshmint import ed25519 as ed25519_backend
 from sshmint.ed25519 import Ed25519Verifier, cryptography_ed25519_verifier, sodium_ed25519_verifier
@@ -77,10 +75,16 @@ from sshmint.sshsig import (
 )
 from sshmint.token import b64url_encode, verify_exe0
 from sshmint.wire import read_string, write_string, write_uint32
+from tests.support.keys import KeyFactory
+from tests.support.sk_helpers import (
+    SoftwareSecurityKey,
+    keygen_check_novalidate,
+    keygen_sign,
+    keygen_verify,
+)
 
 NS = "v0@localhost"
 NOW = 1_700_000_000
-KeyFactory = Callable[..., Path]
 
 # --- RFC 8032 §5.1 Ed25519, in plain Python (for building test vectors only) -------------
 

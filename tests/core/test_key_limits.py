@@ -10,15 +10,13 @@ from __future__ import annotations
 import base64
 import functools
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fuzz.corpus import make_token, rsa_public_blob, rsa_test_key, with_huge_exponent
-from sk_helpers import keygen_check_novalidate
 
+from fuzz.corpus import make_token, rsa_public_blob, rsa_test_key, with_huge_exponent
 from sshmint.errors import PrivateKeyError, PublicKeyError, TokenVerificationError
 from sshmint.keys import (
     PublicKey,
@@ -31,8 +29,9 @@ from sshmint.keytypes import MAX_RSA_BITS
 from sshmint.signing import load_private_key
 from sshmint.sshsig import armor, parse_sshsig, signed_data
 from sshmint.token import b64url_decode, parse_exe0, verify_exe0
+from tests.support.keys import KeyFactory
+from tests.support.sk_helpers import keygen_check_novalidate
 
-KeyFactory = Callable[..., Path]
 NS = "v0@localhost"
 NOW = 2_000_000_000
 TOO_LARGE = "RSA public exponent of {bits} bits is too large (at most 24 bits)"

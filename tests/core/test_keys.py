@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import functools
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sk_helpers import SoftwareSecurityKey, keygen_verify
 
 from sshmint.errors import (
     KeyEncryptedError,
@@ -33,31 +31,13 @@ from sshmint.keytypes import KEY_TYPES
 from sshmint.signing import PrivateKeySigner, generate_ed25519, load_private_key
 from sshmint.sshsig import armor, parse_sshsig, sign, verify
 from sshmint.wire import write_string
+from tests.support.keys import SIGNABLE, KeyFactory, key_fingerprint
+from tests.support.sk_helpers import SoftwareSecurityKey, keygen_verify
 
-KeyFactory = Callable[..., Path]
 NS = "v0@localhost"
 PRIVATE_KEY_MESSAGE = (
     "this is a private key, please use the public key instead (typically found in a .pub file)"
 )
-
-SIGNABLE = [("ed25519", None), ("ecdsa", 256), ("ecdsa", 384), ("ecdsa", 521), ("rsa", 2048)]
-SIGNABLE_IDS = ["ed25519", "ecdsa256", "ecdsa384", "ecdsa521", "rsa2048"]
-
-
-@pytest.fixture(params=SIGNABLE, ids=SIGNABLE_IDS)
-def key_path(request: pytest.FixtureRequest, ssh_keygen_key: KeyFactory) -> Path:
-    kind, bits = request.param
-    return ssh_keygen_key(kind, bits=bits)
-
-
-def keygen_fingerprint(pub: Path) -> str:
-    out = subprocess.run(
-        ["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.split()[1]
 
 
 def public_error(line: str) -> PublicKeyError:
@@ -73,7 +53,7 @@ def public_error(line: str) -> PublicKeyError:
 def test_s17_fingerprint_equals_ssh_keygen(key_path: Path) -> None:
     pub = Path(f"{key_path}.pub")
     key = load_public_key_file(pub)
-    assert format_fingerprint(key.fingerprint) == keygen_fingerprint(pub)
+    assert format_fingerprint(key.fingerprint) == key_fingerprint(pub)
     assert len(key.fingerprint) == 43 and "=" not in key.fingerprint
     assert key.fingerprint == fingerprint(key.blob)
 
@@ -86,7 +66,7 @@ def test_s17_sk_key_fingerprint_equals_ssh_keygen(kind: str, tmp_path: Path) -> 
     key = load_public_key_file(pub)
     assert key.key_type == sk.key_type and key.blob == sk.blob
     assert key.application == b"ssh:"
-    assert format_fingerprint(key.fingerprint) == keygen_fingerprint(pub)
+    assert format_fingerprint(key.fingerprint) == key_fingerprint(pub)
 
 
 # --- public key lines (docs/accounts.md#ssh-keys) ---------------------------------------------------

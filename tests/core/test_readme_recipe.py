@@ -1,12 +1,10 @@
 """The offline shell recipe of the user documentation (docs/tokens.md#minting-offline), run by bash exactly as
-written, produces tokens that sshmint parses and verifies (R1) — and, for deterministic
+written (``tests/support/keys.py``), produces tokens that sshmint parses and verifies (R1) — and, for deterministic
 key types, the very token ``sshmint mint`` produces.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,30 +15,12 @@ from click.testing import CliRunner
 from sshmint.cli import main
 from sshmint.keys import load_public_key_file
 from sshmint.token import b64url_decode, verify_exe0
-
-# The recipe, line for line; only the key path and namespace are parameters.
-RECIPE = r"""
-set -eu
-b64url() { tr -d '\n=' | tr '+/' '-_'; }
-export PAYLOAD=$(printf '%s' "$PERMISSIONS" | base64 | b64url)
-export SIG=$(printf '%s' "$PERMISSIONS" | ssh-keygen -Y sign -f "$KEY" -n "$NAMESPACE")
-export SIGBLOB=$(echo "$SIG" | sed '1d;$d' | b64url)
-export TOKEN="exe0.$PAYLOAD.$SIGBLOB"
-printf '%s' "$TOKEN"
-"""
+from tests.support.keys import recipe_token
 
 # Long enough that base64 wraps the payload and the signature spans several armor lines.
 LONG_PERMISSIONS = (
     '{"exp":4102444800,"cmds":["whoami","ls","ssh-key list"],"ctx":{"team":"ci","n":[1,2,3]}}'
 )
-
-
-def recipe_token(key: Path, permissions: str, namespace: str = "v0@localhost") -> str:
-    env = {**os.environ, "KEY": str(key), "PERMISSIONS": permissions, "NAMESPACE": namespace}
-    proc = subprocess.run(
-        ["bash", "-c", RECIPE], env=env, capture_output=True, text=True, check=True, timeout=60
-    )
-    return proc.stdout
 
 
 @pytest.mark.parametrize("kind", ["ed25519", "ecdsa", "rsa"])

@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import functools
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sk_helpers import (
-    USER_PRESENT,
-    SoftwareSecurityKey,
-    keygen_check_novalidate,
-    keygen_sign,
-    keygen_verify,
-)
 
 from sshmint import sshsig
 from sshmint.errors import MalformedSignatureError
@@ -32,21 +24,17 @@ from sshmint.keys import PublicKey, embedded_public_key, load_public_key_file, p
 from sshmint.signing import PrivateKeySigner, Signer, load_private_key
 from sshmint.sshsig import SSHSig, armor, dearmor, encode_sshsig, parse_sshsig, sign, verify
 from sshmint.wire import read_string, write_string, write_uint32
+from tests.support.keys import KeyFactory
+from tests.support.sk_helpers import (
+    USER_PRESENT,
+    SoftwareSecurityKey,
+    keygen_check_novalidate,
+    keygen_sign,
+    keygen_verify,
+)
 
 NS = "v0@localhost"
 DATA = b'{"exp":2000000000,"cmds":["whoami"]}'
-
-KeyFactory = Callable[..., Path]
-
-# (ssh-keygen -t, -b) for every type sshmint signs with (docs/tokens.md#key-and-signature-types)
-SIGNABLE = [("ed25519", None), ("ecdsa", 256), ("ecdsa", 384), ("ecdsa", 521), ("rsa", 2048)]
-SIGNABLE_IDS = ["ed25519", "ecdsa256", "ecdsa384", "ecdsa521", "rsa2048"]
-
-
-@pytest.fixture(params=SIGNABLE, ids=SIGNABLE_IDS)
-def key_path(request: pytest.FixtureRequest, ssh_keygen_key: KeyFactory) -> Path:
-    kind, bits = request.param
-    return ssh_keygen_key(kind, bits=bits)
 
 
 def pub_line(path: Path) -> str:

@@ -15,16 +15,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from exec_support import assert_error, assert_ok, post_exec, ssh_ok
-from harness import SSHMintServer
-from http_support import (
-    Account,
-    add_key,
-    db_execute,
-    new_key,
-    public_line,
-    recipe_token,
-)
+
+from tests.support.exec_support import assert_error, assert_ok, post_exec, ssh_ok
+from tests.support.harness import SSHMintServer
+from tests.support.http_support import add_key, db_execute
+from tests.support.keys import Account, new_key, public_line, recipe_token
 
 
 def test_r1_r118_recipe_token_runs_whoami_as_json(live: SSHMintServer, account: Account) -> None:
@@ -83,9 +78,9 @@ def test_r33_r67_locked_out_owner_is_invalid_until_unlocked(
     live: SSHMintServer, account: Account
 ) -> None:
     token = account.token()
-    assert live.admin("lock-user", account.email).returncode == 0
+    live.set_locked(account.email, True)
     assert_error(post_exec(live, b"whoami", token=token), 401, "invalid token")
-    assert live.admin("unlock-user", account.email).returncode == 0
+    live.set_locked(account.email, False)
     assert_ok(post_exec(live, b"whoami", token=token))
 
 

@@ -16,18 +16,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from exec_support import assert_error, assert_ok, check_api_headers, post_exec, ssh_ok
-from harness import SSHMintServer, run_sshmint
-from http_support import (
-    Account,
-    Reply,
-    curl,
-    new_key,
-    public_line,
-    recipe_token,
-    wait_for,
-)
-from raw_http import read_response
+
+from tests.support.exec_support import assert_error, assert_ok, check_api_headers, post_exec, ssh_ok
+from tests.support.harness import SSHMintServer, run_sshmint
+from tests.support.http_support import Reply, curl
+from tests.support.keys import Account, new_key, public_line, recipe_token
+from tests.support.polling import wait_until
+from tests.support.raw_http import read_response
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +182,7 @@ def test_s7_step8_unreadable_body_is_400(live: SSHMintServer, account: Account) 
         reply = read_response(sock)
         assert sock.recv(65536) == b""
     assert (reply.status, reply.body) == (400, b'{"error":"failed to read request body"}\n')
-    assert wait_for(lambda: marker in live.stderr), live.stderr[-2000:]
+    assert wait_until(lambda: marker in live.stderr), live.stderr[-2000:]
     assert live.stderr.count(marker) == 1
 
 

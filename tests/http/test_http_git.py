@@ -8,7 +8,6 @@ hands the proxy's ``X-ExeDev-Email`` to git as ``REMOTE_USER``, which enables pu
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -16,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from exec_support import assert_ok, post_exec, ssh_ok
-from harness import SSHMintServer
-from http_support import Account, ThreadedApp
+
+from tests.support.exec_support import assert_ok, post_exec, ssh_ok
+from tests.support.git_http import GitBackend, git_backend_app
+from tests.support.harness import SSHMintServer
+from tests.support.http_support import ThreadedApp
+from tests.support.keys import Account
 
 
 @pytest.fixture(scope="module")
@@ -28,83 +29,18 @@ def live(sqlite_server: SSHMintServer) -> SSHMintServer:
     return sqlite_server
 
 
-class GitGateway:
-    """A CGI gateway for ``git http-backend`` that records the headers it receives."""
-
-    def __init__(self, project_root: Path) -> None:
-        self.project_root = project_root
-        self.seen_headers: list[list[tuple[bytes, bytes]]] = []
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.server = ThreadedApp(app)
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.seen_headers.append(list(request.raw_headers))
-        env = {
-            "PATH": os.environ["PATH"],
-            "GIT_PROJECT_ROOT": str(self.project_root),
-            "GIT_HTTP_EXPORT_ALL": "1",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "HOME": str(self.project_root),
-            "REQUEST_METHOD": request.method,
-            "PATH_INFO": request.path,
-            "QUERY_STRING": request.query_string,
-            "CONTENT_TYPE": request.headers.get("Content-Type", ""),
-            "REMOTE_ADDR": request.remote or "",
-            "REMOTE_USER": request.headers.get("X-ExeDev-Email", ""),
-        }
-        if "Content-Length" in request.headers:
-            env["CONTENT_LENGTH"] = request.headers["Content-Length"]
-        if "Content-Encoding" in request.headers:
-            env["HTTP_CONTENT_ENCODING"] = request.headers["Content-Encoding"]
-        if "Git-Protocol" in request.headers:
-            env["GIT_PROTOCOL"] = request.headers["Git-Protocol"]
-        proc = await asyncio.create_subprocess_exec(
-            "git",
-            "http-backend",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        stdin, stdout = proc.stdin, proc.stdout
-
-        async def feed() -> None:
-            async for chunk in request.content.iter_any():
-                stdin.write(chunk)
-                await stdin.drain()
-            stdin.close()
-
-        feeder = asyncio.ensure_future(feed())
-        status, headers = 200, []
-        while (line := await stdout.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = line.decode("latin-1").partition(":")
-            if name.lower() == "status":
-                status = int(value.split()[0])
-            else:
-                headers.append((name.strip(), value.strip()))
-        response = web.StreamResponse(status=status)
-        for name, value in headers:
-            response.headers.add(name, value)
-        await response.prepare(request)
-        while chunk := await stdout.read(65536):
-            await response.write(chunk)
-        await feeder
-        await proc.wait()
-        await response.write_eof()
-        return response
-
-
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitGateway]:
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitBackend]:
+    """``git http-backend`` serving an empty ``repo.git``."""
     root = tmp_path_factory.mktemp("git-root")
     subprocess.run(
         ["git", "init", "-q", "--bare", "-b", "main", str(root / "repo.git")], check=True
     )
-    gateway = GitGateway(root)
-    gateway.server.start()
-    yield gateway
-    gateway.server.stop()
+    backend = GitBackend(root)
+    server = ThreadedApp(git_backend_app(backend)).start()
+    backend.url = server.url
+    yield backend
+    server.stop()
 
 
 def git(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -124,13 +60,11 @@ def git(home: Path, *args: str, cwd: Path | None = None) -> subprocess.Completed
 
 
 def test_s8_git_clone_and_push_through_the_proxy(
-    live: SSHMintServer, account: Account, gateway: GitGateway, tmp_path: Path
+    live: SSHMintServer, account: Account, gateway: GitBackend, tmp_path: Path
 ) -> None:
     vm = "git" + os.urandom(4).hex()
     token = account.token('{"cmds":["new","ssh-key generate-api-key"]}')
-    assert_ok(
-        post_exec(live, f"new --name={vm} --upstream={gateway.server.url}".encode(), token=token)
-    )
+    assert_ok(post_exec(live, f"new --name={vm} --upstream={gateway.url}".encode(), token=token))
     port = live.http_port
     url = f"http://{vm}.localhost:{port}/repo.git"
     vm_exe0 = account.token(namespace=f"v0@{vm}.localhost")
@@ -166,16 +100,16 @@ def test_s8_git_clone_and_push_through_the_proxy(
 
     # The backend saw who pushed, and never a token.
     log = subprocess.run(
-        ["git", "--git-dir", str(gateway.project_root / "repo.git"), "log", "--format=%s", "main"],
+        ["git", "--git-dir", str(gateway.repo), "log", "--format=%s", "main"],
         capture_output=True,
         text=True,
         check=True,
     )
     assert log.stdout.strip() == "first"
     emails = {
-        v for headers in gateway.seen_headers for n, v in headers if n.lower() == b"x-exedev-email"
+        v for headers in gateway.raw_requests for n, v in headers if n.lower() == b"x-exedev-email"
     }
     assert emails == {account.email.encode()}
-    for headers in gateway.seen_headers:
+    for headers in gateway.raw_requests:
         for _name, value in headers:
             assert b"exe0." not in value and b"exe1." not in value

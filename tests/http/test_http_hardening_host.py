@@ -8,15 +8,13 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import SSHMintServer
-from http_support import self_signed
-from raw_http import RawResponse, closed_within, exchange, read_response
 
 from sshmint.server.http import INVALID_HOST, HostRouter, route_host, valid_host
+from tests.support.harness import SSHMintServer
+from tests.support.raw_http import RawResponse, closed_within, exchange, read_response
 
 pytestmark = pytest.mark.slow
 
@@ -122,19 +120,6 @@ def test_r163_valid_hosts_still_route(sqlite_server: SSHMintServer) -> None:
 # --- the TLS listener --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SSHMintServer, Path]]:
-    base = tmp_path_factory.mktemp("tls-host")
-    cert, key = self_signed(base)
-    server = SSHMintServer(
-        base / "data",
-        f"sqlite:///{base / 'sshmint.db'}",
-        extra_args=["--tls-cert", str(cert), "--tls-key", str(key), "--header-timeout", "2s"],
-    ).start()
-    yield server, cert
-    server.stop()
-
-
 def _tls_connect(server: SSHMintServer, cert: Path) -> ssl.SSLSocket:
     context = ssl.create_default_context(cafile=str(cert))
     raw = socket.create_connection(("127.0.0.1", server.http_port), timeout=10)
@@ -155,14 +140,14 @@ def test_r159_tls_a_silent_client_is_closed_at_the_head_deadline(
     tls_server: tuple[SSHMintServer, Path],
 ) -> None:
     """docs/security.md#slow-and-idle-clients behind TLS: no ClientHello at all, and a handshake followed by half a
-    head, are both closed about ``--header-timeout`` (2 s) after connecting."""
+    head, are both closed about ``--header-timeout`` (1 s) after connecting."""
     server, cert = tls_server
     with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as silent:
-        waited = closed_within(silent, 8)
-    assert waited is not None and 1.5 <= waited <= 4, waited
+        waited = closed_within(silent, 6)
+    assert waited is not None and 0.8 <= waited <= 3, waited
 
     started = time.monotonic()
     with _tls_connect(server, cert) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: local")
-        assert closed_within(sock, 8) is not None
-    assert 1.5 <= time.monotonic() - started <= 4
+        assert closed_within(sock, 6) is not None
+    assert 0.8 <= time.monotonic() - started <= 3

@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import SSHMintServer
-from http_support import new_key, recipe_token, wait_for
-from raw_http import (
+
+from tests.support.harness import SSHMintServer
+from tests.support.keys import new_key, recipe_token
+from tests.support.log_checks import leaked
+from tests.support.polling import wait_until
+from tests.support.raw_http import (
     RawResponse,
     closed_within,
     exchange,
-    leaked,
     read_all_responses,
     read_response,
 )
@@ -166,7 +168,7 @@ def _sentinel(server: SSHMintServer) -> str:
         f"GET /healthz HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {marker}\r\n\r\n".encode(),
     )
     assert probe.status == 200
-    assert wait_for(lambda: marker in server.stderr), server.stderr[-2000:]
+    assert wait_until(lambda: marker in server.stderr), server.stderr[-2000:]
     return marker
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exec_support import assert_error, assert_ok, check_api_headers, post_exec
-from harness import SSHMintServer
-from http_support import RecordingUpstream, curl, new_key, recipe_token
+from tests.support.exec_support import assert_error, assert_ok, check_api_headers, post_exec
+from tests.support.harness import SSHMintServer
+from tests.support.http_support import RecordingUpstream, curl
+from tests.support.keys import new_key, recipe_token
 
 
 def test_s7_s8_a_vanished_database_is_503_on_healthz_and_500_elsewhere(

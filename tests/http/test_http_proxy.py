@@ -16,20 +16,19 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from exec_support import assert_ok, post_exec, ssh_ok
-from harness import SSHMintServer
-from http_support import (
-    Account,
-    AccountFactory,
+
+from tests.support.exec_support import assert_ok, post_exec, ssh_ok
+from tests.support.harness import SSHMintServer
+from tests.support.http_support import (
     RecordingUpstream,
     add_key,
     assert_proxy_error,
     curl,
     db_execute,
-    new_key,
     via_proxy,
-    wait_for,
 )
+from tests.support.keys import Account, AccountFactory, new_key
+from tests.support.polling import wait_until
 
 OWNER_CMDS = json.dumps(
     {
@@ -54,9 +53,9 @@ def upstream() -> Iterator[RecordingUpstream]:
 
 
 @pytest.fixture(scope="module")
-def stranger(live: SSHMintServer, make_account: AccountFactory) -> Account:
+def stranger(live: SSHMintServer, new_account: AccountFactory) -> Account:
     """A second user: no access to the owner's VMs until shared."""
-    return make_account(live)
+    return new_account(live)
 
 
 VMFactory = Callable[..., str]
@@ -226,11 +225,11 @@ def test_r144_vms_of_a_locked_out_owner_are_404(
 ) -> None:
     vm = make_vm(public=True, holder=stranger)
     assert via_proxy(live, vm, "/").status == 200
-    assert live.admin("lock-user", stranger.email).returncode == 0
+    live.set_locked(stranger.email, True)
     try:
         assert_proxy_error(via_proxy(live, vm, "/"), 404, b"VM not found\n")
     finally:
-        assert live.admin("unlock-user", stranger.email).returncode == 0
+        live.set_locked(stranger.email, False)
     assert via_proxy(live, vm, "/").status == 200
 
 
@@ -483,6 +482,6 @@ def test_zz_r137_no_token_ever_reached_the_upstream(upstream: RecordingUpstream)
 
 
 def test_zz_logs_never_contain_tokens(live: SSHMintServer) -> None:
-    assert wait_for(lambda: "aiohttp.access" in live.stderr)
+    assert wait_until(lambda: "aiohttp.access" in live.stderr)
     output = live.stdout + live.stderr
     assert "exe0." not in output and "exe1." not in output

@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from exec_support import assert_ok, post_exec
-from harness import SSHMintServer
-from http_support import Account, RecordingUpstream
+
+from tests.support.exec_support import assert_ok, post_exec
+from tests.support.harness import SSHMintServer
+from tests.support.http_support import RecordingUpstream
+from tests.support.keys import Account
 
 GIB = 1024**3
 MIB = 1024**2

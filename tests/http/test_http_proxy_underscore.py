@@ -23,9 +23,6 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
-from exec_support import assert_ok, post_exec
-from harness import SSHMintServer
-from http_support import Account, AccountFactory, curl, via_proxy
 from multidict import CIMultiDict
 
 from sshmint.server.proxy import (
@@ -34,6 +31,10 @@ from sshmint.server.proxy import (
     normalises_to_protected,
     upstream_request_headers,
 )
+from tests.support.exec_support import assert_ok, post_exec
+from tests.support.harness import SSHMintServer
+from tests.support.http_support import curl, via_proxy
+from tests.support.keys import Account, AccountFactory
 
 # --- the rule -------------------------------------------------------------------------------
 
@@ -234,12 +235,12 @@ def test_r157_the_attack_works_on_a_wsgi_application_reached_directly(
 )
 def test_r157_a_wsgi_application_behind_the_proxy_sees_only_the_proxy_values(
     live: SSHMintServer,
-    make_account: AccountFactory,
+    new_account: AccountFactory,
     wsgi_upstream: WSGIUpstream,
     public: bool,
     authenticated: bool,
 ) -> None:
-    account = make_account(live)
+    account = new_account(live)
     vm = new_vm(live, account, wsgi_upstream.url, public=public)
     args = curl_headers([*SPOOFED, *KEPT])
     if authenticated:

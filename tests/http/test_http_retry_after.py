@@ -11,9 +11,11 @@ import http.client
 import time
 
 import pytest
-from exec_support import assert_error, assert_ok, post_exec
-from harness import SSHMintServer
-from http_support import Account, Reply
+
+from tests.support.exec_support import assert_error, assert_ok, post_exec
+from tests.support.harness import SSHMintServer
+from tests.support.http_support import Reply
+from tests.support.keys import Account
 
 pytestmark = pytest.mark.timeout(120)
 

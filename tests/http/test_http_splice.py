@@ -13,13 +13,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from exec_support import assert_ok, post_exec
-from harness import SSHMintServer
-from http_support import Account
-from upstream_client_support import RawPeer, ThreadedRawUpstream, response
 
 from sshmint.server.proxy import splice
 from sshmint.server.proxy.splice import SpliceError, splice_available, splice_exactly, transport_fd
+from tests.support.exec_support import assert_ok, post_exec
+from tests.support.harness import SSHMintServer
+from tests.support.keys import Account
+from tests.support.upstream_client_support import RawPeer, ThreadedRawUpstream, response
 
 WAIT = 20.0
 MiB = 1 << 20
@@ -165,8 +165,9 @@ async def _big_script(peer: RawPeer) -> None:
             await peer.send(response(b"small answer"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def big_upstream() -> Iterator[ThreadedRawUpstream]:
+    """One per test: its connection count is that test's alone."""
     upstream = ThreadedRawUpstream(_big_script).start()
     yield upstream
     upstream.stop()

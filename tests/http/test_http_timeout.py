@@ -1,8 +1,8 @@
 """R122: a command still running at the ``/exec`` time limit is answered 504 (docs/http-api.md#post-exec step
 17); the limit is ``--exec-timeout``, 30 seconds by default (docs/security.md#slow-and-idle-clients).
 
-The server loads a test-only ``sleepy`` command (``http_slow_command.py``) through the
-harness's ``preload`` and runs with a 2-second limit, so the test takes seconds; the default
+The server loads a test-only ``sleepy`` command (``tests/support/preloads/slow_command.py``)
+through the harness's ``preload`` and runs with a 1-second limit, so the test takes seconds; the default
 is checked on the configuration.
 """
 
@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from exec_support import assert_error, assert_ok, post_exec
-from harness import SSHMintServer
-from http_support import new_key, recipe_token
 
 from sshmint.server.config import load_config
+from tests.support.exec_support import assert_error, assert_ok, post_exec
+from tests.support.harness import SSHMintServer
+from tests.support.keys import new_key, recipe_token
 
-LIMIT = 2.0
+LIMIT = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,7 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHMintSer
         base / "data",
         f"sqlite:///{base / 'sshmint.db'}",
         extra_args=["--exec-timeout", f"{LIMIT:.0f}s"],
-        preload="http_slow_command",
-        pythonpath=[Path(__file__).parent],
+        preload="tests.support.preloads.slow_command",
     ).start()
     yield server
     server.stop()

@@ -6,26 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from harness import SSHMintServer, run_sshmint
-from http_support import RecordingUpstream, curl, new_key, recipe_token, self_signed
-from upstream_client_support import RawPeer, ThreadedRawUpstream, response
-
-
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SSHMintServer, Path]]:
-    base = tmp_path_factory.mktemp("tls")
-    cert, key = self_signed(base)
-    server = SSHMintServer(
-        base / "data",
-        f"sqlite:///{base / 'sshmint.db'}",
-        extra_args=["--tls-cert", str(cert), "--tls-key", str(key)],
-    ).start()
-    yield server, cert
-    server.stop()
+from tests.support.harness import SSHMintServer, run_sshmint
+from tests.support.http_support import RecordingUpstream, curl
+from tests.support.keys import new_key, recipe_token
+from tests.support.upstream_client_support import RawPeer, ThreadedRawUpstream, response
 
 
 def test_tls_healthz_exec_and_proxy_over_https(

@@ -22,17 +22,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from exec_support import assert_ok, post_exec
-from harness import SSHMintServer
-from http_support import Account, Reply, curl
-from upstream_client_support import (
-    RawPeer,
-    RawUpstream,
-    Script,
-    ThreadedRawUpstream,
-    response,
-    serving,
-)
 
 from sshmint.server.proxy import (
     BODY_HIGH_WATER,
@@ -43,6 +32,18 @@ from sshmint.server.proxy import (
     UpstreamPool,
     UpstreamUnavailable,
     encode_request_head,
+)
+from tests.support.exec_support import assert_ok, post_exec
+from tests.support.harness import SSHMintServer
+from tests.support.http_support import Reply, curl
+from tests.support.keys import Account
+from tests.support.upstream_client_support import (
+    RawPeer,
+    RawUpstream,
+    Script,
+    ThreadedRawUpstream,
+    response,
+    serving,
 )
 
 pytestmark = pytest.mark.timeout(120)

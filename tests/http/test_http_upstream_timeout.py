@@ -21,10 +21,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from exec_support import assert_ok, post_exec
-from harness import SSHMintServer
-from http_support import Account, AccountFactory, assert_proxy_error, via_proxy, wait_for
-from upstream_client_support import RawPeer, ThreadedRawUpstream, response, serving
 
 from sshmint.server.proxy import (
     HeadDeadlines,
@@ -33,6 +29,12 @@ from sshmint.server.proxy import (
     UpstreamTimeout,
     encode_request_head,
 )
+from tests.support.exec_support import assert_ok, post_exec
+from tests.support.harness import SSHMintServer
+from tests.support.http_support import assert_proxy_error, via_proxy
+from tests.support.keys import Account, AccountFactory
+from tests.support.polling import wait_until
+from tests.support.upstream_client_support import RawPeer, ThreadedRawUpstream, response, serving
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -256,7 +258,7 @@ async def test_s114_without_a_head_timeout_there_is_no_deadline() -> None:
 # --- a live server with --upstream-timeout 2s ---------------------------------------------------
 
 LIVE_TIMEOUT = 2.0
-SLOW_PAUSE = LIVE_TIMEOUT + 1.5  # longer than the deadline
+SLOW_PAUSE = LIVE_TIMEOUT + 0.5  # longer than the deadline
 
 
 class Scripted:
@@ -310,9 +312,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHMintServer]:
 
 
 @pytest.fixture(scope="module")
-def vm(live: SSHMintServer, make_account: AccountFactory, scripted: Scripted) -> tuple[str, str]:
+def vm(live: SSHMintServer, new_account: AccountFactory, scripted: Scripted) -> tuple[str, str]:
     """A public VM on the scripted upstream, and its owner's token for it."""
-    account: Account = make_account(live)
+    account: Account = new_account(live)
     name = "slow" + uuid.uuid4().hex[:10]
     token = account.token('{"cmds":["new","share set-public"]}')
     line = f"new --name={name} --upstream={scripted.upstream.url}"
@@ -345,7 +347,7 @@ def test_r180_an_upstream_that_never_answers_gets_504_within_4_seconds(
     seen = scripted.upstream.requests[-1]
     assert seen.request_line.startswith(b"GET /silent ")
     assert seen.all("Upgrade") == ([b"websocket"] if upgrade else [])
-    assert wait_for(scripted.closed.is_set)  # the upstream connection was closed
+    assert wait_until(scripted.closed.is_set)  # the upstream connection was closed
 
 
 def test_s114_a_slow_body_after_a_fast_head_outlasts_the_deadline(

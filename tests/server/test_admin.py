@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from server.harness import SSHMintServer, run_sshmint
+from tests.support.harness import SSHMintServer, run_sshmint
+from tests.support.keys import AccountFactory
 
 USER_ID = re.compile(r"usr[0-9a-f]{16}")
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -34,39 +35,35 @@ def _pub(key: Path) -> Path:
 
 
 def test_r58_add_user_with_key_prints_json_and_names_the_key_from_its_comment(
-    module_server: SSHMintServer, fresh_key: Callable[..., Path]
+    live: SSHMintServer, fresh_key: Callable[..., Path]
 ) -> None:
     key = fresh_key(comment="laptop")
     email = f"r58-{_tag()}@example.com"
-    result = module_server.admin(
-        "add-user", email, "--key", _pub(key).read_text().strip(), "--json"
-    )
+    result = live.admin("add-user", email, "--key", _pub(key).read_text().strip(), "--json")
     assert (result.returncode, result.stderr) == (0, "")
     document = json.loads(result.stdout)
     assert result.stdout == json.dumps(document, separators=(",", ":")) + "\n"  # compact
     assert set(document) == {"user_id", "email"} and document["email"] == email
     assert USER_ID.fullmatch(document["user_id"])
     # R150: the running server sees the new account at once.
-    whoami = json.loads(module_server.ssh(key, "whoami", "--json").stdout)
+    whoami = json.loads(live.ssh(key, "whoami", "--json").stdout)
     assert whoami["user_id"] == document["user_id"]
     assert [k["name"] for k in whoami["ssh_keys"]] == ["laptop"]
 
 
 def test_r59_emails_are_trimmed_and_lower_cased_and_key_file_first_line_is_used(
-    module_server: SSHMintServer, fresh_key: Callable[..., Path], tmp_path: Path
+    live: SSHMintServer, fresh_key: Callable[..., Path], tmp_path: Path
 ) -> None:
     key = fresh_key(comment="")
     key_file = tmp_path / "key.txt"
     key_file.write_text("\n   \n" + _pub(key).read_text() + "ssh-ed25519 ignored-second-line\n")
     tag = _tag()
-    result = module_server.admin(
-        "add-user", f"  R59-{tag}@Example.COM ", "--key-file", str(key_file)
-    )
+    result = live.admin("add-user", f"  R59-{tag}@Example.COM ", "--key-file", str(key_file))
     assert result.returncode == 0, result.stderr
     email = f"r59-{tag}@example.com"
     match = re.fullmatch(rf"created user (usr[0-9a-f]{{16}}) {re.escape(email)}\n", result.stdout)
     assert match, result.stdout
-    whoami = json.loads(module_server.ssh(key, "whoami", "--json").stdout)
+    whoami = json.loads(live.ssh(key, "whoami", "--json").stdout)
     assert whoami["email"] == email
     assert [k["name"] for k in whoami["ssh_keys"]] == [
         "key-1"
@@ -111,44 +108,56 @@ def test_a2_usage_errors_exit_1(tmp_path: Path) -> None:
 
 
 def test_a2_existing_user_and_registered_key_are_refused_in_one_transaction(
-    module_server: SSHMintServer, fresh_key: Callable[..., Path]
+    live: SSHMintServer, fresh_key: Callable[..., Path]
 ) -> None:
     key = _pub(fresh_key())
     tag = _tag()
     first = f"first-{tag}@example.com"
-    assert module_server.admin("add-user", first, "--key-file", str(key)).returncode == 0
-    again = module_server.admin("add-user", first.upper())
+    live.add_user(first, key)
+    again = live.admin("add-user", first.upper())
     assert (again.returncode, again.stdout, again.stderr) == (
         1,
         "",
         f'user "{first}" already exists\n',
     )
     second = f"second-{tag}@example.com"
-    taken = module_server.admin("add-user", second, "--key-file", str(key))
+    taken = live.admin("add-user", second, "--key-file", str(key))
     assert (taken.returncode, taken.stderr) == (
         1,
         "this SSH key is already associated with another account\n",
     )
-    assert second not in {u["email"] for u in _users(module_server)}  # no partial write
+    assert second not in live.stored_users()  # no partial write
 
 
-def test_a2_lock_and_unlock_are_idempotent_and_unknown_emails_fail(
-    module_server: SSHMintServer, fresh_key: Callable[..., Path]
+def _run_twice(live: SSHMintServer, command: str, email: str, done: str) -> None:
+    """The command twice (by the email in capitals): the same answer both times."""
+    for _ in range(2):
+        result = live.admin(command, email.upper())
+        assert (result.returncode, result.stdout) == (0, f"{done} {email}\n")
+
+
+def test_a2_lock_is_idempotent_and_refuses_the_accounts_sessions(
+    live: SSHMintServer, new_account: AccountFactory
 ) -> None:
-    key = fresh_key()
-    email = f"lock-{_tag()}@example.com"
-    assert module_server.admin("add-user", email, "--key-file", str(_pub(key))).returncode == 0
-    for _ in range(2):
-        result = module_server.admin("lock-user", email.upper())
-        assert (result.returncode, result.stdout) == (0, f"locked {email}\n")
-    assert next(u["locked"] for u in _users(module_server) if u["email"] == email) is True
-    assert module_server.ssh(key, "whoami").stderr == "sshmint: this account is locked\n"
-    for _ in range(2):
-        result = module_server.admin("unlock-user", email)
-        assert (result.returncode, result.stdout) == (0, f"unlocked {email}\n")
-    assert module_server.ssh(key, "whoami").returncode == 0
+    account = new_account(live)
+    _run_twice(live, "lock-user", account.email, "locked")
+    assert live.ssh(account.key, "whoami").stderr == "sshmint: this account is locked\n"
+
+
+def test_a2_unlock_is_idempotent_and_lets_the_account_in_again(
+    live: SSHMintServer, new_account: AccountFactory
+) -> None:
+    account = new_account(live)
+    live.set_locked(account.email, True)
+    assert live.ssh(account.key, "whoami").returncode != 0
+    _run_twice(live, "unlock-user", account.email, "unlocked")
+    assert live.ssh(account.key, "whoami").returncode == 0
+
+
+@pytest.mark.parametrize("command", ["lock-user", "unlock-user"])
+def test_a2_lock_and_unlock_of_an_unknown_email_fail(live: SSHMintServer, command: str) -> None:
     unknown = f"nobody-{_tag()}@example.com"
-    result = module_server.admin("lock-user", unknown)
+    result = live.admin(command, unknown)
     assert (result.returncode, result.stdout, result.stderr) == (
         1,
         "",
@@ -157,7 +166,7 @@ def test_a2_lock_and_unlock_are_idempotent_and_unknown_emails_fail(
 
 
 def test_a2_users_lists_every_user_ordered_by_email_in_json_and_text(
-    module_server: SSHMintServer, fresh_key: Callable[..., Path]
+    live: SSHMintServer, fresh_key: Callable[..., Path]
 ) -> None:
     tag = _tag()
     # Punctuation that collation-aware orderings would sort differently.
@@ -167,21 +176,22 @@ def test_a2_users_lists_every_user_ordered_by_email_in_json_and_text(
         f"{tag}a@example.com",
         f"{tag}_z@x.org",
     ]
-    for i, email in enumerate(emails):
-        args = ["add-user", email] + (["--key-file", str(_pub(fresh_key()))] if i == 0 else [])
-        assert module_server.admin(*args).returncode == 0
-    users = _users(module_server)
+    for i, email in enumerate(emails):  # the listing is under test here, not add-user
+        live.add_user(email, _pub(fresh_key()) if i == 0 else None)
+    live.set_locked(emails[1], True)
+    users = _users(live)
     listed = [u["email"] for u in users]
     assert listed == sorted(listed)
     ours = [u for u in users if str(u["email"]).startswith(tag)]
     assert [u["email"] for u in ours] == sorted(emails)
     for user in ours:
         assert set(user) == {"user_id", "email", "locked", "created_at", "ssh_keys"}
-        assert USER_ID.fullmatch(str(user["user_id"])) and user["locked"] is False
+        assert USER_ID.fullmatch(str(user["user_id"]))
+        assert user["locked"] is (user["email"] == emails[1])
         assert RFC3339.fullmatch(str(user["created_at"]))
         assert user["ssh_keys"] == (1 if user["email"] == emails[0] else 0)
 
-    text = module_server.admin("users")
+    text = live.admin("users")
     assert text.returncode == 0
     lines = text.stdout.splitlines()
     assert len(lines) == len(users)
@@ -189,15 +199,20 @@ def test_a2_users_lists_every_user_ordered_by_email_in_json_and_text(
 
 
 def test_a2_admin_takes_database_options_from_environment_and_group(
-    module_server: SSHMintServer, tmp_path: Path
+    live: SSHMintServer, tmp_path: Path
 ) -> None:
     email = f"env-{_tag()}@example.com"
-    created = run_sshmint("admin", "add-user", email, env={"SSHMINT_DB": module_server.db_url})
+    created = run_sshmint("admin", "add-user", email, env={"SSHMINT_DB": live.db_url})
     assert created.returncode == 0, created.stderr
-    grouped = run_sshmint("admin", "--db", module_server.db_url, "users", "--json")
+    grouped = run_sshmint("admin", "--db", live.db_url, "users", "--json")
     assert email in {u["email"] for u in json.loads(grouped.stdout)["users"]}
-    # A fresh data directory from the environment: add-user creates the database there,
-    # with the schema made on first use (docs/storage.md#backends, docs/operations.md#a-missing-database), and the listing reads it.
+
+
+def test_a2_admin_takes_a_fresh_data_directory_from_the_environment(tmp_path: Path) -> None:
+    """add-user creates the database there, with the schema made on first use
+    (docs/storage.md#backends, docs/operations.md#a-missing-database), and the listing
+    reads it."""
+    email = f"env-{_tag()}@example.com"
     data_dir = tmp_path / "fresh"
     env = {"SSHMINT_DATA_DIR": str(data_dir)}
     first = run_sshmint("admin", "add-user", email, env=env)

@@ -11,13 +11,12 @@ import json
 import os
 import stat
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from server.harness import SSHMintServer, run_sshmint
+from tests.support.harness import SSHMintServer, run_sshmint
 
 MISSING = "no sshmint database at {} (start sshmint serve first, or pass --data-dir or --db)\n"
 READ_COMMANDS = [
@@ -108,15 +107,6 @@ def test_r168_add_user_that_fails_on_its_input_creates_nothing(cwd: Path) -> Non
     assert _tree(cwd) == []
 
 
-@pytest.fixture(scope="module")
-def pg_server(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHMintServer]:
-    """A running server on a fresh PostgreSQL database (``postgres``: tests/conftest.py)."""
-    server = SSHMintServer(tmp_path_factory.mktemp("pg-server") / "data", postgres.new_database())
-    server.start()
-    yield server
-    server.stop()
-
-
 def _config_admin(config: Path, cwd: Path, where: str) -> Callable[..., tuple[int, str, str]]:
     """``sshmint admin`` with ``--config`` on the group, on the subcommand, or in the
     environment, run from ``cwd``."""
@@ -139,21 +129,35 @@ def _pg_config(server: SSHMintServer, tmp_path: Path) -> Path:
     return config
 
 
-def test_admin_config_naming_postgresql_is_used_by_every_subcommand(
-    pg_server: SSHMintServer, tmp_path: Path, cwd: Path
+def test_admin_config_naming_postgresql_is_used_by_the_writing_subcommands(
+    postgresql_server: SSHMintServer, tmp_path: Path, cwd: Path
 ) -> None:
-    """The issue's trap: ``admin --config FILE`` while the server runs on PostgreSQL. Every
-    subcommand works on the server's PostgreSQL database (the server's own view shows the
-    change), and no SQLite file or data directory appears anywhere."""
-    admin = _config_admin(_pg_config(pg_server, tmp_path), cwd, "group")
+    """The issue's trap: ``admin --config FILE`` while the server runs on PostgreSQL.
+    ``add-user``, ``lock-user`` and ``unlock-user`` work on the server's PostgreSQL
+    database (the server's own view shows the change), and no SQLite file or data
+    directory appears anywhere."""
+    admin = _config_admin(_pg_config(postgresql_server, tmp_path), cwd, "group")
     email = f"pg-{uuid.uuid4().hex[:8]}@example.com"
     code, out, err = admin("add-user", email, "--json")
     assert (code, err) == (0, "")  # no "created new database": PostgreSQL was used
     user_id = json.loads(out)["user_id"]
     assert admin("lock-user", email) == (0, f"locked {email}\n", "")
-    listed = json.loads(pg_server.admin("users", "--json").stdout)["users"]
-    assert [u["locked"] for u in listed if u["user_id"] == user_id] == [True]
+    stored = postgresql_server.stored_users()[email]  # in the server's database
+    assert (stored.user_id, stored.locked) == (user_id, True)
     assert admin("unlock-user", email) == (0, f"unlocked {email}\n", "")
+    assert postgresql_server.stored_users()[email].locked is False
+    assert _tree(cwd) == [] and not (tmp_path / "unused-data").exists()
+    assert not list(tmp_path.rglob("*.db*"))
+
+
+def test_admin_config_naming_postgresql_is_used_by_the_reading_subcommands(
+    postgresql_server: SSHMintServer, tmp_path: Path, cwd: Path
+) -> None:
+    """The same trap for ``users`` (it lists the server's users) and ``backup`` (it names
+    ``pg_dump``, the tool for a PostgreSQL database)."""
+    admin = _config_admin(_pg_config(postgresql_server, tmp_path), cwd, "group")
+    email = f"pg-{uuid.uuid4().hex[:8]}@example.com"
+    user_id = postgresql_server.add_user(email)
     listed = json.loads(admin("users", "--json")[1])["users"]
     assert [u["locked"] for u in listed if u["user_id"] == user_id] == [False]
     code, out, err = admin("backup", "copy.db")
@@ -164,13 +168,12 @@ def test_admin_config_naming_postgresql_is_used_by_every_subcommand(
 
 @pytest.mark.parametrize("where", ["subcommand", "SSHMINT_CONFIG"])
 def test_admin_config_naming_postgresql_wherever_it_is_given(
-    pg_server: SSHMintServer, tmp_path: Path, cwd: Path, where: str
+    postgresql_server: SSHMintServer, tmp_path: Path, cwd: Path, where: str
 ) -> None:
-    admin = _config_admin(_pg_config(pg_server, tmp_path), cwd, where)
+    admin = _config_admin(_pg_config(postgresql_server, tmp_path), cwd, where)
     email = f"pg-{uuid.uuid4().hex[:8]}@example.com"
     assert admin("add-user", email)[0::2] == (0, "")
-    listed = json.loads(pg_server.admin("users", "--json").stdout)["users"]
-    assert email in [u["email"] for u in listed]
+    assert email in postgresql_server.stored_users()
     assert _tree(cwd) == [] and not list(tmp_path.rglob("*.db*"))
 
 
@@ -186,7 +189,7 @@ def test_admin_with_an_unreadable_config_fails_before_touching_any_database(
 
 
 def test_admin_config_without_the_servers_db_cannot_create_a_stray_sqlite_database(
-    pg_server: SSHMintServer, tmp_path: Path, cwd: Path
+    postgresql_server: SSHMintServer, tmp_path: Path, cwd: Path
 ) -> None:
     """The trap as it happened: the server runs on PostgreSQL with ``--db`` on its command
     line (or in its environment), and the config file both share names only the data
@@ -195,18 +198,17 @@ def test_admin_config_without_the_servers_db_cannot_create_a_stray_sqlite_databa
     (docs/operations.md#a-missing-database), ``add-user`` because the directory holds the server's host key, which a
     server on that SQLite file would have made together with the database."""
     config = tmp_path / "sshmint.toml"
-    config.write_text(f'data-dir = "{pg_server.data_dir}"\n')
-    db_file = pg_server.data_dir / "sshmint.db"
-    assert (pg_server.data_dir / "ssh_host_ed25519_key").is_file() and not db_file.exists()
+    config.write_text(f'data-dir = "{postgresql_server.data_dir}"\n')
+    db_file = postgresql_server.data_dir / "sshmint.db"
+    assert (postgresql_server.data_dir / "ssh_host_ed25519_key").is_file() and not db_file.exists()
     admin = _config_admin(config, cwd, "group")
     email = f"stray-{uuid.uuid4().hex[:8]}@example.com"
     assert admin("add-user", email) == (
         1,
         "",
-        f"no sshmint database at {db_file}, but {pg_server.data_dir} holds a server's host "
+        f"no sshmint database at {db_file}, but {postgresql_server.data_dir} holds a server's host "
         "key: that server keeps its database elsewhere (pass its --db or --config)\n",
     )
     assert admin("users") == (1, "", MISSING.format(db_file))
     assert not db_file.exists() and _tree(cwd) == []
-    listed = json.loads(pg_server.admin("users", "--json").stdout)["users"]
-    assert email not in [u["email"] for u in listed]
+    assert email not in postgresql_server.stored_users()

@@ -6,24 +6,24 @@ backup began, and authenticates the tokens minted before it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from server.harness import SSHMINT, Account, SSHMintServer, client_environment, run_sshmint
 from sshmint.signing import load_private_key
 from sshmint.token import mint_exe0
+from tests.support.harness import SSHMINT, SSHMintServer, client_environment, run_sshmint
+from tests.support.keys import Account, fresh_public_key
 
 EXP = b'{"exp":%d}'
 
@@ -34,18 +34,19 @@ def _token(account: Account) -> str:
     return mint_exe0(payload, load_private_key(str(account.key)), "v0@localhost")
 
 
-def _public_line(comment: str) -> str:
-    key = Ed25519PrivateKey.generate().public_key()
-    raw = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return f"{raw.decode()} {comment}"
+# One client for every request (it is thread-safe): no new TLS context per request.
+_HTTP = httpx.Client(timeout=30)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_client() -> Iterator[None]:
+    yield
+    _HTTP.close()
 
 
 def _exec(server: SSHMintServer, token: str, line: str) -> httpx.Response:
-    return httpx.post(
-        f"{server.http_url}/exec",
-        content=line,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
+    return _HTTP.post(
+        f"{server.http_url}/exec", content=line, headers={"Authorization": f"Bearer {token}"}
     )
 
 
@@ -116,30 +117,34 @@ def test_r171_backup_under_concurrent_writes_restores_everything_committed_befor
     accounts = [new_account(live) for _ in range(4)]
     keyless = "keyless@example.com"
     locked = "locked@example.com"
-    assert live.admin("add-user", keyless).returncode == 0
-    assert live.admin("add-user", locked).returncode == 0
-    assert live.admin("lock-user", locked).returncode == 0
+    live.add_user(keyless)
+    live.add_user(locked)
+    live.set_locked(locked, True)
 
     # State committed before the backup: an API key, a VM and an exe1 handle per account,
     # plus a generated API key (key and exe1 in one transaction).
     tokens = {a.email: _token(a) for a in accounts}
-    exe1s: dict[str, str] = {}
-    for i, account in enumerate(accounts):
-        assert live.ssh(account.key, "ssh-key", "add", _public_line(f"before{i}")).returncode == 0
-        made = _exec(
-            live, tokens[account.email], f"new --name=before{i} --upstream=http://127.0.0.1:9"
-        )
+
+    def prepare(i: int) -> str:
+        """Account ``i``'s key ``before<i>`` and VM ``before<i>``; returns its exe1 handle."""
+        account, token = accounts[i], tokens[accounts[i].email]
+        added = live.ssh(account.key, "ssh-key", "add", fresh_public_key(f"before{i}"))
+        assert added.returncode == 0, added.stderr
+        made = _exec(live, token, f"new --name=before{i} --upstream=http://127.0.0.1:9")
         assert made.status_code == 200, made.text
-        traded = live.ssh(account.key, "exe0-to-exe1", tokens[account.email])
+        traded = live.ssh(account.key, "exe0-to-exe1", token)
         assert traded.returncode == 0, traded.stderr
-        exe1s[account.email] = traded.stdout.strip()
+        return traded.stdout.strip()
+
+    with concurrent.futures.ThreadPoolExecutor(len(accounts)) as pool:  # one thread each
+        exe1s = dict(zip(tokens, pool.map(prepare, range(len(accounts))), strict=True))
     generated = live.ssh(accounts[0].key, "ssh-key", "generate-api-key", "--label=ci", "--json")
     generated_exe1 = json.loads(generated.stdout)["token"]
 
     # Writers: keys over SSH for one account, VMs over /exec spread over the others (so
     # that no key meets the rate limit).
     def add_key(n: int) -> tuple[str, bool, str]:
-        result = live.ssh(accounts[0].key, "ssh-key", "add", _public_line(f"during{n}"))
+        result = live.ssh(accounts[0].key, "ssh-key", "add", fresh_public_key(f"during{n}"))
         return f"during{n}", result.returncode == 0, result.stderr
 
     def new_vm(n: int) -> tuple[str, bool, str]:
@@ -180,8 +185,8 @@ def test_r171_backup_under_concurrent_writes_restores_everything_committed_befor
 
     # Restore: a new server on the copy, in a fresh data directory.
     restored = server_factory(f"sqlite:///{copy}", data_dir=tmp_path / "restored")
-    users = json.loads(restored.admin("users", "--json").stdout)["users"]
-    assert {u["email"]: u["locked"] for u in users} == {
+    users = restored.stored_users().values()
+    assert {u.email: u.locked for u in users} == {
         **{a.email: False for a in accounts},
         keyless: False,
         locked: True,
@@ -203,46 +208,61 @@ def test_r171_backup_under_concurrent_writes_restores_everything_committed_befor
     _prefix_in_copy(vm_writer, vms, began, ended)
 
 
-def test_r171_backup_file_is_private_and_never_replaces_a_file(
-    server_factory: Callable[..., SSHMintServer], tmp_path: Path
-) -> None:
-    data = tmp_path / "live"
-    server_factory(f"sqlite:///{data / 'sshmint.db'}", data_dir=data)
+def _backup_with_umask_000(data: Path, target: Path) -> subprocess.CompletedProcess[str]:
+    """``sshmint admin backup`` under umask 000: the copy must be 0600 by itself, not by
+    the caller's umask."""
+    argv = [str(SSHMINT), "admin", "backup", "--data-dir", str(data), str(target)]
+    return subprocess.run(
+        ["bash", "-c", 'umask 000 && exec "$0" "$@"', *argv],
+        env=client_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _data_dir_with_a_database(tmp_path: Path) -> Path:
+    """A data directory holding an (empty) sshmint database, made in-process."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    SSHMintServer(data, f"sqlite:///{data / 'sshmint.db'}").stored_users()  # makes the schema
+    return data
+
+
+def test_r171_backup_file_is_private_and_never_replaces_a_file(tmp_path: Path) -> None:
+    data = _data_dir_with_a_database(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
-
-    def backup(target: Path) -> subprocess.CompletedProcess[str]:
-        # umask 000: the copy must be 0600 by itself, not by the caller's umask.
-        argv = [str(SSHMINT), "admin", "backup", "--data-dir", str(data), str(target)]
-        return subprocess.run(
-            ["bash", "-c", 'umask 000 && exec "$0" "$@"', *argv],
-            env=client_environment(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    first = backup(out / "a.db")
+    first = _backup_with_umask_000(data, out / "a.db")
     assert first.returncode == 0, first.stderr
     assert stat.S_IMODE((out / "a.db").stat().st_mode) == 0o600
     before = (out / "a.db").read_bytes()
-    again = backup(out / "a.db")
+    again = _backup_with_umask_000(data, out / "a.db")
     assert (again.returncode, again.stdout, again.stderr) == (
         1,
         "",
         f"{out / 'a.db'} already exists; a backup never replaces a file\n",
     )
     assert (out / "a.db").read_bytes() == before
-    # Least of all the live database itself.
+    # Least of all the database itself.
     live_db = data / "sshmint.db"
     live_bytes = live_db.read_bytes()
-    onto_live = backup(live_db)
+    onto_live = _backup_with_umask_000(data, live_db)
     assert onto_live.returncode == 1 and "already exists" in onto_live.stderr
     assert live_db.read_bytes() == live_bytes
+    assert sorted(os.listdir(out)) == ["a.db"]  # no temporary file left over
+
+
+def test_r171_backup_writes_nothing_through_a_dangling_link_or_into_a_missing_directory(
+    tmp_path: Path,
+) -> None:
+    data = _data_dir_with_a_database(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
     # A dangling symlink is a name taken too: nothing is written through it.
     (out / "link.db").symlink_to(out / "elsewhere.db")
-    assert backup(out / "link.db").returncode == 1
+    assert _backup_with_umask_000(data, out / "link.db").returncode == 1
     assert not (out / "elsewhere.db").exists()
-    missing_dir = backup(out / "no" / "such" / "dir.db")
+    missing_dir = _backup_with_umask_000(data, out / "no" / "such" / "dir.db")
     assert missing_dir.returncode == 1 and missing_dir.stderr.startswith("cannot write ")
-    assert sorted(os.listdir(out)) == ["a.db", "link.db"]  # no temporary file left over
+    assert sorted(os.listdir(out)) == ["link.db"]  # no temporary file left over

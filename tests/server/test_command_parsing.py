@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from command_helpers import BACKENDS, Env, backend_env, json_of, open_env
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,6 +33,7 @@ from sshmint.server.commands import (
     wants_json,
 )
 from sshmint.server.store import StoreUnavailable
+from tests.support.command_helpers import BACKENDS, Env, backend_env, json_of, open_env
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,13 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from command_helpers import BACKENDS, NOW, Caller, Env, backend_env
-from store_audit import dump_tables
 
 from sshmint.errors import TokenVerificationError
 from sshmint.keys import PublicKey, parse_public_key_line
 from sshmint.server.auth.exe1 import DEFAULT_EXE1_EXPIRY, exe1_hash, unseal
 from sshmint.token import DEFAULT_CMDS, ParsedToken, verify_exe0
+from tests.support.command_helpers import BACKENDS, NOW, Caller, Env, backend_env
+from tests.support.store_audit import dump_tables
 
 EXE1 = re.compile(r"exe1\.[A-Z2-7]{26}")
 DAY = 86400

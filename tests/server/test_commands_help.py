@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from command_helpers import BACKENDS, Env, backend_env, json_of
 
 from sshmint.server.commands import COMMAND_NAMES
+from tests.support.command_helpers import BACKENDS, Env, backend_env, json_of
 
 
 @pytest.fixture(params=BACKENDS)

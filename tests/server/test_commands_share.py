@@ -7,7 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from command_helpers import BACKENDS, NOW, Caller, Env, backend_env
+
+from tests.support.command_helpers import BACKENDS, NOW, Caller, Env, backend_env
 
 UP = "http://127.0.0.1:9000"
 

@@ -5,22 +5,11 @@ R68, R71–R79, R106)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from command_helpers import (
-    BACKENDS,
-    NOW,
-    Caller,
-    Env,
-    backend_env,
-    fresh_public_key,
-    json_of,
-    pub_line,
-)
-from store_audit import key_by_public_key
 
 from sshmint.server.commands import (
     key_permission_error,
@@ -29,8 +18,18 @@ from sshmint.server.commands import (
 )
 from sshmint.server.store import SSHKeyRow
 from sshmint.signing import generate_ed25519
+from tests.support.command_helpers import (
+    BACKENDS,
+    NOW,
+    Caller,
+    Env,
+    backend_env,
+    json_of,
+    pub_line,
+)
+from tests.support.keys import KeyFactory, fresh_public_key
+from tests.support.store_audit import key_by_public_key
 
-KeyFactory = Callable[..., Path]
 NOT_ALLOWED = "command not allowed by SSH key permissions"
 
 

@@ -6,20 +6,20 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from command_helpers import BACKENDS, NOW, Env, backend_env, json_of
-from store_audit import dump_tables
 
 from sshmint.server.auth.exe1 import DEFAULT_EXE1_EXPIRY, exe1_hash, unseal
 from sshmint.signing import load_private_key
 from sshmint.token import b64url_decode, b64url_encode, mint_exe0
+from tests.support.command_helpers import BACKENDS, NOW, Env, backend_env, json_of
+from tests.support.keys import KeyFactory
+from tests.support.store_audit import dump_tables
 
 EXE1 = re.compile(r"exe1\.[A-Z2-7]{26}")
-KeyFactory = Callable[..., Path]
 API = "v0@sshmint.test"
 
 

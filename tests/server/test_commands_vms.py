@@ -7,10 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from command_helpers import BACKENDS, NOW, SETTINGS, Caller, Env, backend_env, json_of
 
 from sshmint.server.commands.globs import BadPattern, compile_glob
 from sshmint.server.store.validation import INVALID_VM_NAME
+from tests.support.command_helpers import BACKENDS, NOW, SETTINGS, Caller, Env, backend_env, json_of
 
 UP = "http://127.0.0.1:9000"
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 
-from server.harness import Account, SSHMintServer, key_fingerprint, wait_until
+from tests.support.harness import SSHMintServer
+from tests.support.keys import Account, fresh_public_key, line_fingerprint
+from tests.support.polling import wait_until
 
 
 def test_spec_9_postgresql_outage_gives_one_line_errors_and_the_server_recovers(
@@ -47,29 +49,28 @@ def test_spec_9_postgresql_outage_gives_one_line_errors_and_the_server_recovers(
 def test_spec_9_1_sigkill_during_key_adds_loses_no_acknowledged_key(
     server_factory: Callable[..., SSHMintServer],
     new_account: Callable[..., Account],
-    fresh_key: Callable[..., Path],
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "burst.db"
     server = server_factory(f"sqlite:///{database}")
     account = new_account(server)
-    pending: queue.Queue[Path] = queue.Queue()
+    pending: queue.Queue[str] = queue.Queue()
     for _ in range(30):
-        pending.put(fresh_key())
+        pending.put(fresh_public_key())
     acknowledged: list[str] = []
     lock = threading.Lock()
 
     def add_keys() -> None:
         while True:
             try:
-                key = pending.get_nowait()
+                line = pending.get_nowait()
             except queue.Empty:
                 return
-            pub = key.with_name(key.name + ".pub")
-            result = server.ssh(account.key, "ssh-key", "add", pub.read_text().strip())
+            result = server.ssh(account.key, "ssh-key", "add", line)
             if result.returncode == 0:
+                fingerprint = f"SHA256:{line_fingerprint(line)}"
                 with lock:
-                    acknowledged.append(key_fingerprint(pub))
+                    acknowledged.append(fingerprint)
 
     workers = [threading.Thread(target=add_keys) for _ in range(4)]
     for worker in workers:
@@ -91,35 +92,13 @@ def test_spec_9_1_sigkill_during_key_adds_loses_no_acknowledged_key(
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
-PRELOAD_FAILING_TOUCH = '''
-"""Test-only: the first SSH session start raises an unexpected exception."""
-from sshmint.server.store import Store
-
-_original = Store.touch_key_used
-_calls = []
-
-
-async def touch_key_used(self, key_id, day_start):
-    _calls.append(key_id)
-    if len(_calls) == 1:
-        raise RuntimeError("injected failure")
-    return await _original(self, key_id, day_start)
-
-
-Store.touch_key_used = touch_key_used
-'''
-
-
 def test_spec_6_4_unexpected_exception_is_internal_error_and_the_server_carries_on(
     server_factory: Callable[..., SSHMintServer],
     new_account: Callable[..., Account],
     tmp_path: Path,
 ) -> None:
-    modules = tmp_path / "mods"
-    modules.mkdir()
-    (modules / "failing_touch.py").write_text(PRELOAD_FAILING_TOUCH)
     server = server_factory(
-        f"sqlite:///{tmp_path / 'f.db'}", preload="failing_touch", pythonpath=[modules]
+        f"sqlite:///{tmp_path / 'f.db'}", preload="tests.support.preloads.failing_touch"
     )
     account = new_account(server)
     failed = server.ssh(account.key, "whoami")

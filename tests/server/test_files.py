@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from server.harness import SSHMintServer
 from sshmint.server.infra.files import create_private_file, loose_mode_warning, make_private_dir
+from tests.support.harness import SSHMintServer
 
 
 @contextlib.contextmanager
@@ -47,7 +47,7 @@ def test_r161_first_start_makes_private_files_whatever_the_umask(
 
 
 def test_r161_admin_add_user_creates_a_private_database(tmp_path: Path) -> None:
-    from server.harness import run_sshmint
+    from tests.support.harness import run_sshmint
 
     data_dir = tmp_path / "admin-made"
     with _umask(0o022):

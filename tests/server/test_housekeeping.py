@@ -7,10 +7,11 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from server.harness import SSHMintServer, wait_until
-from server.store_audit import dump_tables
 from sshmint.server.store import Store
 from sshmint.server.store.housekeeping import PURGE_INTERVAL_S, Housekeeping
+from tests.support.harness import SSHMintServer
+from tests.support.polling import wait_until
+from tests.support.store_audit import dump_tables
 
 NOW = 1_900_000_000
 

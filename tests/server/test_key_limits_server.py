@@ -6,7 +6,6 @@ in over SSH, while the account can still remove it by fingerprint."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import json
@@ -17,13 +16,13 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fuzz.corpus import make_token, rsa_public_blob, rsa_test_key, with_huge_exponent
 
-from server.harness import Account, SSHMintServer, run_sshmint
+from fuzz.corpus import make_token, rsa_public_blob, rsa_test_key, with_huge_exponent
 from sshmint.keys import PublicKey
-from sshmint.server.store import Store
 from sshmint.signing import load_private_key
 from sshmint.token import mint_exe0
+from tests.support.harness import SSHMintServer, run_sshmint
+from tests.support.keys import Account
 
 API = "v0@localhost"
 PAYLOAD = b'{"exp":4102444800,"cmds":["whoami"]}'
@@ -52,73 +51,65 @@ def exec_as(server: SSHMintServer, token: str) -> httpx.Response:
 
 
 def test_r158_ssh_key_add_refuses_a_25_bit_exponent_and_accepts_65537(
-    module_server: SSHMintServer,
+    live: SSHMintServer,
     new_account: Callable[..., Account],
     fresh_key: Callable[..., Path],
 ) -> None:
     """R158 over the real ssh client: exponent 2^24+1 refused with the docs/accounts.md#ssh-keys message,
     a 3071-bit exponent too; a real ssh-keygen RSA key (e = 65537) is added."""
-    account = new_account(module_server)
+    account = new_account(live)
     n = rsa.generate_private_key(65537, 3072).public_key().public_numbers().n
     for e, bits in (((1 << 24) + 1, 25), ((1 << 3070) + 1, 3071)):
-        result = module_server.ssh(account.key, "ssh-key", "add", stdin=public_line(e, n) + "\n")
+        result = live.ssh(account.key, "ssh-key", "add", stdin=public_line(e, n) + "\n")
         assert (result.returncode, result.stdout) == (1, ""), result.stderr
         assert result.stderr == (
             f"invalid SSH public key: RSA public exponent of {bits} bits is too large "
             "(at most 24 bits)\n"
         )
     rsa_key = fresh_key("rsa", comment="rsa 65537")
-    added = module_server.ssh(
-        account.key, "ssh-key", "add", stdin=Path(f"{rsa_key}.pub").read_text()
-    )
+    added = live.ssh(account.key, "ssh-key", "add", stdin=Path(f"{rsa_key}.pub").read_text())
     assert (added.returncode, added.stdout, added.stderr) == (0, "Added SSH key.\n", "")
-    listed = module_server.ssh(account.key, "ssh-key", "list", "--json")
+    listed = live.ssh(account.key, "ssh-key", "list", "--json")
     names = [k["name"] for k in json.loads(listed.stdout)["ssh_keys"]]
     assert names.count("rsa-65537") == 1 and len(names) == 2  # nothing else was stored
 
 
 def test_s113_admin_add_user_refuses_a_key_outside_the_limits(
-    module_server: SSHMintServer, tmp_path: Path
+    live: SSHMintServer, tmp_path: Path
 ) -> None:
     n = huge_exponent_key().public_key().public_numbers().n
     pub = tmp_path / "even.pub"
     pub.write_text(public_line(65536, n) + "\n")
     email = f"even-{uuid.uuid4().hex[:8]}@example.com"
-    result = module_server.admin("add-user", email, "--key-file", str(pub))
+    result = live.admin("add-user", email, "--key-file", str(pub))
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == "invalid SSH public key: RSA public exponent 65536 is even\n"
-    users = json.loads(module_server.admin("users", "--json").stdout)
-    assert email not in json.dumps(users)  # nothing was written
-
-
-async def _store_as_an_old_version_did(db_url: str, user_id: str, key: PublicKey) -> None:
-    store = await Store.open(db_url)
-    try:
-        await store.add_key(user_id, key, "legacy", "", 1_700_000_000)  # no validation here
-    finally:
-        await store.close()
+    assert email not in live.stored_users()  # nothing was written
 
 
 def test_s113_stored_key_outside_the_limits_counts_as_not_registered(
-    module_server: SSHMintServer, new_account: Callable[..., Account], tmp_path: Path
+    live: SSHMintServer, new_account: Callable[..., Account], tmp_path: Path
 ) -> None:
     """docs/security.md#key-limits: a row an older version stored with a 2047-bit exponent. Its genuine token
     and a garbage-signature token both get 401 ``invalid token`` (step 18, not a parse
     message), the key cannot log in, and the account removes it by fingerprint."""
-    account = new_account(module_server)
+    account = new_account(live)
     legacy = rsa_test_key(huge_exponent_key(), b"rsa-sha2-512", "legacy")
     stored = PublicKey("ssh-rsa", legacy.public_key.blob)
-    asyncio.run(_store_as_an_old_version_did(module_server.db_url, account.user_id, stored))
+    # As an older version did: Store.add_key validates nothing.
+    live.with_store(
+        lambda store: store.add_key(account.user_id, stored, "legacy", "", 1_700_000_000)
+    )
 
     ours = mint_exe0(PAYLOAD, load_private_key(account.key), API)
-    assert exec_as(module_server, ours).json()["email"] == account.email  # the path works
+    assert exec_as(live, ours).json()["email"] == account.email  # the path works
     genuine = make_token(legacy, PAYLOAD, API, "sha512")
     payload_part, _, signature_part = genuine.rpartition(".")
     garbage = f"{payload_part}.{signature_part[:-40]}{'A' * 40}"
     for token in (genuine, garbage):
-        response = exec_as(module_server, token)
+        response = exec_as(live, token)
         assert (response.status_code, response.json()) == (401, {"error": "invalid token"})
-    log = module_server.stderr
+    log = live.stderr
     assert f"key SHA256:{stored.fingerprint} is stored but unusable" in log
     assert f"RSA public exponent of {exponent_bits()} bits is too large" in log
     assert signature_part[-60:] not in log and signature_part[:60] not in log
@@ -132,13 +123,13 @@ def test_s113_stored_key_outside_the_limits_counts_as_not_registered(
         )
     )
     private.chmod(0o600)
-    login = module_server.ssh(private, "whoami")
+    login = live.ssh(private, "whoami")
     assert login.returncode == 255 and "Permission denied (publickey)" in login.stderr
 
-    removed = module_server.ssh(account.key, "ssh-key", "remove", f"SHA256:{stored.fingerprint}")
+    removed = live.ssh(account.key, "ssh-key", "remove", f"SHA256:{stored.fingerprint}")
     assert (removed.returncode, removed.stderr) == (0, ""), removed.stderr
     assert "legacy" in removed.stdout
-    keys = json.loads(module_server.ssh(account.key, "ssh-key", "list", "--json").stdout)
+    keys = json.loads(live.ssh(account.key, "ssh-key", "list", "--json").stdout)
     assert [k["name"] for k in keys["ssh_keys"]] == ["test"]
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.harness import Account, SSHMintServer, free_port, host_keys, run_sshmint
 from sshmint.server.config import ConfigError, load_config, parse_listen_address
+from tests.support.harness import SSHMintServer, host_keys, run_sshmint
+from tests.support.keys import Account
+from tests.support.polling import free_port
 
 
 def _assert_clean(text: str) -> None:
@@ -174,7 +176,9 @@ def test_a1_port_in_use_fails_with_one_line(tmp_path: Path) -> None:
 
 def test_a1_unreachable_database_fails_with_one_line(tmp_path: Path) -> None:
     url = f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/sshmint"
-    result = run_sshmint("serve", "--data-dir", str(tmp_path / "d"), "--db", url)
+    # The listeners bind before the database is opened: ports 0, never the defaults.
+    listen = ["--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]
+    result = run_sshmint("serve", "--data-dir", str(tmp_path / "d"), "--db", url, *listen)
     line = _one_error_line(result)
     assert line.startswith("sshmint: cannot open database")
     assert "hunter2" not in result.stderr

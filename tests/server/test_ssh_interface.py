@@ -1,5 +1,6 @@
 """The SSH command interface with the real OpenSSH client (docs/ssh.md#connection-and-login, R67–R74,
-R103–R106, R146): one server per backend for the module, one account per mutating test."""
+R103–R106, R146): the session's shared server of each backend, one account per mutating
+test."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from server.harness import Account, SSHMintServer, key_fingerprint
+from tests.support.harness import SSHMintServer
+from tests.support.keys import Account, key_fingerprint
 
 KEY_NOT_ALLOWED = "command not allowed by SSH key permissions"
 
@@ -28,13 +30,13 @@ class Reader:
 
 
 @pytest.fixture(scope="module")
-def reader(module_server: SSHMintServer, ssh_keygen_key: Callable[..., Path]) -> Reader:
+def reader(live: SSHMintServer, ssh_keygen_key: Callable[..., Path]) -> Reader:
     tag = uuid.uuid4().hex[:10]
     first = ssh_keygen_key("ed25519", name=f"reader1-{tag}", comment="first key")
     second = ssh_keygen_key("ecdsa", name=f"reader2-{tag}", comment="second key")
     email = f"reader-{tag}@example.com"
-    user_id = module_server.add_user(email, first.with_name(first.name + ".pub"))
-    added = module_server.ssh(
+    user_id = live.add_user(email, first.with_name(first.name + ".pub"))
+    added = live.ssh(
         first, "ssh-key", "add", stdin=second.with_name(second.name + ".pub").read_text()
     )
     assert added.returncode == 0, added.stderr
@@ -42,12 +44,12 @@ def reader(module_server: SSHMintServer, ssh_keygen_key: Callable[..., Path]) ->
 
 
 @pytest.fixture(scope="module")
-def writer(module_server: SSHMintServer, ssh_keygen_key: Callable[..., Path]) -> Account:
+def writer(live: SSHMintServer, ssh_keygen_key: Callable[..., Path]) -> Account:
     """An account several tests add keys to; each test checks only the keys it added."""
     tag = uuid.uuid4().hex[:10]
     key = ssh_keygen_key("ed25519", name=f"writer-{tag}", comment="writer")
     email = f"writer-{tag}@example.com"
-    return Account(email, key, module_server.add_user(email, key.with_name(key.name + ".pub")))
+    return Account(email, key, live.add_user(email, key.with_name(key.name + ".pub")))
 
 
 def _json(text: str) -> dict[str, object]:
@@ -66,30 +68,28 @@ def _keys(server: SSHMintServer, key: Path) -> list[dict[str, object]]:
 
 
 def test_r69_any_user_name_logs_into_the_account_of_the_key(
-    module_server: SSHMintServer, reader: Reader
+    live: SSHMintServer, reader: Reader
 ) -> None:
     for user in ("sshmint", "root", "no-such-user", "A.Name"):
-        result = module_server.ssh(reader.account.key, "whoami", "--json", user=user)
+        result = live.ssh(reader.account.key, "whoami", "--json", user=user)
         assert result.returncode == 0, result.stderr
         assert _json(result.stdout)["user_id"] == reader.account.user_id
 
 
 def test_r70_unregistered_key_is_refused_for_exec_and_for_the_shell(
-    module_server: SSHMintServer, fresh_key: Callable[..., Path]
+    live: SSHMintServer, fresh_key: Callable[..., Path]
 ) -> None:
     key = fresh_key()
     fp = key_fingerprint(key.with_name(key.name + ".pub"))
     expected = f"sshmint: SSH key {fp} is not registered to any account\n"
     for words in (("whoami",), ()):
-        result = module_server.ssh(key, *words)
+        result = live.ssh(key, *words)
         assert (result.returncode, result.stdout, result.stderr) == (1, "", expected)
 
 
-def test_r71_whoami_json_lists_the_login_key_first(
-    module_server: SSHMintServer, reader: Reader
-) -> None:
+def test_r71_whoami_json_lists_the_login_key_first(live: SSHMintServer, reader: Reader) -> None:
     for login in (reader.second, reader.account.key):
-        result = module_server.ssh(login, "whoami", "--json")
+        result = live.ssh(login, "whoami", "--json")
         assert result.returncode == 0, result.stderr
         document = _json(result.stdout)
         assert document["email"] == reader.account.email
@@ -101,37 +101,37 @@ def test_r71_whoami_json_lists_the_login_key_first(
 
 
 def test_spec_5_2_a_session_records_the_day_the_key_was_last_used(
-    module_server: SSHMintServer, reader: Reader
+    live: SSHMintServer, reader: Reader
 ) -> None:
     before = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")
-    keys = _keys(module_server, reader.account.key)
+    keys = _keys(live, reader.account.key)
     after = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")
     used = {k["name"]: k.get("last_used_at") for k in keys}
     assert used["first-key"] in {before, after}
 
 
 def test_r72_failing_command_exits_1_with_stderr_or_json_error(
-    module_server: SSHMintServer, reader: Reader
+    live: SSHMintServer, reader: Reader
 ) -> None:
     message = 'no matching SSH key found for "nosuch"'
-    text = module_server.ssh(reader.account.key, "ssh-key", "remove", "nosuch")
+    text = live.ssh(reader.account.key, "ssh-key", "remove", "nosuch")
     assert (text.returncode, text.stdout, text.stderr) == (1, "", message + "\n")
-    as_json = module_server.ssh(reader.account.key, "ssh-key", "remove", "nosuch", "--json")
+    as_json = live.ssh(reader.account.key, "ssh-key", "remove", "nosuch", "--json")
     assert as_json.returncode == 1
     assert _json(as_json.stdout) == {"error": message}
     assert as_json.stderr == message + "\n"
 
 
-def test_r103_unknown_flag(module_server: SSHMintServer, reader: Reader) -> None:
-    result = module_server.ssh(reader.account.key, "whoami", "--bogus")
+def test_r103_unknown_flag(live: SSHMintServer, reader: Reader) -> None:
+    result = live.ssh(reader.account.key, "whoami", "--bogus")
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == "flag parsing error: unknown flag --bogus\n"
 
 
 def test_r104_positional_argument_to_a_command_without_any(
-    module_server: SSHMintServer, reader: Reader
+    live: SSHMintServer, reader: Reader
 ) -> None:
-    result = module_server.ssh(reader.account.key, "whoami", "extra")
+    result = live.ssh(reader.account.key, "whoami", "extra")
     assert result.returncode == 1
     assert result.stderr == (
         '"whoami" command has no subcommands and does not take positional arguments\n'
@@ -139,24 +139,24 @@ def test_r104_positional_argument_to_a_command_without_any(
 
 
 def test_spec_6_2_6_3_syntax_errors_and_blank_command_lines(
-    module_server: SSHMintServer, reader: Reader
+    live: SSHMintServer, reader: Reader
 ) -> None:
     # The client joins its words with spaces: the server receives  ls 'unterminated
-    broken = module_server.ssh(reader.account.key, "ls", "'unterminated")
+    broken = live.ssh(reader.account.key, "ls", "'unterminated")
     assert (broken.returncode, broken.stdout, broken.stderr) == (
         1,
         "",
         "invalid command syntax\n",
     )
-    blank = module_server.ssh(reader.account.key, "   ")
+    blank = live.ssh(reader.account.key, "   ")
     assert (blank.returncode, blank.stdout, blank.stderr) == (0, "", "")
-    quoted = module_server.ssh(reader.account.key, "help", "'ssh-key'", '"list"', "--json")
+    quoted = live.ssh(reader.account.key, "help", "'ssh-key'", '"list"', "--json")
     assert quoted.returncode == 0, quoted.stderr
     assert _json(quoted.stdout)["command"] == "list"
 
 
 def test_r73_r74_ssh_key_add_from_stdin_and_from_unquoted_words(
-    module_server: SSHMintServer,
+    live: SSHMintServer,
     writer: Account,
     fresh_key: Callable[..., Path],
 ) -> None:
@@ -164,14 +164,14 @@ def test_r73_r74_ssh_key_add_from_stdin_and_from_unquoted_words(
     piped = fresh_key(comment="piped key")
     piped_pub = piped.with_name(piped.name + ".pub")
     # cat key.pub | ssh HOST ssh-key add
-    result = module_server.ssh(account.key, "ssh-key", "add", stdin=piped_pub.read_text())
+    result = live.ssh(account.key, "ssh-key", "add", stdin=piped_pub.read_text())
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     assert result.stdout == "Added SSH key.\n"
-    login = module_server.ssh(piped, "whoami", "--json")
+    login = live.ssh(piped, "whoami", "--json")
     assert _json(login.stdout)["user_id"] == account.user_id
 
     for stdin in ("", None):  # empty stdin, and stdin closed at once
-        empty = module_server.ssh(account.key, "ssh-key", "add", stdin=stdin)
+        empty = live.ssh(account.key, "ssh-key", "add", stdin=stdin)
         assert (empty.returncode, empty.stderr) == (
             1,
             "please provide the SSH public key to add\n",
@@ -180,33 +180,33 @@ def test_r73_r74_ssh_key_add_from_stdin_and_from_unquoted_words(
     # Unquoted words are joined back with single spaces; stdin is then not read.
     worded = fresh_key(comment="unused")
     key_type, blob = worded.with_name(worded.name + ".pub").read_text().split()[:2]
-    result = module_server.ssh(
+    result = live.ssh(
         account.key, "ssh-key", "add", key_type, blob, "my", "laptop", stdin="not a key\n"
     )
     assert result.returncode == 0, result.stderr
-    names = {k["fingerprint"]: k["name"] for k in _keys(module_server, account.key)}
+    names = {k["fingerprint"]: k["name"] for k in _keys(live, account.key)}
     assert names[key_fingerprint(worded.with_name(worded.name + ".pub"))] == "my-laptop"
     assert names[key_fingerprint(piped_pub)] == "piped-key"
 
 
 def test_r67_r150_lockout_refuses_sessions_and_unlock_restores_them(
-    module_server: SSHMintServer, new_account: Callable[..., Account]
+    live: SSHMintServer, new_account: Callable[..., Account]
 ) -> None:
-    account = new_account(module_server)
-    assert module_server.admin("lock-user", account.email).returncode == 0
+    account = new_account(live)
+    live.set_locked(account.email, True)
     for words in (("whoami",), ()):  # exec and shell
-        refused = module_server.ssh(account.key, *words)
+        refused = live.ssh(account.key, *words)
         assert (refused.returncode, refused.stdout, refused.stderr) == (
             1,
             "",
             "sshmint: this account is locked\n",
         )
-    assert module_server.admin("unlock-user", account.email).returncode == 0
-    assert module_server.ssh(account.key, "whoami").returncode == 0
+    live.set_locked(account.email, False)
+    assert live.ssh(account.key, "whoami").returncode == 0
 
 
 def test_r47_r56_spec_6_5_key_restrictions_are_checked_before_every_command(
-    module_server: SSHMintServer,
+    live: SSHMintServer,
     writer: Account,
     fresh_key: Callable[..., Path],
 ) -> None:
@@ -224,44 +224,44 @@ def test_r47_r56_spec_6_5_key_restrictions_are_checked_before_every_command(
         ("ssh-key", "add", f"--vm={vm}", vm_scoped.with_name(vm_scoped.name + ".pub").read_text()),
     ]
     for words in setup:
-        result = module_server.ssh(account.key, *words)
+        result = live.ssh(account.key, *words)
         assert result.returncode == 0, result.stderr
 
-    assert module_server.ssh(limited, "whoami").returncode == 0
-    assert module_server.ssh(limited, "ls", "--json").returncode == 0
+    assert live.ssh(limited, "whoami").returncode == 0
+    assert live.ssh(limited, "ls", "--json").returncode == 0
     for words in (("ssh-key", "list"), ("new",), ("notacommand",)):
-        refused = module_server.ssh(limited, *words)
+        refused = live.ssh(limited, *words)
         assert (refused.returncode, refused.stdout, refused.stderr) == (
             1,
             "",
             KEY_NOT_ALLOWED + "\n",
         )
-    as_json = module_server.ssh(limited, "ssh-key", "list", "--json")
+    as_json = live.ssh(limited, "ssh-key", "list", "--json")
     assert _json(as_json.stdout) == {"error": KEY_NOT_ALLOWED}
     # R56: a VM-scoped key runs no SSH command at all.
     for words in (("whoami",), ("help",)):
-        refused = module_server.ssh(vm_scoped, *words)
+        refused = live.ssh(vm_scoped, *words)
         assert (refused.returncode, refused.stderr) == (1, KEY_NOT_ALLOWED + "\n")
 
 
 def test_r50_expired_key_is_refused_over_ssh(
-    module_server: SSHMintServer,
+    live: SSHMintServer,
     writer: Account,
     fresh_key: Callable[..., Path],
 ) -> None:
     account = writer
     short = fresh_key()
-    added = module_server.ssh(
+    added = live.ssh(
         account.key, "ssh-key", "add", "--exp=1s", short.with_name(short.name + ".pub").read_text()
     )
     assert added.returncode == 0, added.stderr
     time.sleep(2.1)  # docs/permissions.md#key-expiry: expired once now > exp (whole seconds)
-    refused = module_server.ssh(short, "whoami")
+    refused = live.ssh(short, "whoami")
     assert (refused.returncode, refused.stderr) == (1, "SSH key has expired\n")
 
 
-def test_r105_repl_over_a_pty(module_server: SSHMintServer, reader: Reader) -> None:
-    session = module_server.interactive(reader.account.key, tty=True)
+def test_r105_repl_over_a_pty(live: SSHMintServer, reader: Reader) -> None:
+    session = live.interactive(reader.account.key, tty=True)
     try:
         session.expect("\r\nsshmint> ")  # greeting line, then the prompt
         session.send("whoami --json\r")
@@ -284,10 +284,10 @@ def test_r105_repl_over_a_pty(module_server: SSHMintServer, reader: Reader) -> N
 
 
 def test_spec_6_2_repl_without_pty_plain_lines_and_end_of_input(
-    module_server: SSHMintServer, reader: Reader
+    live: SSHMintServer, reader: Reader
 ) -> None:
     script = "whoami --json\n\n   \nbogus\nls 'open\nwhoami --bogus\nquit\nwhoami\n"
-    result = module_server.ssh(reader.account.key, stdin=script)
+    result = live.ssh(reader.account.key, stdin=script)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "\x1b" not in out and "\r" not in out  # no escapes, no CRLF without a PTY
@@ -297,28 +297,28 @@ def test_spec_6_2_repl_without_pty_plain_lines_and_end_of_input(
     assert "invalid command syntax\n" in out
     assert "flag parsing error: unknown flag --bogus\n" in out
     # End of input ends the REPL with status 0 as well.
-    eof = module_server.ssh(reader.account.key, stdin="whoami\n")
+    eof = live.ssh(reader.account.key, stdin="whoami\n")
     assert eof.returncode == 0 and reader.account.email in eof.stdout
 
 
 def test_r106_key_removed_during_a_session_refuses_the_next_command(
-    module_server: SSHMintServer,
+    live: SSHMintServer,
     new_account: Callable[..., Account],
     fresh_key: Callable[..., Path],
 ) -> None:
-    account = new_account(module_server)
+    account = new_account(live)
     other = fresh_key()
-    added = module_server.ssh(
+    added = live.ssh(
         account.key, "ssh-key", "add", other.with_name(other.name + ".pub").read_text()
     )
     assert added.returncode == 0, added.stderr
-    session = module_server.interactive(account.key, tty=False)
+    session = live.interactive(account.key, tty=False)
     try:
         session.expect("sshmint> ")
         session.send("whoami\n")
         assert account.email in session.expect("sshmint> ")
         fp = key_fingerprint(account.pub)
-        removed = module_server.ssh(other, "ssh-key", "remove", fp)
+        removed = live.ssh(other, "ssh-key", "remove", fp)
         assert removed.returncode == 0, removed.stderr
         session.send("whoami\n")
         session.expect("SSH key has been revoked\n")
@@ -326,7 +326,7 @@ def test_r106_key_removed_during_a_session_refuses_the_next_command(
     finally:
         session.kill()
     # docs/accounts.md#key-removal-and-revocation: new sessions with the removed key are refused as an unknown key.
-    again = module_server.ssh(account.key, "whoami")
+    again = live.ssh(account.key, "whoami")
     assert again.stderr == f"sshmint: SSH key {fp} is not registered to any account\n"
 
 
@@ -335,11 +335,11 @@ RACE_MESSAGES = {'a key named "shared" already exists'}
 
 
 def test_r146_twenty_parallel_clients_keep_one_users_key_list_consistent(
-    module_server: SSHMintServer,
+    live: SSHMintServer,
     new_account: Callable[..., Account],
     fresh_key: Callable[..., Path],
 ) -> None:
-    account = new_account(module_server)
+    account = new_account(live)
     clients = 20
     keys = [fresh_key(comment=f"k{i}") for i in range(clients)]
     results: dict[int, dict[str, tuple[int, str]]] = {}
@@ -359,7 +359,7 @@ def test_r146_twenty_parallel_clients_keep_one_users_key_list_consistent(
             for step, words in steps:
                 phase.wait()
                 if words:
-                    result = module_server.ssh(account.key, *words)
+                    result = live.ssh(account.key, *words)
                     outcome[step] = (result.returncode, result.stderr.strip())
         except Exception as exc:  # collected: assertions in threads would be lost
             phase.abort()
@@ -383,7 +383,7 @@ def test_r146_twenty_parallel_clients_keep_one_users_key_list_consistent(
             assert outcome["rename"][0] == 1 and outcome["rename"][1] in RACE_MESSAGES, outcome
     assert len(renamed) == 1  # exactly one client won the name
 
-    final = _keys(module_server, account.key)
+    final = _keys(live, account.key)
     expected = {key_fingerprint(account.pub)} | {
         key_fingerprint(keys[i].with_name(keys[i].name + ".pub")) for i in range(0, clients, 2)
     }
@@ -394,10 +394,10 @@ def test_r146_twenty_parallel_clients_keep_one_users_key_list_consistent(
 
 
 def test_security_command_lines_carrying_tokens_stay_out_of_the_server_log(
-    module_server: SSHMintServer, reader: Reader
+    live: SSHMintServer, reader: Reader
 ) -> None:
     payload = "eyJleHAiOjQwMDAwMDAwMDB9"  # {"exp":4000000000}
     token = f"exe0.{payload}.U1NIU0lHAAAAAQ"
-    result = module_server.ssh(reader.account.key, "exe0-to-exe1", token)
+    result = live.ssh(reader.account.key, "exe0-to-exe1", token)
     assert result.returncode == 1 and result.stderr.startswith("invalid token")
-    assert payload not in module_server.stderr
+    assert payload not in live.stderr

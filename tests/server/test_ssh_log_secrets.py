@@ -16,26 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from server.harness import Account, SSHMintServer, client_environment, run_sshmint, wait_until
+from tests.support.harness import SSHMintServer, client_environment, run_sshmint
+from tests.support.keys import Account
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.slow
-
-PRELOAD_ASYNCSSH_DEBUG = """
-import logging
-
-import sshmint.server.app as app
-
-_configure = app.configure_logging
-
-
-def configure_logging(level=logging.INFO):
-    _configure(level)
-    logging.getLogger().setLevel(logging.DEBUG)
-    logging.getLogger("asyncssh").setLevel(logging.DEBUG)
-
-
-app.configure_logging = configure_logging
-"""
 
 
 def windows(secret: str) -> set[str]:
@@ -47,11 +32,8 @@ def test_r156_ssh_command_lines_and_environment_never_log_a_token(
     new_account: Callable[..., Account],
     tmp_path: Path,
 ) -> None:
-    modules = tmp_path / "mods"
-    modules.mkdir()
-    (modules / "asyncssh_debug.py").write_text(PRELOAD_ASYNCSSH_DEBUG)
     server = server_factory(
-        f"sqlite:///{tmp_path / 's.db'}", preload="asyncssh_debug", pythonpath=[modules]
+        f"sqlite:///{tmp_path / 's.db'}", preload="tests.support.preloads.asyncssh_debug"
     )
     account = new_account(server)
     minted = run_sshmint("mint", "--key", str(account.key), "--exp", "1h")

@@ -11,15 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from store_audit import dump_tables, key_by_public_key
-from store_fixtures import PostgresControl, StoreKey, make_keys
 
 from sshmint.server.store import (
     AlreadyShared,
@@ -39,26 +36,15 @@ from sshmint.server.store.engine import (
     parse_database_url,
 )
 from sshmint.server.store.schema import metadata
+from tests.support.keys import StoreKey
+from tests.support.postgres import PostgresServer
+from tests.support.store_audit import dump_tables, key_by_public_key
 
 TABLES = {
     "users", "ssh_keys", "exe1_tokens", "server_secrets", "vms", "vm_shares",
     "token_revocations", "rate_limits",
 }  # fmt: skip
 NOW = 1_700_000_000
-
-
-@pytest.fixture(scope="session")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> list[StoreKey]:
-    return make_keys(tmp_path_factory.mktemp("store-keys"), 24)
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(db_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def sql(db_url: str, statement: str) -> list[tuple[object, ...]]:
@@ -744,7 +730,7 @@ def test_s9_sqlite_failed_open_leaves_no_thread_behind_its_event_loop(
 
 
 async def test_s9_postgres_down_is_store_unavailable_and_the_store_recovers(
-    postgres: PostgresControl, keys: list[StoreKey]
+    postgres: PostgresServer, keys: list[StoreKey]
 ) -> None:
     server = postgres
     if server.data_dir is None:

@@ -13,17 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_fixtures import StoreKey, make_keys
 
 from sshmint.server.store import Store
 from sshmint.server.store.fastread import SQLiteFastReader
+from tests.support.keys import StoreKey
 
 NOW = 1_700_000_000
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> list[StoreKey]:
-    return make_keys(tmp_path_factory.mktemp("fast-read-keys"), 3)
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness import SSHMintServer
-from http_support import Reply, curl
+from tests.support.harness import SSHMintServer
+from tests.support.http_support import Reply, curl
 
 __all__ = ["assert_error", "assert_ok", "check_api_headers", "post_exec", "ssh_ok"]
 

@@ -1,7 +1,7 @@
 """A test-only command for the server process: ``sleepy`` never finishes by itself.
 
-Loaded with ``SSHMintServer(preload="http_slow_command")``; the product's command tree
-never contains it.
+Loaded with ``SSHMintServer(preload="tests.support.preloads.slow_command")``; the
+product's command tree never contains it.
 """
 
 from __future__ import annotations

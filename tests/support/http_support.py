@@ -1,20 +1,18 @@
-"""Helpers for the HTTP tests: tokens made by the documented ssh-keygen recipe, real curl
-requests, direct database edits, and a recording upstream served by aiohttp in a thread.
+"""Helpers for the HTTP tests: real curl requests, keys registered over ``POST /exec``,
+direct database edits, a self-signed certificate, and upstreams served by aiohttp in a
+thread (:class:`ThreadedApp`, :class:`RecordingUpstream`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime
-import hashlib
 import ipaddress
 import json
 import sqlite3
 import subprocess
 import threading
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.keys import Account, public_line
+
 __all__ = [
-    "RECIPE",
-    "Account",
-    "AccountFactory",
     "Recorded",
     "RecordingUpstream",
     "Reply",
@@ -37,42 +34,9 @@ __all__ = [
     "assert_proxy_error",
     "curl",
     "db_execute",
-    "fingerprint_of",
-    "new_key",
-    "public_line",
-    "recipe_token",
     "self_signed",
     "via_proxy",
-    "wait_for",
 ]
-
-# The user page's recipe (seed-https-api-local-key.md), verbatim but for the variables.
-RECIPE = r"""
-set -euo pipefail
-b64url() { tr -d '\n=' | tr '+/' '-_'; }
-export PAYLOAD=$(printf '%s' "$PERMISSIONS" | base64 | b64url)
-export SIG=$(printf '%s' "$PERMISSIONS" | ssh-keygen -Y sign -f "$KEY" -n "$NAMESPACE")
-export SIGBLOB=$(echo "$SIG" | sed '1d;$d' | b64url)
-export TOKEN="exe0.$PAYLOAD.$SIGBLOB"
-printf '%s' "$TOKEN"
-"""
-
-
-def recipe_token(key: Path, permissions: str = "{}", namespace: str = "v0@localhost") -> str:
-    """An exe0 token made with bash, base64, tr, sed and ``ssh-keygen -Y sign``."""
-    result = subprocess.run(
-        ["bash", "-c", RECIPE],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PERMISSIONS": permissions,
-            "KEY": str(key),
-            "NAMESPACE": namespace,
-        },
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -115,54 +79,6 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def new_key(path: Path, kind: str = "ed25519", comment: str = "api") -> Path:
-    """A private key file made by the real ``ssh-keygen`` (public key at ``<path>.pub``)."""
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", comment, "-f", str(path)],
-        check=True,
-        capture_output=True,
-    )
-    return path
-
-
-def public_line(key: Path) -> str:
-    return key.with_name(key.name + ".pub").read_text().strip()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-@dataclass(frozen=True)
-class Account:
-    """A user registered through the admin CLI with one key made by ssh-keygen."""
-
-    email: str
-    key: Path
-    user_id: str
-
-    @property
-    def pub(self) -> Path:
-        return self.key.with_name(self.key.name + ".pub")
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint_of(self.pub)
-
-    def token(self, permissions: str = "{}", namespace: str = "v0@localhost") -> str:
-        """An exe0 token made with the user page's ssh-keygen recipe."""
-        return recipe_token(self.key, permissions, namespace)
-
-
-AccountFactory = Callable[..., Account]
-
-
 def add_key(server: Any, holder: Account, key: Path, *flags: str) -> Account:
     """Register ``key`` (with ``ssh-key add`` flags) for ``holder``'s user through
     ``POST /exec ssh-key add``; returns the same user signing with ``key``."""
@@ -173,12 +89,6 @@ def add_key(server: Any, holder: Account, key: Path, *flags: str) -> Account:
     )
     assert reply.status == 200, reply.body
     return Account(holder.email, key, holder.user_id)
-
-
-def fingerprint_of(pub: Path) -> str:
-    """docs/tokens.md#fingerprints fingerprint (no prefix) of a ``.pub`` file."""
-    blob = base64.b64decode(pub.read_text().split()[1])
-    return base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 def db_execute(db_url: str, sql: str, params: Sequence[object] = ()) -> None:

@@ -1,4 +1,5 @@
-"""Test-side helpers: a software security key and thin wrappers around ``ssh-keygen -Y``.
+"""Test-side helpers: a software security key and thin wrappers around ``ssh-keygen -Y``
+(``keygen_verify_token`` checks an exe0 token with it).
 
 No FIDO hardware exists on the test machines, so :class:`SoftwareSecurityKey` plays the
 authenticator's part of OpenSSH PROTOCOL.u2f with an ordinary software key:
@@ -27,6 +28,7 @@ import base64
 import hashlib
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,6 +36,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from sshmint.keys import PublicKey, public_key_from_blob
+from sshmint.sshsig import armor
+from sshmint.token import b64url_decode
 from sshmint.wire import read_string, write_mpint, write_string, write_uint32
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "keygen_check_novalidate",
     "keygen_sign",
     "keygen_verify",
+    "keygen_verify_token",
 ]
 
 USER_PRESENT = 0x01  # PROTOCOL.u2f flags: SSH_SK_USER_PRESENCE_REQD mirrors this bit
@@ -183,6 +188,23 @@ def keygen_verify(
         input=data,
         capture_output=True,
     )
+
+
+def keygen_verify_token(
+    token: str, pub_path: Path, namespace: str
+) -> subprocess.CompletedProcess[bytes]:
+    """``ssh-keygen -Y verify`` of an exe0 token (its payload, and its signature part turned
+    back into armor) against the key of ``pub_path``, allowed for ``namespace`` only."""
+    _, payload_part, signature_part = token.split(".")
+    key_type, blob = pub_path.read_text().split()[:2]
+    with tempfile.TemporaryDirectory() as tmp:
+        return keygen_verify(
+            Path(tmp),
+            f'namespaces="{namespace}" {key_type} {blob}',
+            namespace,
+            b64url_decode(payload_part),
+            armor(b64url_decode(signature_part)),
+        )
 
 
 def keygen_check_novalidate(

@@ -1,9 +1,9 @@
 """Drive the real ``sshmint serve`` process with the real OpenSSH client and admin CLI.
 
-Usage (the fixtures in ``tests/server/conftest.py`` do this for you)::
+Usage (the fixtures of ``tests/support/server_fixtures.py`` do this for you)::
 
     server = SSHMintServer(data_dir=tmp_path / "data", db_url=db_url).start()
-    user_id = server.add_user("a@example.com", Path(f"{key_path}.pub"))  # real admin CLI
+    user_id = server.add_user("a@example.com", Path(f"{key_path}.pub"))  # in its database
     result = server.ssh(key_path, "whoami", "--json")      # a CompletedProcess[str]
     httpx.get(server.http_url + "/healthz")
     repl = server.interactive(key_path)                      # ssh -tt: send()/expect()/wait()
@@ -17,14 +17,14 @@ Usage (the fixtures in ``tests/server/conftest.py`` do this for you)::
   (inherited ``SSHMINT_*`` variables are dropped so the host cannot leak settings in).
 - ``preload="module.name"`` starts the server through ``python -c`` after importing that
   module, e.g. one that calls ``sshmint.server.commands.register_command(...)`` to add a
-  test-only command. The module is looked up on ``PYTHONPATH`` = the repository root, the
-  ``tests`` directory, ``tests/server`` and ``pythonpath`` (so ``"tests.server.slowcmd"`` and
-  ``"slowcmd"`` both work for ``tests/server/slowcmd.py``).
+  test-only command. The module is looked up on ``PYTHONPATH`` = the repository root and
+  ``pythonpath``: the preloads of ``tests/support/preloads/`` are named
+  ``"tests.support.preloads.<module>"``; a module written to a directory ``d`` at run time
+  is ``preload="<module>", pythonpath=[d]``.
 - ``ssh(key, *words)`` joins ``words`` with spaces like the OpenSSH client does: quote a
   word yourself (``"'a b'"``) when the server must see it as one.
 
-Import it as ``from server.harness import SSHMintServer`` (``tests/`` is on ``sys.path``
-because of ``tests/conftest.py``) or from ``harness`` inside ``tests/server``.
+Import it as ``from tests.support.harness import SSHMintServer``.
 """
 
 from __future__ import annotations
@@ -32,31 +32,33 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from tests.support.aio import run_sync
+
+if TYPE_CHECKING:
+    from sshmint.server.store import Store, User
 
 __all__ = [
     "LISTENING_LINE",
     "SSHMINT",
     "SSH_OPTIONS",
-    "Account",
     "InteractiveSession",
     "SSHMintServer",
     "ServerStartError",
     "client_environment",
-    "free_port",
     "host_keys",
-    "key_fingerprint",
     "run_sshmint",
     "ssh_argv",
-    "wait_until",
 ]
+
+_T = TypeVar("_T")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The console script of the interpreter running the tests (there is no ``__main__``).
@@ -100,13 +102,6 @@ def client_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]
     return env
 
 
-def free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def host_keys(host: str, port: int, timeout: float = 10.0) -> set[str]:
     """The ``<type> <base64>`` host keys a server offers, as seen by the real ``ssh-keyscan``."""
     result = subprocess.run(
@@ -122,27 +117,6 @@ def host_keys(host: str, port: int, timeout: float = 10.0) -> set[str]:
         _, key_type, blob = line.split()[:3]
         keys.add(f"{key_type} {blob}")
     return keys
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.1) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-def key_fingerprint(pub_path: Path) -> str:
-    """``SHA256:...`` of a public key file, as the real ``ssh-keygen -l`` prints it."""
-    result = subprocess.run(
-        ["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout.split()[1]
 
 
 def run_sshmint(
@@ -276,23 +250,6 @@ class InteractiveSession:
             return self._err.decode("utf-8", "replace")
 
 
-@dataclass(frozen=True)
-class Account:
-    """A registered user and the key it logs in with (see the ``new_account`` fixture)."""
-
-    email: str
-    key: Path  # private key file; the public key is beside it as ``<key>.pub``
-    user_id: str
-
-    @property
-    def pub(self) -> Path:
-        return self.key.with_name(self.key.name + ".pub")
-
-    @property
-    def public_line(self) -> str:
-        return self.pub.read_text().strip()
-
-
 class SSHMintServer:
     """One ``sshmint serve`` subprocess on a data directory and a database URL."""
 
@@ -341,8 +298,7 @@ class SSHMintServer:
     def _environment(self) -> dict[str, str]:
         env = client_environment(self.env)
         if self.preload:
-            paths = [REPO_ROOT, REPO_ROOT / "tests", REPO_ROOT / "tests" / "server"]
-            paths += self.pythonpath
+            paths = [REPO_ROOT, *self.pythonpath]
             existing = env.get("PYTHONPATH")
             env["PYTHONPATH"] = os.pathsep.join(
                 [str(p) for p in paths] + ([existing] if existing else [])
@@ -438,18 +394,55 @@ class SSHMintServer:
         )
 
     def add_user(self, email: str, pubkey_path: Path | None = None) -> str:
-        """Create a user through the real admin CLI; returns its ``user_id``."""
-        import json
+        """Create a user (and its first key, named from the key's comment) in this server's
+        database, as ``sshmint admin add-user`` does; returns its ``user_id``.
 
-        args = ["add-user", email, "--json"]
-        if pubkey_path is not None:
-            args += ["--key-file", str(pubkey_path)]
-        result = self.admin(*args)
-        if result.returncode != 0:
-            raise AssertionError(f"admin add-user failed: {result.stderr.strip()}")
-        user_id = json.loads(result.stdout)["user_id"]
-        assert isinstance(user_id, str)
-        return user_id
+        In-process through ``Store``, not through the CLI (a process costs most of a second
+        in imports): tests of the CLI itself call :meth:`admin`.
+        """
+        from sshmint.keys import parse_public_key_line
+        from sshmint.server.runtime import unix_now
+        from sshmint.server.store.validation import normalize_email, sanitize_name
+
+        key = None if pubkey_path is None else parse_public_key_line(pubkey_path.read_text())
+
+        async def create(store: Store) -> str:
+            name = sanitize_name(key.comment) if key is not None else ""
+            user, _ = await store.create_user(
+                normalize_email(email), unix_now(), key=key, key_name=name
+            )
+            return user.user_id
+
+        return self.with_store(create)
+
+    def set_locked(self, email: str, locked: bool) -> None:
+        """Lock or unlock a user in this server's database (``sshmint admin lock-user``)."""
+
+        async def update(store: Store) -> None:
+            assert await store.set_locked(email.strip().lower(), locked) is not None, email
+
+        self.with_store(update)
+
+    def stored_users(self) -> dict[str, User]:
+        """Every user in this server's database by email, read in-process."""
+
+        async def read(store: Store) -> dict[str, User]:
+            return {user.email: user for user, _ in await store.list_users()}
+
+        return self.with_store(read)
+
+    def with_store(self, action: Callable[[Store], Awaitable[_T]]) -> _T:
+        """Open a ``Store`` on this server's database, run ``action(store)``, close it."""
+        from sshmint.server.store import Store
+
+        async def run() -> _T:
+            store = await Store.open(self.db_url)
+            try:
+                return await action(store)
+            finally:
+                await store.close()
+
+        return run_sync(run)
 
     def ssh_argv(
         self, key_path: Path, *words: str, user: str = "sshmint", tty: bool = False

@@ -39,7 +39,6 @@ __all__ = [
     "Caller",
     "Env",
     "backend_env",
-    "fresh_public_key",
     "json_of",
     "open_env",
     "pub_line",
@@ -240,8 +239,3 @@ async def backend_env(
 
 
 BACKENDS = ["sqlite", "postgresql"]
-
-
-def fresh_public_key(comment: str = "") -> str:
-    """A public key line of a new key that is registered nowhere."""
-    return pub_line(generate_ed25519().public_key, comment)

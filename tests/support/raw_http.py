@@ -1,12 +1,9 @@
-"""Raw-socket HTTP for the hardening tests: bytes no well-behaved client would send, slow
-clients, and the checks of docs/security.md#secrets-never-logged on a server's output.
+"""Raw-socket HTTP for the hardening tests: bytes no well-behaved client would send, and
+slow clients.
 
 - :func:`exchange` sends bytes and reads one response (``Content-Length`` framed, or up to
   the close); :func:`read_response` reads one from an open socket.
 - :func:`closed_within` waits for the server to close a connection.
-- :func:`secret_windows` lists every 24-character window of a token's secret part (the
-  signature part of an exe0, the body of an exe1); :func:`leaked` finds any of them in a
-  text.
 """
 
 from __future__ import annotations
@@ -20,14 +17,10 @@ __all__ = [
     "RawResponse",
     "closed_within",
     "exchange",
-    "leaked",
     "open_files_at_least",
     "read_all_responses",
     "read_response",
-    "secret_windows",
 ]
-
-WINDOW = 24  # docs/security.md#secrets-never-logged: no 24 characters of a token's signature part or exe1 body
 
 
 @dataclass(frozen=True)
@@ -108,19 +101,6 @@ def closed_within(sock: socket.socket, timeout: float) -> float | None:
             return None
         except OSError:  # reset, or a TLS connection cut without close_notify
             return time.monotonic() - started
-
-
-def secret_windows(token: str) -> set[str]:
-    """Every 24-character window of the token's secret part."""
-    secret = token.split(".")[2] if token.startswith("exe0.") else token.split(".", 1)[1]
-    return {secret[i : i + WINDOW] for i in range(len(secret) - WINDOW + 1)}
-
-
-def leaked(text: str | bytes, token: str) -> list[str]:
-    """The windows of :func:`secret_windows` found in ``text`` (empty: nothing leaked)."""
-    if isinstance(text, bytes):
-        text = text.decode("latin-1")
-    return sorted(window for window in secret_windows(token) if window in text)
 
 
 def open_files_at_least(count: int) -> None:

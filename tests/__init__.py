@@ -1,0 +1,1 @@
+"""The test suite (see tests/support/ for the shared helpers and fixtures)."""

@@ -1,0 +1,1 @@
+"""The tests of tests/client (a package, so that modules import as ``tests.client.<module>``)."""

@@ -1,0 +1,1 @@
+"""The tests of tests/http (a package, so that modules import as ``tests.http.<module>``)."""
