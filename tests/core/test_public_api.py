@@ -33,6 +33,7 @@ SSHMINT_EXPORTS = [
     "TokenExpiredError",
     "TokenFormatError",
     "TokenNotYetValidError",
+    "TokenPolicyError",
     "TokenVerificationError",
     "__version__",
     "load_private_key",
