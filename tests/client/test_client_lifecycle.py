@@ -1,5 +1,5 @@
 """``Client.revoke`` and ``Client.explain`` (sync and async) against a live ``sshmint serve``
-(docs/client.md#the-python-client, docs/lifecycle.md): typed results, and the refusal as a
+(docs/client.md#other-programs, docs/lifecycle.md): typed results, and the refusal as a
 typed error."""
 
 from __future__ import annotations
