@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         TokenExpiredError,
         TokenFormatError,
         TokenNotYetValidError,
+        TokenPolicyError,
         TokenVerificationError,
     )
     from sshmint.keys import PublicKey, load_public_key_file, parse_public_key_line
@@ -59,6 +60,7 @@ __all__ = [
     "TokenExpiredError",
     "TokenFormatError",
     "TokenNotYetValidError",
+    "TokenPolicyError",
     "TokenVerificationError",
     "__version__",
     "load_private_key",

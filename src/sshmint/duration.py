@@ -9,11 +9,19 @@ rather than guessed (minutes or months).
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from sshmint.errors import DurationError
 from sshmint.strictjson import quote
 
-__all__ = ["MAX_DURATION_SECONDS", "UNIT_SECONDS", "parse_duration", "parse_when"]
+__all__ = [
+    "MAX_DURATION_SECONDS",
+    "UNIT_SECONDS",
+    "format_duration",
+    "parse_duration",
+    "parse_when",
+    "rfc3339",
+]
 
 # docs/ssh.md#ssh-key-generate-api-key units.
 UNIT_SECONDS: dict[str, int] = {
@@ -64,6 +72,25 @@ def parse_duration(text: str) -> int | None:
     return seconds
 
 
+# The units format_duration writes, largest first: exact calendar-free ones only, so that
+# 90 days stays "90d" rather than turning into "3mo".
+_FORMAT_UNITS = ("y", "d", "h", "min", "s")
+
+
+def format_duration(seconds: int) -> str:
+    """A positive number of seconds in the grammar above, with the largest of ``y``, ``d``,
+    ``h``, ``min`` and ``s`` that divides it exactly: ``3600`` → ``1h``, ``7776000`` →
+    ``90d``. :func:`parse_duration` reads the result back to the same number.
+    """
+    if seconds <= 0:
+        raise ValueError("a duration is a positive number of seconds")
+    for unit in _FORMAT_UNITS:
+        count, rest = divmod(seconds, UNIT_SECONDS[unit])
+        if rest == 0:
+            return f"{count}{unit}"
+    raise AssertionError("unreachable: every whole number of seconds divides by 1")
+
+
 def parse_when(text: str, now: int) -> int | None:
     """A client WHEN value (docs/client.md#sshmint-mint): unix seconds, or ``None`` for ``never``/empty.
 
@@ -76,3 +103,9 @@ def parse_when(text: str, now: int) -> int | None:
         return int(stripped)
     seconds = parse_duration(text)
     return None if seconds is None else now + seconds
+
+
+def rfc3339(unix_seconds: int) -> str:
+    """A point in time as every output shows it: RFC 3339, UTC, whole seconds, ``Z``
+    (``2030-12-05T00:00:00Z``, docs/README.md#conventions)."""
+    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

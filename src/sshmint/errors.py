@@ -14,7 +14,8 @@ of it to show.
     │   ├── TokenClaimError            steps 16–17
     │   │   ├── TokenExpiredError      "invalid token: token has expired"
     │   │   └── TokenNotYetValidError  "invalid token: token is not yet valid"
-    │   └── TokenVerificationError     steps 18–20 and exe1 failures: always "invalid token"
+    │   ├── TokenVerificationError     steps 18–20, revocation and exe1 failures: always "invalid token"
+    │   └── TokenPolicyError           the server's lifetime policy (docs/lifecycle.md#lifetime-policy)
     ├── PublicKeyError                 docs/accounts.md#ssh-keys: "invalid SSH public key: <detail>"
     │   └── PrivateKeyGivenError       a private key where a public one was expected
     ├── PrivateKeyError                a private key file cannot be loaded or used (A.4)
@@ -48,6 +49,7 @@ __all__ = [
     "TokenExpiredError",
     "TokenFormatError",
     "TokenNotYetValidError",
+    "TokenPolicyError",
     "TokenVerificationError",
 ]
 
@@ -150,6 +152,24 @@ class TokenVerificationError(TokenError):
         super().__init__(INVALID_TOKEN, step)
         self.reason = reason
         self.cause = cause
+
+
+class TokenPolicyError(TokenError):
+    """The token outlives the server's ``--max-token-lifetime`` (docs/lifecycle.md#lifetime-policy):
+    it has no ``exp``, or one later than now plus the maximum.
+
+    Checked after every other check of the token (docs/tokens.md#validation), so it numbers
+    its step 21. ``maximum`` is the policy's duration as the message names it (``1h``).
+    """
+
+    cause: FailureCause = "policy"
+    STEP = 21
+
+    def __init__(self, maximum: str) -> None:
+        super().__init__(
+            f"invalid token: token lifetime exceeds this server's maximum of {maximum}", self.STEP
+        )
+        self.maximum = maximum
 
 
 class PublicKeyError(SSHMintError):

@@ -82,6 +82,7 @@ def test_s6_3_unterminated_quote_or_lone_backslash_is_a_syntax_error(line: str) 
         ("help ls", "help"),
         ("exe0-to-exe1 --vm=x TOKEN", "exe0-to-exe1"),
         ("ssh-key generate-api-key --label=x", "ssh-key generate-api-key"),
+        ("token explain TOKEN --command ls", "token explain"),
         ("WHOAMI", None),
         ("Ls", None),
         ("notacommand", None),
@@ -114,6 +115,10 @@ def test_s6_6_command_tree_names() -> None:
         "ssh-key rename",
         "ssh-key generate-api-key",
         "exe0-to-exe1",
+        "token",  # docs/lifecycle.md
+        "token revoke",
+        "token revocations",
+        "token explain",
     } == COMMAND_NAMES
 
 

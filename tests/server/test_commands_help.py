@@ -17,9 +17,10 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
         yield e
 
 
-TOP_LEVEL = ["help", "whoami", "ls", "new", "rm", "share", "ssh-key", "exe0-to-exe1"]
+TOP_LEVEL = ["help", "whoami", "ls", "new", "rm", "share", "ssh-key", "exe0-to-exe1", "token"]
 SHARE_SUBS = ["show", "port", "set-public", "set-private", "add", "remove"]
 SSH_KEY_SUBS = ["list", "add", "remove", "rename", "generate-api-key"]
+TOKEN_SUBS = ["revoke", "revocations", "explain"]
 
 
 async def test_r94_help_json_lists_the_tree_in_order(env: Env) -> None:
@@ -34,13 +35,15 @@ async def test_r94_help_json_lists_the_tree_in_order(env: Env) -> None:
             assert [s["name"] for s in command["subcommands"]] == SHARE_SUBS
         elif command["name"] == "ssh-key":
             assert [s["name"] for s in command["subcommands"]] == SSH_KEY_SUBS
+        elif command["name"] == "token":  # docs/lifecycle.md
+            assert [s["name"] for s in command["subcommands"]] == TOKEN_SUBS
         else:
             assert "subcommands" not in command  # omitted, not empty
         for sub in command.get("subcommands", []):
             assert set(sub) == {"name", "description"}
     text = await a.run("help")
     assert text.exit_status == 0
-    for name in TOP_LEVEL + SHARE_SUBS + SSH_KEY_SUBS:
+    for name in TOP_LEVEL + SHARE_SUBS + SSH_KEY_SUBS + TOKEN_SUBS:
         assert name in text.stdout
 
 

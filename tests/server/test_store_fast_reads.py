@@ -79,21 +79,28 @@ async def test_s9_1_caller_lookup_reads_the_key_its_owner_and_all_their_keys_at_
     second = await admin.add_key(user.user_id, keys[1], "desk", "", NOW + 1)
     owner = await admin.get_user(user.user_id)  # its key counter moved on
     assert owner is not None
-    # From either key: the same owner and both keys, in insertion order.
-    assert await server.caller_lookup(second.fingerprint) == (second, owner, (first, second))
-    assert await server.caller_lookup(first.fingerprint) == (first, owner, (first, second))
-    assert await server.caller_lookup(keys[2].fingerprint) is None
+    # From either key: the same owner and both keys, in insertion order (and the token
+    # named by the hash is not revoked: None).
+    h = "0" * 64
+    assert await server.caller_lookup(second.fingerprint, h) == (
+        second,
+        owner,
+        None,
+        (first, second),
+    )
+    assert await server.caller_lookup(first.fingerprint, h) == (first, owner, None, (first, second))
+    assert await server.caller_lookup(keys[2].fingerprint, h) is None
     # Nothing is remembered: a rename, a removal and a lockout show on the next read.
     assert await admin.rename_key(first.id, "old-laptop")
-    found = await server.caller_lookup(second.fingerprint)
-    assert found is not None and [k.name for k in found[2]] == ["old-laptop", "desk"]
+    found = await server.caller_lookup(second.fingerprint, h)
+    assert found is not None and [k.name for k in found[3]] == ["old-laptop", "desk"]
     assert await admin.delete_key(first.id)
-    found = await server.caller_lookup(second.fingerprint)
-    assert found is not None and found[2] == (second,)
+    found = await server.caller_lookup(second.fingerprint, h)
+    assert found is not None and found[3] == (second,)
     await admin.set_locked("bo@example.test", True)
-    found = await server.caller_lookup(second.fingerprint)
+    found = await server.caller_lookup(second.fingerprint, h)
     assert found is not None and found[1] is not None and found[1].locked
-    assert await server.caller_lookup(first.fingerprint) is None
+    assert await server.caller_lookup(first.fingerprint, h) is None
 
 
 async def test_s8_3_proxy_lookup_sees_vm_owner_lockout_and_shares_at_once(

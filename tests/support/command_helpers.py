@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 
 from sshmint.keys import PublicKey
-from sshmint.server.auth import Authenticator
+from sshmint.server.auth import NO_POLICY, Authenticator, LifetimePolicy
 from sshmint.server.commands import (
     CommandContext,
     CommandResult,
@@ -112,9 +112,17 @@ class Env:
     settings: CommandSettings
     now: int = NOW
     users: int = 0
+    # The server's --max-token-lifetime (docs/lifecycle.md#lifetime-policy).
+    policy: LifetimePolicy = NO_POLICY
 
     def clock(self) -> int:
         return self.now
+
+    def authenticator(self) -> Authenticator:
+        """The server's authentication path on this store, clock and policy."""
+        return Authenticator(
+            self.store, self.clock, logging.getLogger("sshmint.server"), policy=self.policy
+        )
 
     async def caller(
         self, email: str | None = None, *, permissions: str = "", key_name: str = "login"
@@ -169,9 +177,7 @@ class Env:
             user=caller.user,
             key=row,
             now=self.clock,
-            authenticator=Authenticator(
-                self.store, self.clock, logging.getLogger("sshmint.server")
-            ),
+            authenticator=self.authenticator(),
             stdin=stdin_reader,
             indent_json=indent_json,
         )

@@ -2,7 +2,9 @@
 
 ``SSHMintAuth`` mints short-lived exe0 tokens from an SSH key (file or ssh-agent) and works as
 an ``httpx`` auth (``Client`` and ``AsyncClient``) and as a ``requests`` auth.
-``Client``/``AsyncClient`` call ``POST /exec`` and raise one exception per error status.
+``Client``/``AsyncClient`` call ``POST /exec`` and raise one exception per error status;
+their ``revoke`` and ``explain`` return ``RevokedToken`` and ``TokenExplanation`` (a tuple
+of ``TokenCheck``).
 
 httpx and requests are optional (extras ``sshmint[httpx]``, ``sshmint[requests]``); the names
 below are imported on first use, so ``import sshmint.client`` needs neither.
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     )
     from sshmint.client.http import AsyncClient, Client
     from sshmint.client.minting import TokenMinter
+    from sshmint.client.results import RevokedToken, TokenCheck, TokenExplanation
 
 __all__ = [
     "AsyncClient",
@@ -45,10 +48,13 @@ __all__ = [
     "MethodNotAllowed",
     "RateLimited",
     "RequestTooLarge",
+    "RevokedToken",
     "SSHMintAuth",
     "SSHMintClientError",
     "ServerError",
     "Timeout",
+    "TokenCheck",
+    "TokenExplanation",
     "TokenMinter",
     "Unauthorized",
     "UnknownCommand",
@@ -60,6 +66,9 @@ _HOME = {
     "Client": "http",
     "AsyncClient": "http",
     "TokenMinter": "minting",
+    "RevokedToken": "results",
+    "TokenCheck": "results",
+    "TokenExplanation": "results",
 }
 
 

@@ -3,6 +3,9 @@
 ``Client(url, auth=SSHMintAuth(...))`` or ``Client(url, token="exe0...")``; ``exec(command)``
 returns the command's JSON output as a dict and raises a
 :class:`~sshmint.client.errors.SSHMintClientError` subclass for every other outcome.
+``revoke(token)`` and ``explain(token, vm=, command=)`` run ``token revoke`` and ``token
+explain`` (docs/lifecycle.md) and return typed results (:mod:`sshmint.client.results`);
+the calling token needs those commands in its ``cmds``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sshmint.client.errors import (
     Timeout,
     error_for_status,
 )
+from sshmint.client.results import RevokedToken, TokenExplanation, explanation, revoked_token
 
 if TYPE_CHECKING:
     import httpx
@@ -99,6 +103,16 @@ def _result(status: int, reason: str, body: bytes) -> dict[str, Any]:
     return document
 
 
+def _explain_words(token: str, vm: str | None, command: str | None) -> list[str]:
+    """``token explain TOKEN [--vm NAME] [--command LINE]`` as words (docs/ssh.md#token-explain)."""
+    words = ["token", "explain", token]
+    if vm is not None:
+        words += ["--vm", vm]
+    if command is not None:
+        words += ["--command", command]
+    return words
+
+
 def _transport_error(exc: Exception, url: str) -> SSHMintClientError:
     if isinstance(exc, _httpx().TimeoutException):
         return Timeout(None, f"no answer from {url} in time")
@@ -141,6 +155,20 @@ class Client:
         except hx.TransportError as exc:
             raise _transport_error(exc, self.url) from None
         return _result(response.status_code, response.reason_phrase, response.content)
+
+    def revoke(self, token: str) -> RevokedToken:
+        """Revoke one token, exe0 or exe1 (docs/ssh.md#token-revoke); its key and other
+        tokens keep working. A token that does not parse or is not signed by one of your
+        keys raises :class:`~sshmint.client.errors.CommandFailed` (``token not found``)."""
+        return revoked_token(self.exec(["token", "revoke", token]))
+
+    def explain(
+        self, token: str, vm: str | None = None, command: str | None = None
+    ) -> TokenExplanation:
+        """Why ``token`` does or does not work at ``/exec`` (or, with ``vm``, at that VM's
+        proxy), and with ``command`` whether ``/exec`` would run that command line
+        (docs/ssh.md#token-explain). Changes nothing on the server."""
+        return explanation(self.exec(_explain_words(token, vm, command)))
 
     def close(self) -> None:
         self._http.close()
@@ -187,6 +215,16 @@ class AsyncClient:
         except hx.TransportError as exc:
             raise _transport_error(exc, self.url) from None
         return _result(response.status_code, response.reason_phrase, response.content)
+
+    async def revoke(self, token: str) -> RevokedToken:
+        """:meth:`Client.revoke`."""
+        return revoked_token(await self.exec(["token", "revoke", token]))
+
+    async def explain(
+        self, token: str, vm: str | None = None, command: str | None = None
+    ) -> TokenExplanation:
+        """:meth:`Client.explain`."""
+        return explanation(await self.exec(_explain_words(token, vm, command)))
 
     async def aclose(self) -> None:
         await self._http.aclose()

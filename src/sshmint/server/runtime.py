@@ -41,11 +41,13 @@ class ServerRuntime:
 
     @cached_property
     def authenticator(self) -> Authenticator:
-        """The one authentication path (and its memo) shared by /exec, the proxy and
-        ``exe0-to-exe1`` over SSH."""
-        from sshmint.server.auth import Authenticator
+        """The one authentication path (and its memo) shared by /exec, the proxy and the
+        commands (``exe0-to-exe1``, ``token``), with the lifetime policy of
+        ``--max-token-lifetime`` (docs/lifecycle.md#lifetime-policy)."""
+        from sshmint.server.auth import Authenticator, LifetimePolicy
 
-        return Authenticator(self.store, self.now, self.logger)
+        policy = LifetimePolicy(self.config.max_token_lifetime)
+        return Authenticator(self.store, self.now, self.logger, policy=policy)
 
     def command_settings(self) -> CommandSettings:
         from sshmint.server.commands import CommandSettings

@@ -1,33 +1,50 @@
-"""The one authentication path for bearer tokens (docs/tokens.md#validation, docs/tokens.md#exe1-resolution, docs/accounts.md#key-removal-and-revocation, docs/proxy.md#token-validation-at-the-proxy).
+"""The one authentication path for bearer tokens (docs/tokens.md#validation,
+docs/tokens.md#exe1-resolution, docs/lifecycle.md, docs/proxy.md#token-validation-at-the-proxy).
 
-``Authenticator.authenticate(bearer, namespace)`` is used by ``POST /exec`` and the VM
-proxy alike (``check_trade`` runs the same steps in ``exe0-to-exe1``'s order):
+One pipeline of checks, in one order, run three ways:
 
-1. exe1 resolution (docs/tokens.md#exe1-resolution): shape check, live handle by ``exe1_hash``, unseal; the stored
-   exe0 string then replaces the bearer string;
-2. strict parse, steps 1–15 (:func:`sshmint.token.parse_exe0`);
-3. claims, steps 16–17;
-4. the registered key by fingerprint and its owner, read together in one query
-   (:meth:`Store.auth_lookup`), step 18; a stored key that cannot be used — unreadable
-   text, or a key outside the docs/security.md#key-limits limits stored by an older version — counts as
-   not registered (also step 18, checked with the signature: it is never verified);
-5. the signature under the expected namespace, step 19;
-6. the owner exists and is not locked out, step 20;
-7. the key's stored restrictions are parsed (unreadable text → :class:`KeyPermissionsError`,
-   which callers treat as an internal error, never as "allowed").
+- ``Authenticator.authenticate(bearer, namespace, vm=None)``: ``POST /exec`` (``vm=None``)
+  and the VM proxy (``vm=`` the VM) — stops at the first failure with the documented
+  refusal;
+- ``Authenticator.check_trade``: ``exe0-to-exe1``, the same checks in the trade's order
+  (docs/ssh.md#exe0-to-exe1);
+- ``Authenticator.evaluate``: ``token explain`` — the same checks, recording where they
+  stop instead of refusing, changing nothing (no ``last_used_at`` write).
 
-Failures raise :class:`sshmint.errors.TokenError` carrying the documented message. A database
-error during the key/owner read propagates as :class:`StoreError` (the caller answers
-500: fail closed).
+The checks, each one method below, named as ``token explain`` reports them:
+
+1. ``format`` — exe1 resolution (a live handle by ``exe1_hash``, unsealed; the stored exe0
+   then replaces the bearer string), then the strict parse, steps 1–15
+   (:func:`sshmint.token.parse_exe0`);
+2. ``claims`` — steps 16–17;
+3. ``key`` — the registered key by fingerprint, its owner and this token's revocation,
+   read together in one query (:meth:`Store.token_lookup`), step 18; a stored key that
+   cannot be used — unreadable text, or a key outside the docs/security.md#key-limits
+   limits stored by an older version — counts as not registered (also step 18). When a
+   caller is named (``exe0-to-exe1``, ``token explain``), the key must be one of theirs;
+4. ``namespace`` — the blob's namespace is the expected one (step 19);
+5. ``signature`` — the signature verifies (step 19);
+6. ``owner`` — the owner exists and is not locked out (step 20);
+7. ``revoked`` — the token is not revoked (docs/lifecycle.md#revoking-one-token; it
+   counts as step 18, ``invalid token``);
+8. ``key_restrictions`` — the key's stored restrictions are readable (else
+   :class:`KeyPermissionsError`, which callers treat as an internal error, never as
+   "allowed") and admit the use: not expired and, at a VM, a ``vm``/``tag`` admitting it
+   (:class:`KeyRestrictionError`: ``/exec`` answers 403, the proxy "not authenticated");
+9. ``policy`` — the lifetime policy (:class:`TokenPolicyError`).
+
+Token failures raise :class:`sshmint.errors.TokenError` carrying the documented message
+and its ``cause``. A database error during a read propagates as :class:`StoreError` (the
+caller answers 500: fail closed).
 
 Caching: a signature check's result never changes for the same token bytes, namespace and
-public key, so it is memoised in a bounded LRU keyed by the three (the token by digest).
-Parsing is a pure function of the token string and unsealing of (handle, sealed bytes),
-so both are memoised too. Everything that *can* change — whether the key is registered,
-its stored public key and restrictions, the owner's existence and lock-out, the claims
-against the clock, exe1 handles — is read from the database or the clock on every call
-(docs/storage.md#backends: no cache may hide a change). Tokens are never logged; a log line names at
-most a key fingerprint.
+public key, so it is memoised in a bounded LRU keyed by the three (the token by its hash).
+Parsing is a pure function of the token string, unsealing of (handle, sealed bytes), and
+decoding a stored key of its text, so those are memoised too. Everything that *can*
+change — whether the key is registered, its stored public key and restrictions, the
+owner's existence and lock-out, revocations, the claims against the clock, exe1 handles —
+is read from the database or the clock on every call (docs/storage.md#backends: no cache
+may hide a change). Tokens are never logged; a log line names at most a key fingerprint.
 """
 
 from __future__ import annotations
@@ -39,13 +56,20 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 
-from sshmint.errors import PublicKeyError, TokenVerificationError
+from sshmint.errors import PublicKeyError, TokenError, TokenVerificationError
 from sshmint.keys import PublicKey, public_key_from_blob
 from sshmint.server.auth.exe1 import exe1_hash, unseal
-from sshmint.server.auth.permissions import KeyPermissions, PermissionsError, parse_key_permissions
-from sshmint.server.store import SSHKeyRow, Store, StoreError, User
+from sshmint.server.auth.permissions import (
+    KeyPermissions,
+    KeyRestrictionError,
+    PermissionsError,
+    key_use_refusal,
+    parse_key_permissions,
+)
+from sshmint.server.auth.policy import NO_POLICY, LifetimePolicy
+from sshmint.server.store import VM, SSHKeyRow, Store, StoreError, User
 from sshmint.token import (
     EXE1_PREFIX,
     ParsedToken,
@@ -57,9 +81,42 @@ from sshmint.token import (
 )
 from sshmint.valuetypes import value_type
 
-__all__ = ["Authenticator", "KeyPermissionsError", "Presented", "Principal"]
+__all__ = [
+    "CHECKS",
+    "Authenticator",
+    "Check",
+    "Evaluation",
+    "KeyPermissionsError",
+    "Presented",
+    "Principal",
+    "token_digest",
+]
 
 Presented = Literal["exe0", "exe1"]
+# The checks, named as token explain reports them (docs/lifecycle.md#explaining-a-token).
+Check = Literal[
+    "format",
+    "claims",
+    "key",
+    "namespace",
+    "signature",
+    "owner",
+    "revoked",
+    "key_restrictions",
+    "policy",
+]
+#: The checks of :meth:`Authenticator.authenticate`, in the order it runs them.
+CHECKS: Final[tuple[Check, ...]] = (
+    "format",
+    "claims",
+    "key",
+    "namespace",
+    "signature",
+    "owner",
+    "revoked",
+    "key_restrictions",
+    "policy",
+)
 
 _SECONDS_PER_DAY = 86400
 
@@ -121,6 +178,36 @@ class _LRU(Generic[_K, _V]):
         return len(self._data)
 
 
+def token_digest(token: str) -> str:
+    """How a token is known without being kept: the lower-case hex SHA-256 of the exe0
+    string (revocations, docs/lifecycle.md#revoking-one-token; the memo keys)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _check_namespace(parsed: ParsedToken, namespace: str) -> None:
+    """``namespace``, step 19: the token was signed for the namespace this use expects
+    (docs/tokens.md#namespaces); the signature covers it, so a mismatch never verifies."""
+    if parsed.sshsig.namespace != namespace.encode("utf-8", "surrogatepass"):
+        raise TokenVerificationError(
+            "the token is signed for another namespace", 19, "bad_signature"
+        )
+
+
+def _check_owner(user: User | None) -> None:
+    """``owner``, step 20: the key's owner exists and is not locked out."""
+    if user is None:
+        raise TokenVerificationError("the key's owner does not exist", 20, "locked")
+    if user.locked:
+        raise TokenVerificationError("the key's owner is locked out", 20, "locked")
+
+
+def _check_revoked(revoked_at: int | None) -> None:
+    """``revoked``: the token itself is not revoked (docs/lifecycle.md#revoking-one-token;
+    step 18: a revoked token counts as one whose key is unknown)."""
+    if revoked_at is not None:
+        raise TokenVerificationError("the token is revoked", 18, "revoked")
+
+
 def _registered_key(row: SSHKeyRow) -> PublicKey:
     """The stored ``"<type> <base64>"`` as a key object (cached by blob in keys.py).
 
@@ -136,92 +223,215 @@ def _registered_key(row: SSHKeyRow) -> PublicKey:
     return public_key_from_blob(blob)
 
 
+class Evaluation:
+    """One run of the checks over one bearer string: the input, and what each check found.
+
+    ``check`` names the check being run, so after a failure (``failure``) it names the one
+    that failed; the other fields are ``None`` until the check that fills them has run.
+    ``token explain`` reads them (docs/lifecycle.md#explaining-a-token).
+    """
+
+    __slots__ = (
+        "bearer",
+        "check",
+        "failure",
+        "key_permissions",
+        "namespace",
+        "now",
+        "owner_of",
+        "parsed",
+        "presented",
+        "revoked_at",
+        "row",
+        "token",
+        "token_hash",
+        "user",
+        "user_keys",
+        "vm",
+        "with_user_keys",
+    )
+
+    def __init__(
+        self,
+        bearer: str,
+        namespace: str,
+        now: int,
+        *,
+        vm: VM | None = None,
+        owner_of: str | None = None,
+        with_user_keys: bool = False,
+    ) -> None:
+        self.bearer = bearer
+        self.namespace = namespace
+        self.now = now
+        self.vm = vm
+        # The caller whose key the token must be signed by (None: anyone's).
+        self.owner_of = owner_of
+        self.with_user_keys = with_user_keys
+        self.check: Check = "format"
+        self.failure: Exception | None = None
+        self.presented: Presented = "exe0"
+        self.token = bearer
+        self.token_hash = ""
+        self.parsed: ParsedToken | None = None
+        self.row: SSHKeyRow | None = None
+        self.user: User | None = None
+        self.revoked_at: int | None = None
+        self.user_keys: tuple[SSHKeyRow, ...] | None = None
+        self.key_permissions: KeyPermissions | None = None
+
+
 class Authenticator:
     """Validates bearer strings against the store; one instance per server process."""
 
     SIGNATURE_CACHE_SIZE = 8192
     PARSE_CACHE_SIZE = 1024
     EXE1_CACHE_SIZE = 1024
+    KEY_CACHE_SIZE = 4096
 
-    def __init__(self, store: Store, now: Callable[[], int], logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        store: Store,
+        now: Callable[[], int],
+        logger: logging.Logger,
+        *,
+        policy: LifetimePolicy = NO_POLICY,
+    ) -> None:
         self._store = store
         self._now = now
         self._logger = logger
-        # Keyed by (token digest, namespace, stored "<type> <base64>" of the key).
-        self._signatures: _LRU[tuple[bytes, str, str], bool] = _LRU(self.SIGNATURE_CACHE_SIZE)
-        self._parsed: _LRU[bytes, ParsedToken] = _LRU(self.PARSE_CACHE_SIZE)
+        self.policy = policy
+        # Keyed by (token hash, namespace, stored "<type> <base64>" of the key).
+        self._signatures: _LRU[tuple[str, str, str], bool] = _LRU(self.SIGNATURE_CACHE_SIZE)
+        self._parsed: _LRU[str, ParsedToken] = _LRU(self.PARSE_CACHE_SIZE)
         self._unsealed: _LRU[tuple[bytes, bytes], str] = _LRU(self.EXE1_CACHE_SIZE)
+        # Stored "<type> <base64>" → the usable key it decodes to.
+        self._keys: _LRU[str, PublicKey] = _LRU(self.KEY_CACHE_SIZE)
         # Keys whose last_used_at write is in progress (at most one write per key).
         self._touching: set[int] = set()
 
+    # -- the three ways to run the checks ------------------------------------------------
+
     async def authenticate(
-        self, bearer: str, namespace: str, *, with_user_keys: bool = False
+        self,
+        bearer: str,
+        namespace: str,
+        *,
+        vm: VM | None = None,
+        with_user_keys: bool = False,
     ) -> Principal:
-        """docs/tokens.md#validation/docs/tokens.md#exe1-resolution for ``bearer`` under ``namespace``; raises ``TokenError``.
+        """Every check for ``bearer`` under ``namespace``; the first failure raises.
 
-        ``with_user_keys`` also reads every key of the user in the same statement (for a
-        command that may list them: ``/exec``).
+        ``vm`` is the VM whose proxy the token is presented to (its key restrictions then
+        apply, docs/proxy.md#token-validation-at-the-proxy). ``with_user_keys`` also reads
+        every key of the user in the same statement (for a command that may list them:
+        ``/exec``).
 
-        Raises :class:`KeyPermissionsError` when the token is valid but the key's stored
-        restrictions are unreadable, and ``StoreError`` when the database fails.
+        Raises ``TokenError`` (401 on ``/exec``), :class:`KeyRestrictionError` (403 on
+        ``/exec``), :class:`KeyPermissionsError` when the key's stored restrictions are
+        unreadable, and ``StoreError`` when the database fails.
         """
-        now = self._now()
-        presented: Presented = "exe0"
-        token = bearer
-        if bearer.startswith(EXE1_PREFIX):
-            presented = "exe1"
-            token = await self._resolve_exe1(bearer, now)
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        parsed = self._parse(token, digest)  # steps 1–15
-        check_claims(parsed.permissions, now)  # steps 16–17
-        # Steps 18 and 20: one read.
-        user_keys: tuple[SSHKeyRow, ...] | None = None
-        if with_user_keys:
-            caller = await self._store.caller_lookup(parsed.fingerprint)
-            if caller is None:  # step 18
-                raise TokenVerificationError(
-                    "no registered key has this fingerprint", 18, "unknown_key"
-                )
-            row, user, user_keys = caller
-        else:
-            found = await self._store.auth_lookup(parsed.fingerprint)
-            if found is None:  # step 18
-                raise TokenVerificationError(
-                    "no registered key has this fingerprint", 18, "unknown_key"
-                )
-            row, user = found
-        self._check_signature(parsed, digest, row, namespace)  # steps 18 (key usable) and 19
-        if user is None:  # step 20
-            raise TokenVerificationError("the key's owner does not exist", 20, "locked")
-        if user.locked:
-            raise TokenVerificationError("the key's owner is locked out", 20, "locked")
-        try:
-            key_permissions = parse_key_permissions(row.permissions)
-        except PermissionsError:
-            self._logger.error("key SHA256:%s has unreadable stored permissions", row.fingerprint)
-            raise KeyPermissionsError(row.fingerprint) from None
-        await self.record_use(row, now)
+        v = Evaluation(bearer, namespace, self._now(), vm=vm, with_user_keys=with_user_keys)
+        await self._run(v)
+        row, user, parsed, key_permissions = v.row, v.user, v.parsed, v.key_permissions
+        assert row is not None and user is not None and parsed is not None
+        assert key_permissions is not None
+        await self.record_use(row, v.now)
         return Principal(
-            user, row, key_permissions, parsed.permissions, parsed, presented, user_keys
+            user, row, key_permissions, parsed.permissions, parsed, v.presented, v.user_keys
         )
 
     async def check_trade(self, token: str, namespace: str, user_id: str) -> ParsedToken:
-        """``exe0-to-exe1`` (docs/ssh.md#exe0-to-exe1 steps 2–5) on the same parse, key and signature
-        steps, in the trade's order: parse → the caller's own key → signature → ``exp``
-        only (docs/tokens.md#claims trade exception: a future ``nbf`` may be traded).
+        """``exe0-to-exe1`` (docs/ssh.md#exe0-to-exe1 steps 2–5) on the same checks, in the
+        trade's order: format (an exe0 only) → the caller's own key → namespace →
+        signature → ``exp`` only (docs/tokens.md#claims trade exception: a future ``nbf``
+        may be traded) → revoked → policy (no handle outlives the maximum).
 
-        Raises ``TokenFormatError`` (parse), ``TokenVerificationError`` (key or
-        signature), ``TokenExpiredError``; ``StoreError`` when the database fails.
+        Raises ``TokenFormatError`` (parse), ``TokenVerificationError`` (key, signature,
+        revoked), ``TokenExpiredError``, ``TokenPolicyError``; ``StoreError`` when the
+        database fails.
         """
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        parsed = self._parse(token, digest)
-        found = await self._store.auth_lookup(parsed.fingerprint)
-        if found is None or found[0].user_id != user_id:
-            raise TokenVerificationError(
-                "the signing key is not one of the caller's keys", 18, "unknown_key"
-            )
-        self._check_signature(parsed, digest, found[0], namespace)
-        check_claims(parsed.permissions, self._now(), check_nbf=False)
+        v = Evaluation(token, namespace, self._now(), owner_of=user_id)
+        v.check = "format"
+        parsed = self._read_exe0(v)
+        v.check = "key"
+        row = await self._find_key(v, parsed)
+        v.check = "namespace"
+        _check_namespace(parsed, namespace)
+        v.check = "signature"
+        self._check_signature(parsed, v.token_hash, row, namespace)
+        v.check = "claims"
+        check_claims(parsed.permissions, v.now, check_nbf=False)
+        v.check = "revoked"
+        _check_revoked(v.revoked_at)
+        v.check = "policy"
+        self._check_policy(parsed, v.now)
+        return parsed
+
+    async def evaluate(
+        self, bearer: str, namespace: str, owner_of: str, *, vm: VM | None = None
+    ) -> Evaluation:
+        """``token explain`` (docs/lifecycle.md#explaining-a-token): the checks of
+        :meth:`authenticate`, run the same way, but a failure is recorded
+        (``failure``, ``check``) instead of raised, and nothing is written.
+
+        ``owner_of`` is the caller: a token whose key is not theirs fails the ``key``
+        check and no later check runs (what the server holds about another account is
+        never consulted). Raises ``StoreError`` when the database fails.
+        """
+        v = Evaluation(bearer, namespace, self._now(), vm=vm, owner_of=owner_of)
+        try:
+            await self._run(v)
+        except (TokenError, KeyRestrictionError, KeyPermissionsError) as exc:
+            v.failure = exc
+        return v
+
+    async def read_token(self, bearer: str) -> ParsedToken:
+        """The ``format`` check alone: an exe1 handle resolved to its exe0, then the exe0
+        parsed (steps 1–15). ``token revoke`` names tokens this way. Raises ``TokenError``;
+        ``StoreError`` when the database fails."""
+        return await self._read_token(Evaluation(bearer, "", self._now()))
+
+    async def _run(self, v: Evaluation) -> None:
+        """The checks in their order; the first failure raises, ``v.check`` naming it."""
+        v.check = "format"
+        parsed = await self._read_token(v)
+        v.check = "claims"
+        check_claims(parsed.permissions, v.now)
+        v.check = "key"
+        row = await self._find_key(v, parsed)
+        v.check = "namespace"
+        _check_namespace(parsed, v.namespace)
+        v.check = "signature"
+        self._check_signature(parsed, v.token_hash, row, v.namespace)
+        v.check = "owner"
+        _check_owner(v.user)
+        v.check = "revoked"
+        _check_revoked(v.revoked_at)
+        v.check = "key_restrictions"
+        v.key_permissions = self._check_key_use(row, v.now, v.vm)
+        v.check = "policy"
+        self._check_policy(parsed, v.now)
+
+    # -- the checks ----------------------------------------------------------------------
+
+    async def _read_token(self, v: Evaluation) -> ParsedToken:
+        """``format``: resolve an exe1 handle to its exe0 (docs/tokens.md#exe1-resolution),
+        then parse the exe0 (steps 1–15)."""
+        if v.bearer.startswith(EXE1_PREFIX):
+            v.presented = "exe1"
+            v.token = await self._resolve_exe1(v.bearer, v.now)
+        return self._read_exe0(v)
+
+    def _read_exe0(self, v: Evaluation) -> ParsedToken:
+        """``parse_exe0`` memoised by token hash (parsing is pure in the token string)."""
+        token = v.token
+        token_hash = v.token_hash = token_digest(token)
+        parsed = self._parsed.get(token_hash)
+        if parsed is None or parsed.token != token:
+            parsed = parse_exe0(token)
+            self._parsed.put(token_hash, parsed)
+        v.parsed = parsed
         return parsed
 
     async def _resolve_exe1(self, bearer: str, now: int) -> str:
@@ -242,25 +452,38 @@ class Authenticator:
             self._unsealed.put(cache_key, exe0)
         return exe0
 
-    def _parse(self, token: str, digest: bytes) -> ParsedToken:
-        """``parse_exe0`` memoised by token digest (parsing is pure in the token string)."""
-        parsed = self._parsed.get(digest)
-        if parsed is None or parsed.token != token:
-            parsed = parse_exe0(token)
-            self._parsed.put(digest, parsed)
-        return parsed
+    async def _find_key(self, v: Evaluation, parsed: ParsedToken) -> SSHKeyRow:
+        """``key``, step 18: the registered key (one of ``v.owner_of``'s when named), read
+        with its owner and this token's revocation in one statement; it must be usable."""
+        fingerprint = parsed.fingerprint
+        if v.with_user_keys:
+            caller = await self._store.caller_lookup(fingerprint, v.token_hash)
+            if caller is None:
+                raise TokenVerificationError(
+                    "no registered key has this fingerprint", 18, "unknown_key"
+                )
+            row, user, revoked_at, v.user_keys = caller
+        else:
+            found = await self._store.token_lookup(fingerprint, v.token_hash)
+            if found is None:
+                raise TokenVerificationError(
+                    "no registered key has this fingerprint", 18, "unknown_key"
+                )
+            row, user, revoked_at = found
+        if v.owner_of is not None and row.user_id != v.owner_of:
+            # Nothing read about another account is kept (docs/lifecycle.md#explaining-a-token).
+            raise TokenVerificationError(
+                "the signing key is not one of the caller's keys", 18, "unknown_key"
+            )
+        v.row, v.user, v.revoked_at = row, user, revoked_at
+        self._usable_key(row)
+        return row
 
-    def _check_signature(
-        self, parsed: ParsedToken, digest: bytes, row: SSHKeyRow, namespace: str
-    ) -> None:
-        """Step 19 against the key as stored *now*; memoised per (token, namespace, key).
-
-        A stored key that cannot be used is step 18 (not registered) and is never cached,
-        so a cached result always belongs to a usable key.
-        """
-        cache_key = (digest, namespace, row.public_key)
-        ok = self._signatures.get(cache_key)
-        if ok is None:
+    def _usable_key(self, row: SSHKeyRow) -> PublicKey:
+        """The stored key as a key object; one that cannot be used counts as not
+        registered (step 18). Memoised by the stored text (decoding is pure in it)."""
+        key = self._keys.get(row.public_key)
+        if key is None:
             try:
                 key = _registered_key(row)
             except PublicKeyError as exc:
@@ -272,12 +495,43 @@ class Authenticator:
                 raise TokenVerificationError(
                     "the stored key is unusable", 18, "unknown_key"
                 ) from None
-            ok = verify_signature(parsed, key, namespace)
+            self._keys.put(row.public_key, key)
+        return key
+
+    def _check_signature(
+        self, parsed: ParsedToken, token_hash: str, row: SSHKeyRow, namespace: str
+    ) -> None:
+        """``signature``, step 19, against the key as stored *now*; memoised per (token,
+        namespace, key)."""
+        cache_key = (token_hash, namespace, row.public_key)
+        ok = self._signatures.get(cache_key)
+        if ok is None:
+            ok = verify_signature(parsed, self._usable_key(row), namespace)
             self._signatures.put(cache_key, ok)
         if not ok:
             raise TokenVerificationError(
                 "signature does not verify under the namespace", 19, "bad_signature"
             )
+
+    def _check_key_use(self, row: SSHKeyRow, now: int, vm: VM | None) -> KeyPermissions:
+        """``key_restrictions``: the key's stored restrictions, read, and admitting this
+        use (:func:`key_use_refusal`)."""
+        try:
+            key_permissions = parse_key_permissions(row.permissions)
+        except PermissionsError:
+            self._logger.error("key SHA256:%s has unreadable stored permissions", row.fingerprint)
+            raise KeyPermissionsError(row.fingerprint) from None
+        if key_permissions.exp is not None or vm is not None:
+            refusal = key_use_refusal(key_permissions, now, vm)
+            if refusal is not None:
+                raise KeyRestrictionError(refusal)
+        return key_permissions
+
+    def _check_policy(self, parsed: ParsedToken, now: int) -> None:
+        """``policy``: the token does not outlive ``--max-token-lifetime``."""
+        policy = self.policy
+        if policy.maximum is not None and policy.refuses(parsed.permissions.exp, now):
+            raise policy.error()
 
     async def record_use(self, row: SSHKeyRow, now: int) -> None:
         """docs/accounts.md#ssh-keys: ``last_used_at`` is the day of the most recent use (one write a day),

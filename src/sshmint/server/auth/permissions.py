@@ -3,6 +3,10 @@
 The stored form is ``""`` (unrestricted) or a JSON object with the members ``cmds``,
 ``vm``, ``tag`` and ``exp``. Text that cannot be read raises :class:`PermissionsError`;
 every caller treats that as "deny" (fail closed).
+
+Each check returns a :class:`Refusal`: the message the transport answers with, and the
+specific reason ``token explain`` reports (docs/lifecycle.md#explaining-a-token). The
+real path and the explanation ask the same function, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -10,39 +14,60 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from sshmint.duration import rfc3339
 from sshmint.errors import SSHMintError
 from sshmint.strictjson import quote
 from sshmint.valuetypes import value_type
+
+if TYPE_CHECKING:
+    from sshmint.token import Permissions
 
 __all__ = [
     "KEY_EXPIRED",
     "KEY_NOT_ALLOWED",
     "KEY_REVOKED",
     "NOT_TAG_SAFE",
+    "TOKEN_NOT_ALLOWED",
     "UNRESTRICTED",
     "InheritanceError",
     "KeyPermissions",
+    "KeyRestrictionError",
     "KeyRowLike",
     "PermissionsError",
+    "Refusal",
     "VMLike",
     "cmds_allow",
+    "command_refusal",
     "inherit",
     "key_permission_error",
     "key_restriction_error",
+    "key_restriction_refusal",
+    "key_use_refusal",
     "parse_key_permissions",
 ]
 
 KEY_REVOKED = "SSH key has been revoked"
 KEY_EXPIRED = "SSH key has expired"
 KEY_NOT_ALLOWED = "command not allowed by SSH key permissions"
+TOKEN_NOT_ALLOWED = "command not allowed by token permissions"
 # docs/permissions.md#how-they-combine / docs/permissions.md#tag-scope: the only command a tag-scoped key may not run.
 NOT_TAG_SAFE = frozenset({"exe0-to-exe1"})
 
 
 class PermissionsError(SSHMintError):
     """Stored permissions text is not a readable permissions object (fail closed)."""
+
+
+class KeyRestrictionError(SSHMintError):
+    """The signing key's own restrictions refuse a valid token (docs/permissions.md#key-expiry,
+    docs/proxy.md#token-validation-at-the-proxy): ``message`` is the transport's answer
+    (``/exec``: 403 with it; the proxy: not authenticated), ``detail`` the specific reason."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.detail = refusal.detail
 
 
 class InheritanceError(SSHMintError):
@@ -117,6 +142,20 @@ class KeyPermissions:
 UNRESTRICTED = KeyPermissions()
 
 
+@value_type
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A check said no: ``message`` is what the transport answers (the documented text),
+    ``detail`` the specific reason, for the key's owner only (``token explain``)."""
+
+    message: str
+    detail: str
+
+
+def _names(cmds: Iterable[str]) -> str:
+    return ", ".join(cmds) or "none"
+
+
 def cmds_allow(cmds: Iterable[str], name: str) -> bool:
     """docs/permissions.md#key-restrictions: ``name == entry`` or ``name`` starts with ``entry + " "``."""
     return any(name == entry or name.startswith(entry + " ") for entry in cmds)
@@ -161,21 +200,57 @@ def parse_key_permissions(text: str) -> KeyPermissions:
     )
 
 
-def key_restriction_error(key: KeyPermissions | KeyRowLike, name: str | None) -> str | None:
+def key_restriction_refusal(perms: KeyPermissions, name: str | None) -> Refusal | None:
     """The key checks that ``/exec`` applies after token ``cmds`` (docs/permissions.md#how-they-combine, step 16).
 
-    ``key`` is parsed permissions or a key row (whose text is parsed here and may raise
-    :class:`PermissionsError`). ``name`` is the resolved command name; ``None`` (an
-    unresolvable line) is never allowed by a ``cmds`` list. Returns the refusal message
-    or ``None``. Expiry is not checked here (``/exec`` does it earlier, step 6).
+    ``name`` is the resolved command name; ``None`` (an unresolvable line) is never allowed
+    by a ``cmds`` list. Expiry is not checked here (``/exec`` does it earlier, step 6).
     """
-    perms = key if isinstance(key, KeyPermissions) else parse_key_permissions(key.permissions)
     if perms.vm is not None:
-        return KEY_NOT_ALLOWED
+        detail = f"the key is restricted to VM {quote(perms.vm)} and may run no command"
+        return Refusal(KEY_NOT_ALLOWED, detail)
     if perms.cmds is not None and (name is None or not cmds_allow(perms.cmds, name)):
-        return KEY_NOT_ALLOWED
+        shown = "the command line" if name is None else f"command {quote(name)}"
+        detail = f"{shown} is not in the key's cmds ({_names(perms.cmds)})"
+        return Refusal(KEY_NOT_ALLOWED, detail)
     if perms.tag is not None and name in NOT_TAG_SAFE:
-        return KEY_NOT_ALLOWED
+        detail = f"the key is scoped to tag {quote(perms.tag)}, which may not run {name}"
+        return Refusal(KEY_NOT_ALLOWED, detail)
+    return None
+
+
+def key_restriction_error(key: KeyPermissions | KeyRowLike, name: str | None) -> str | None:
+    """:func:`key_restriction_refusal`'s message, or ``None``. ``key`` is parsed permissions
+    or a key row (whose text is parsed here and may raise :class:`PermissionsError`)."""
+    perms = key if isinstance(key, KeyPermissions) else parse_key_permissions(key.permissions)
+    refusal = key_restriction_refusal(perms, name)
+    return None if refusal is None else refusal.message
+
+
+def command_refusal(token: Permissions, key: KeyPermissions, name: str) -> Refusal | None:
+    """Whether a token may run the resolved command ``name`` (docs/permissions.md#how-they-combine):
+    the token's ``cmds`` (exact match, ``/exec`` step 15), then the signing key's
+    restrictions (step 16)."""
+    if not token.allows(name):
+        listed = _names(token.cmds) if token.cmds is not None else _names(token.effective_cmds)
+        which = "token's cmds" if token.cmds is not None else "token's default cmds"
+        return Refusal(TOKEN_NOT_ALLOWED, f"command {quote(name)} is not in the {which} ({listed})")
+    return key_restriction_refusal(key, name)
+
+
+def key_use_refusal(perms: KeyPermissions, now: int, vm: VMLike | None) -> Refusal | None:
+    """May the signing key be used at all, now: not expired (docs/permissions.md#key-expiry)
+    and, at a VM's proxy, a ``vm`` or ``tag`` restriction that admits this VM
+    (docs/proxy.md#token-validation-at-the-proxy). ``vm`` is ``None`` for ``/exec``."""
+    if perms.expired(now):
+        assert perms.exp is not None
+        return Refusal(KEY_EXPIRED, f"the key expired {rfc3339(perms.exp)}")
+    if vm is not None and not perms.allows_vm(vm):
+        if perms.vm is not None and perms.vm != vm.name:
+            detail = f"the key is restricted to VM {quote(perms.vm)}"
+        else:
+            detail = f"the key is scoped to tag {quote(perms.tag or '')}, which VM {quote(vm.name)} does not carry"
+        return Refusal(KEY_NOT_ALLOWED, detail)
     return None
 
 

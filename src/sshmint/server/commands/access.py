@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sshmint.server.auth.access import has_vm_access
 from sshmint.server.auth.permissions import KeyPermissions, PermissionsError, parse_key_permissions
 from sshmint.server.commands.context import CommandContext
 from sshmint.server.store import VM, SSHKeyRow
@@ -67,11 +68,7 @@ async def accessible_vm(ctx: CommandContext, name: str) -> VM | None:
     vm = await ctx.store.vm_by_name(name)
     if vm is None:
         return None
-    if vm.owner_user_id == ctx.user.user_id:
-        return vm
-    if await ctx.store.is_shared_with(vm.id, ctx.user.email):
-        return vm
-    return None
+    return vm if await has_vm_access(ctx.store, vm, ctx.user) else None
 
 
 def vm_access_denied(name: str) -> str:

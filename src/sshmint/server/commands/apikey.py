@@ -17,7 +17,7 @@ from sshmint.signing import generate_ed25519
 from sshmint.strictjson import quote
 from sshmint.token import mint_exe0
 
-__all__ = ["run_generate_api_key", "signed_payload"]
+__all__ = ["lifetime_refusal", "run_generate_api_key", "signed_payload"]
 
 
 def signed_payload(permissions: KeyPermissions) -> bytes:
@@ -35,6 +35,7 @@ async def run_generate_api_key(inv: Invocation) -> Output:
     ctx = inv.ctx
     # Steps 1-3: --vm/--tag exclusion, VM access, restrictions and inheritance.
     permissions, vm_name = await restrictions_from_flags(inv, exp_max=TOKEN_EXP_MAX)
+    _check_lifetime(inv, permissions.exp)
     settings = ctx.settings
     if vm_name is not None:
         namespace = f"v0@{vm_name}.{settings.vm_host}"
@@ -84,6 +85,20 @@ async def run_generate_api_key(inv: Invocation) -> Output:
         lines.append(f"It expires at {rfc3339(permissions.exp)}.")
     lines += ["Token (shown once, store it safely):", exe1]
     return Output(data, "\n".join(lines))
+
+
+def lifetime_refusal(maximum: str) -> str:
+    """docs/ssh.md#ssh-key-generate-api-key: the handle would outlive ``--max-token-lifetime``."""
+    return (
+        f"token lifetime exceeds this server's maximum of {maximum}: pass --exp={maximum} or less"
+    )
+
+
+def _check_lifetime(inv: Invocation, exp: int | None) -> None:
+    """No exe1 handle outlives the server's lifetime policy (docs/lifecycle.md#lifetime-policy)."""
+    policy = inv.ctx.authenticator.policy
+    if policy.refuses(exp, inv.ctx.now()):
+        raise CommandError(lifetime_refusal(policy.text))
 
 
 def _label(inv: Invocation, vm_name: str | None) -> str:

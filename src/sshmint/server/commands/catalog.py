@@ -18,6 +18,7 @@ from sshmint.server.commands.sshkey import (
     run_ssh_key_remove,
     run_ssh_key_rename,
 )
+from sshmint.server.commands.token import run_token_explain, run_token_revocations, run_token_revoke
 from sshmint.server.commands.trade import run_exe0_to_exe1
 from sshmint.server.commands.tree import CommandNode, FlagSpec, add_node, iter_nodes
 from sshmint.server.commands.vms import run_ls, run_new, run_rm
@@ -176,6 +177,41 @@ _PRODUCT = (
         usage="exe0-to-exe1 [--vm=VMNAME] <exe0-token>",
         flags=(FlagSpec("vm", "VM the token is signed for", takes_value=True),),
         handler=run_exe0_to_exe1,
+        takes_args=True,
+    ),
+    CommandNode(
+        ("token",),
+        "revoke a token, list revocations, explain why a token fails",
+        usage="token <subcommand> [args...]",
+    ),
+    CommandNode(
+        ("token", "revoke"),
+        "revoke one token (exe0 or exe1); its key and other tokens keep working",
+        usage="token revoke TOKEN",
+        examples=('token revoke "$TOKEN"', 'token revoke "$EXE1"'),
+        handler=run_token_revoke,
+        takes_args=True,
+    ),
+    CommandNode(
+        ("token", "revocations"),
+        "list the tokens you revoked that have not expired",
+        usage="token revocations [--json]",
+        handler=run_token_revocations,
+    ),
+    CommandNode(
+        ("token", "explain"),
+        "show every check the server makes on a token, and which one fails",
+        usage="token explain TOKEN [--vm NAME] [--command 'CMD LINE']",
+        flags=(
+            FlagSpec("vm", "explain the token at this VM's proxy", takes_value=True),
+            FlagSpec("command", "also check whether /exec would run this command", True),
+        ),
+        examples=(
+            'token explain "$TOKEN"',
+            "token explain \"$TOKEN\" --command 'ssh-key list'",
+            'token explain "$VMTOKEN" --vm myapp',
+        ),
+        handler=run_token_explain,
         takes_args=True,
     ),
 )

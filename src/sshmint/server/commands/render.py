@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
+from sshmint.duration import rfc3339
 from sshmint.server.commands.context import CommandSettings
 
 __all__ = ["dump_json", "rfc3339", "vm_url"]
@@ -23,11 +23,6 @@ def dump_json(obj: Mapping[str, object], *, indent: bool) -> str:
 # Built once: json.dumps with options constructs a new encoder on every call.
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _INDENTED = json.JSONEncoder(ensure_ascii=False, indent=2)
-
-
-def rfc3339(unix_seconds: int) -> str:
-    """``2030-12-05T00:00:00Z`` (docs/README.md#conventions)."""
-    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def vm_url(settings: CommandSettings, name: str) -> str:

@@ -6,6 +6,7 @@ from sshmint.errors import (
     INVALID_TOKEN,
     TokenExpiredError,
     TokenFormatError,
+    TokenPolicyError,
     TokenVerificationError,
 )
 from sshmint.server.auth.exe1 import DEFAULT_EXE1_EXPIRY, derive_exe1, exe1_hash, seal
@@ -32,7 +33,8 @@ async def run_exe0_to_exe1(inv: Invocation) -> Output:
             raise CommandError(vm_access_denied(vm_name))
         namespace = f"v0@{vm_name}.{ctx.settings.vm_host}"
     # Steps 2-5 through the server's one authentication path; the messages are docs/tokens.md#who-sees-which-message's:
-    # parse failures are shown (prefixed), key and signature failures are not.
+    # parse failures are shown (prefixed), key, signature and revocation failures are not.
+    # A token outliving the lifetime policy gets no handle (docs/lifecycle.md#lifetime-policy).
     try:
         parsed = await ctx.authenticator.check_trade(token, namespace, ctx.user.user_id)
     except TokenFormatError as exc:
@@ -41,6 +43,8 @@ async def run_exe0_to_exe1(inv: Invocation) -> Output:
         raise CommandError(INVALID_TOKEN) from None
     except TokenExpiredError:
         raise CommandError("token has expired") from None
+    except TokenPolicyError as exc:
+        raise CommandError(exc.message) from None
     # Steps 6-7: the derived handle is stable, so a live row means "already traded".
     now = ctx.now()
     exe1 = derive_exe1(await ctx.store.exe1_secret(), token)

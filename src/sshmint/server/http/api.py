@@ -14,8 +14,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from sshmint.errors import TokenError
-from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal
-from sshmint.server.auth.permissions import KEY_EXPIRED, key_restriction_error
+from sshmint.server.auth import (
+    Authenticator,
+    KeyPermissionsError,
+    KeyRestrictionError,
+    Principal,
+    command_refusal,
+)
 from sshmint.server.commands import (
     INVALID_COMMAND_SYNTAX,
     CommandContext,
@@ -133,20 +138,20 @@ class API:
         if len(header) < 7 or header[:7].lower() != "bearer ":
             return _unauthorized("missing or invalid Authorization header")
         token = header[7:].strip()
-        # Steps 3–5: one authentication path (exe1 resolution, parse, claims, key, signature,
-        # lockout — which also loads the user, step 4), then the key's stored restrictions.
+        # Steps 3–6: one authentication path (exe1 resolution, parse, claims, key, signature,
+        # lockout — which also loads the user, step 4 — revocation, the key's stored
+        # restrictions and expiry, step 6, and the lifetime policy).
         try:
             principal = await self._auth.authenticate(token, self._namespace, with_user_keys=True)
         except TokenError as exc:
             return _unauthorized(exc.message)
+        except KeyRestrictionError as exc:  # step 6: the signing key has expired
+            return json_error(403, exc.message)
         except (StoreError, KeyPermissionsError) as exc:
             self._runtime.logger.error(
                 "exec: authentication failed internally: %s", type(exc).__name__
             )
             return json_error(500, "internal error")
-        # Step 6.
-        if principal.key_permissions.expired(self._runtime.now()):
-            return json_error(403, KEY_EXPIRED)
         # Step 7: every request reaching this step consumes a token (docs/http-api.md#retry-after: a refusal
         # says when the key's balance is positive again).
         retry_after = self._limiter.consume(principal.key.fingerprint)
@@ -270,11 +275,8 @@ def _command_words(body: bytes, principal: Principal) -> list[str] | web.Respons
     name = resolve_command_name(words)
     if name is None:
         return json_error(404, "unknown command")
-    # Step 15.
-    if not principal.permissions.allows(name):
-        return json_error(403, "command not allowed by token permissions")
-    # Step 16.
-    refusal = key_restriction_error(principal.key_permissions, name)
+    # Steps 15–16: the token's cmds, then the key's restrictions.
+    refusal = command_refusal(principal.permissions, principal.key_permissions, name)
     if refusal is not None:
-        return json_error(403, refusal)
+        return json_error(403, refusal.message)
     return words

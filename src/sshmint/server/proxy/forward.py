@@ -27,7 +27,13 @@ from aiohttp.streams import StreamReader
 from multidict import MultiMapping
 
 from sshmint.errors import TokenError
-from sshmint.server.auth import Authenticator, KeyPermissionsError, Principal
+from sshmint.server.auth import (
+    Authenticator,
+    KeyPermissionsError,
+    KeyRestrictionError,
+    Principal,
+    has_vm_access,
+)
 from sshmint.server.config import ServerConfig
 from sshmint.server.infra.logs import redact_tokens
 from sshmint.server.proxy.answers import (
@@ -147,9 +153,7 @@ class VMProxy:
             if principal is None:
                 return answer(401, MSG_UNAUTHENTICATED, {"WWW-Authenticate": "Bearer, Basic"})
             try:
-                allowed = principal.user.user_id == vm.owner_user_id or await store.is_shared_with(
-                    vm.id, principal.user.email
-                )
+                allowed = await has_vm_access(store, vm, principal.user)
             except StoreError:
                 self._log.error("proxy: database error checking shares of %s", label)
                 return answer(500, MSG_INTERNAL)
@@ -181,15 +185,12 @@ class VMProxy:
         return None
 
     async def _try_token(self, vm: VM, token: str, namespace: str) -> Principal | None:
-        """docs/proxy.md#token-validation-at-the-proxy; failures are silent (never a reason for the client)."""
+        """docs/proxy.md#token-validation-at-the-proxy: every check of the token path, the key's
+        restrictions for this VM included; failures are silent (never a reason for the client)."""
         try:
-            principal = await self._auth.authenticate(token, namespace)
-        except (TokenError, KeyPermissionsError):
+            return await self._auth.authenticate(token, namespace, vm=vm)
+        except (TokenError, KeyRestrictionError, KeyPermissionsError):
             return None
-        key = principal.key_permissions
-        if key.expired(self._now()) or not key.allows_vm(vm):
-            return None
-        return principal
 
     @staticmethod
     def _target(request: web.BaseRequest) -> str:

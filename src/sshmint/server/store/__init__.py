@@ -39,8 +39,10 @@ core's ``sshmint.keys.PublicKey`` fits).
   increments the key counter in the same transaction, always; empty ``name`` becomes
   ``key-<n>``; names not checked; ``KeyTaken``, ``UserNotFound``);
   ``auth_lookup(fp) -> tuple[SSHKeyRow, User | None] | None`` (the key and its owner in one
-  query, for the token and login paths); ``caller_lookup(fp)`` (the same plus every key of
-  the owner, for ``/exec``); ``delete_key(id) -> bool``;
+  query, for SSH login); ``token_lookup(fp, token_hash) -> tuple[SSHKeyRow, User | None,
+  int | None] | None`` (the same plus the token's revocation time, in the same query, for
+  the token path); ``caller_lookup(fp, token_hash)`` (the same plus every key of the owner,
+  for ``/exec``); ``delete_key(id) -> bool``;
   ``rename_key(id, new_name) -> SSHKeyRow | None`` (``NameTaken`` if another key of the
   user has the name; ``None`` if the key is gone);
   ``touch_key_used(id, day_start) -> None`` (only moves forward);
@@ -51,6 +53,9 @@ core's ``sshmint.keys.PublicKey`` fits).
   rows only: ``expires_at >= now``); ``exe1_put(exe1_hash, exe0_sealed, expires_at, now)
   -> bool`` (insert, or replace an expired row with the same hash; a live row is kept and
   ``False`` returned); ``exe1_purge_expired(now) -> int``.
+- revocations (docs/lifecycle.md#revoking-one-token): ``revoke_token(token_hash, user_id,
+  fingerprint, exp, now) -> bool`` (idempotent); ``revocations_of_user(user_id, now) ->
+  list[Revocation]`` (live ones, newest first); ``revocation_purge_expired(now) -> int``.
 - vms: ``create_vm(name, owner_user_id, upstream, tags, now) -> VM`` (``NameTaken``,
   ``UserNotFound``); ``vm_by_name(name)``, ``vm_by_id(id)`` (``VM | None``);
   ``proxy_lookup(name) -> tuple[VM, User | None] | None`` (the VM and its owner in one query);
@@ -76,6 +81,7 @@ from sshmint.server.store.errors import (
     VMNotFound,
 )
 from sshmint.server.store.records import VM, KeyIdentity, Share, SSHKeyRow, User
+from sshmint.server.store.revocations import Revocation
 from sshmint.server.store.store import Store
 from sshmint.server.store.users import new_user_id
 from sshmint.server.store.vms import VM_SHARE_MODES
@@ -89,6 +95,7 @@ __all__ = [
     "KeyIdentity",
     "KeyTaken",
     "NameTaken",
+    "Revocation",
     "SSHKeyRow",
     "Share",
     "Store",

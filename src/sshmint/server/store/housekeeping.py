@@ -1,10 +1,11 @@
 """Periodic clean-up of rows nobody can use any more (docs/storage.md#housekeeping).
 
-Every running server deletes expired exe1 handles once at start and then every
+Every running server deletes expired exe1 handles, and the revocations of tokens whose
+``exp`` has passed (docs/lifecycle.md#revoking-one-token), once at start and then every
 ``PURGE_INTERVAL_S`` seconds. Several nodes sharing one database may purge at the same
-time: each purge is one ``DELETE ... WHERE expires_at < now`` statement, which concurrent
-transactions can run together without error (the rows one deletes, the other no longer
-finds). A purge that fails (database unavailable) is logged and tried again at the next
+time: each purge is one ``DELETE ... WHERE <expiry> < now`` statement per table, which
+concurrent transactions can run together without error (the rows one deletes, the other
+no longer finds). A purge that fails (database unavailable) is logged and tried again at the next
 interval; it never stops the server.
 """
 
@@ -49,15 +50,24 @@ class Housekeeping:
 
     async def purge_once(self) -> int:
         """Delete what has expired by now; the number of rows deleted."""
-        return await self._store.exe1_purge_expired(self._now())
+        handles, revocations = await self._purge()
+        return handles + revocations
+
+    async def _purge(self) -> tuple[int, int]:
+        now = self._now()
+        handles = await self._store.exe1_purge_expired(now)
+        revocations = await self._store.revocation_purge_expired(now)
+        return handles, revocations
 
     async def _run(self) -> None:
         while True:
             try:
-                purged = await self.purge_once()
+                handles, revocations = await self._purge()
             except StoreError as exc:
-                _log.warning("purge of expired exe1 handles failed: %s", exc.message)
+                _log.warning("purge of expired rows failed: %s", exc.message)
             else:
-                if purged:
-                    _log.info("purged %d expired exe1 handle(s)", purged)
+                if handles:
+                    _log.info("purged %d expired exe1 handle(s)", handles)
+                if revocations:
+                    _log.info("purged %d revocation(s) of expired tokens", revocations)
             await asyncio.sleep(self._interval)

@@ -12,6 +12,7 @@ Column order of whole-table selects is the table's column order (see ``schema.py
   added_at, last_used_at
 - ``vms``: id, name, owner_user_id, upstream, share, tags, created_at
 - ``vm_shares``: id, vm_id, email, shared_by_user_id, message, created_at
+- ``token_revocations``: token_hash, user_id, fingerprint, revoked_at, exp
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sshmint.server.store.schema import (
     exe1_tokens,
     server_secrets,
     ssh_keys,
+    token_revocations,
     users,
     vm_shares,
     vms,
@@ -42,8 +44,10 @@ __all__ = [
     "KEY_BY_ID",
     "KEY_LAST_USED",
     "KEY_OWNER_BY_KEY",
+    "LOGIN_LOOKUP",
     "PING",
     "PROXY_LOOKUP",
+    "REVOCATIONS_OF_USER",
     "SHARES_OF_VM",
     "SHARE_EXISTS",
     "USER_BY_EMAIL",
@@ -106,22 +110,37 @@ KEY_OWNER_BY_KEY = ReadQuery(
     .where(sa.or_(ssh_keys.c.public_key == _p("openssh"), ssh_keys.c.fingerprint == _p("fp")))
     .limit(1)
 )
-# The token path's one round trip: the key by fingerprint and its owner (docs/tokens.md#validation steps
-# 18 and 20). An outer join keeps "no such key" apart from "key without owner".
-AUTH_LOOKUP = ReadQuery(
+# SSH login's one round trip: the key by fingerprint and its owner (docs/ssh.md#connection-and-login).
+# An outer join keeps "no such key" apart from "key without owner".
+LOGIN_LOOKUP = ReadQuery(
     sa.select(ssh_keys, users)
     .select_from(ssh_keys.outerjoin(users, users.c.user_id == ssh_keys.c.user_id))
+    .where(ssh_keys.c.fingerprint == _p("fp"))
+)
+# The token path's one round trip (docs/tokens.md#validation steps 18-20): the key by
+# fingerprint, its owner, and whether this very token is revoked
+# (docs/lifecycle.md#revoking-one-token). The revocation rides on the key lookup as an
+# outer join on the token's hash (the table's primary key), so checking it costs no
+# round trip: ``revoked_at`` is NULL unless the token is revoked.
+_revocation = token_revocations.c.token_hash == _p("token_hash")
+AUTH_LOOKUP = ReadQuery(
+    sa.select(ssh_keys, users, token_revocations.c.revoked_at)
+    .select_from(
+        ssh_keys.outerjoin(users, users.c.user_id == ssh_keys.c.user_id).outerjoin(
+            token_revocations, _revocation
+        )
+    )
     .where(ssh_keys.c.fingerprint == _p("fp"))
 )
 # /exec's variant: also every key of the same owner (one row each, in insertion order),
 # so that commands listing the caller's keys need no second read.
 _peer = ssh_keys.alias("peer")
 CALLER_LOOKUP = ReadQuery(
-    sa.select(ssh_keys, users, _peer)
+    sa.select(ssh_keys, users, token_revocations.c.revoked_at, _peer)
     .select_from(
-        ssh_keys.outerjoin(users, users.c.user_id == ssh_keys.c.user_id).outerjoin(
-            _peer, _peer.c.user_id == ssh_keys.c.user_id
-        )
+        ssh_keys.outerjoin(users, users.c.user_id == ssh_keys.c.user_id)
+        .outerjoin(token_revocations, _revocation)
+        .outerjoin(_peer, _peer.c.user_id == ssh_keys.c.user_id)
     )
     .where(ssh_keys.c.fingerprint == _p("fp"))
     .order_by(_peer.c.id)
@@ -156,4 +175,19 @@ SHARE_EXISTS = ReadQuery(
     sa.select(vm_shares.c.id)
     .where(vm_shares.c.vm_id == _p("vm_id"), vm_shares.c.email == _p("email"))
     .limit(1)
+)
+# docs/ssh.md#token-revocations: a user's revocations that still matter (the token's exp
+# not passed), newest first, with the current name of the key (NULL once it is removed).
+_revoked_key = sa.and_(
+    ssh_keys.c.fingerprint == token_revocations.c.fingerprint,
+    ssh_keys.c.user_id == token_revocations.c.user_id,
+)
+REVOCATIONS_OF_USER = ReadQuery(
+    sa.select(token_revocations, ssh_keys.c.comment)
+    .select_from(token_revocations.outerjoin(ssh_keys, _revoked_key))
+    .where(
+        token_revocations.c.user_id == _p("user_id"),
+        sa.or_(token_revocations.c.exp.is_(None), token_revocations.c.exp >= _p("now")),
+    )
+    .order_by(token_revocations.c.revoked_at.desc(), token_revocations.c.token_hash)
 )

@@ -22,18 +22,29 @@ from sshmint.server.store.records import (
 )
 from sshmint.server.store.schema import ssh_keys, users
 
-__all__ = ["SSHKeys", "insert_key", "raise_if_key_taken", "take_key_number"]
+__all__ = ["SSHKeys", "TokenKey", "insert_key", "raise_if_key_taken", "take_key_number"]
 
 # The reads of every authenticated request (see RowMemo), and the keys of a user (whoami,
 # ssh-key list).
-_auth_records: RowMemo[tuple[SSHKeyRow, User | None]] = RowMemo(
+_login_records: RowMemo[tuple[SSHKeyRow, User | None]] = RowMemo(
     lambda row: (
         key_from_row(row),
         None if row[KEY_COLUMNS] is None else user_from_row(row, KEY_COLUMNS),
     )
 )
+_REVOKED_AT = KEY_COLUMNS + USER_COLUMNS  # where the token lookups' revoked_at column is
+_token_records: RowMemo[tuple[SSHKeyRow, User | None, int | None]] = RowMemo(
+    lambda row: (
+        *_login_records(row[:_REVOKED_AT]),
+        None if row[_REVOKED_AT] is None else int(row[_REVOKED_AT]),
+    )
+)
 _key_record: RowMemo[SSHKeyRow] = RowMemo(key_from_row)
-_CALLER_PEER_AT = KEY_COLUMNS + USER_COLUMNS  # where CALLER_LOOKUP's "every key" columns start
+_CALLER_PEER_AT = _REVOKED_AT + 1  # where CALLER_LOOKUP's "every key" columns start
+
+# A token's signing key as the token path reads it: the key row, its owner (``None`` when
+# the owner row is missing) and when this very token was revoked (``None``: it is not).
+TokenKey = tuple[SSHKeyRow, User | None, int | None]
 
 
 class SSHKeys(StoreCore):
@@ -48,21 +59,30 @@ class SSHKeys(StoreCore):
         return key_from_row(rows[0]) if rows else None
 
     async def auth_lookup(self, fingerprint: str) -> tuple[SSHKeyRow, User | None] | None:
-        """The key with ``fingerprint`` and its owner, read together in one query (docs/tokens.md#validation steps 18 and 20); ``None`` when no key has the fingerprint, and a ``None``
-        user when the key's owner row is missing."""
-        rows = await self._read(q.AUTH_LOOKUP, {"fp": fingerprint})
-        return _auth_records(rows[0]) if rows else None
+        """The key with ``fingerprint`` and its owner, read together in one query (SSH
+        login, docs/ssh.md#connection-and-login); ``None`` when no key has the fingerprint,
+        and a ``None`` user when the key's owner row is missing."""
+        rows = await self._read(q.LOGIN_LOOKUP, {"fp": fingerprint})
+        return _login_records(rows[0]) if rows else None
+
+    async def token_lookup(self, fingerprint: str, token_hash: str) -> TokenKey | None:
+        """A token's key, its owner and the token's revocation time, in one query
+        (docs/tokens.md#validation steps 18-20, docs/lifecycle.md#revoking-one-token);
+        ``token_hash`` is the lower-case hex SHA-256 of the exe0 string. ``None`` when
+        no key has the fingerprint."""
+        rows = await self._read(q.AUTH_LOOKUP, {"fp": fingerprint, "token_hash": token_hash})
+        return _token_records(rows[0]) if rows else None
 
     async def caller_lookup(
-        self, fingerprint: str
-    ) -> tuple[SSHKeyRow, User | None, tuple[SSHKeyRow, ...]] | None:
-        """``auth_lookup`` plus every key of the same owner in insertion order, all read
+        self, fingerprint: str, token_hash: str
+    ) -> tuple[SSHKeyRow, User | None, int | None, tuple[SSHKeyRow, ...]] | None:
+        """``token_lookup`` plus every key of the same owner in insertion order, all read
         in one statement (one consistent snapshot, one round trip)."""
-        rows = await self._read(q.CALLER_LOOKUP, {"fp": fingerprint})
+        rows = await self._read(q.CALLER_LOOKUP, {"fp": fingerprint, "token_hash": token_hash})
         if not rows:
             return None
-        key, user = _auth_records(rows[0][:_CALLER_PEER_AT])
-        return key, user, tuple(_key_record(row[_CALLER_PEER_AT:]) for row in rows)
+        key, user, revoked_at = _token_records(rows[0][:_CALLER_PEER_AT])
+        return key, user, revoked_at, tuple(_key_record(row[_CALLER_PEER_AT:]) for row in rows)
 
     async def keys_of_user(self, user_id: str) -> list[SSHKeyRow]:
         """The user's keys in insertion order."""
