@@ -34,14 +34,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Concatenate, Generic, Literal, ParamSpec, TypeVar
 
-from sshmint.errors import PublicKeyError, TokenVerificationError
+from sshmint.errors import PublicKeyError, TokenError, TokenVerificationError
 from sshmint.keys import PublicKey, public_key_from_blob
 from sshmint.server.auth.exe1 import exe1_hash, unseal
 from sshmint.server.auth.permissions import KeyPermissions, PermissionsError, parse_key_permissions
@@ -57,6 +58,9 @@ from sshmint.token import (
 )
 from sshmint.valuetypes import value_type
 
+if TYPE_CHECKING:
+    from sshmint.server.infra.observe import Observer
+
 __all__ = ["Authenticator", "KeyPermissionsError", "Presented", "Principal"]
 
 Presented = Literal["exe0", "exe1"]
@@ -65,6 +69,8 @@ _SECONDS_PER_DAY = 86400
 
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class KeyPermissionsError(Exception):
@@ -136,8 +142,34 @@ def _registered_key(row: SSHKeyRow) -> PublicKey:
     return public_key_from_blob(blob)
 
 
+def _observed(
+    method: Callable[Concatenate[Authenticator, _P], Awaitable[_R]],
+) -> Callable[Concatenate[Authenticator, _P], Awaitable[_R]]:
+    """Report a method's outcome to ``self.observer`` (docs/operations.md#metrics): the
+    cause of a refused token, or who a valid one speaks for."""
+
+    @functools.wraps(method)
+    async def observed(self: Authenticator, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        observer = self.observer
+        if observer is None:
+            return await method(self, *args, **kwargs)
+        try:
+            result = await method(self, *args, **kwargs)
+        except TokenError as exc:
+            observer.token_refused(exc.cause)
+            raise
+        if isinstance(result, Principal):
+            observer.token_accepted(result.user.user_id, result.key.fingerprint)
+        return result
+
+    return observed
+
+
 class Authenticator:
     """Validates bearer strings against the store; one instance per server process."""
+
+    # Told of every token decision (set by the server's runtime).
+    observer: Observer | None = None
 
     SIGNATURE_CACHE_SIZE = 8192
     PARSE_CACHE_SIZE = 1024
@@ -154,6 +186,7 @@ class Authenticator:
         # Keys whose last_used_at write is in progress (at most one write per key).
         self._touching: set[int] = set()
 
+    @_observed
     async def authenticate(
         self, bearer: str, namespace: str, *, with_user_keys: bool = False
     ) -> Principal:
@@ -205,6 +238,7 @@ class Authenticator:
             user, row, key_permissions, parsed.permissions, parsed, presented, user_keys
         )
 
+    @_observed
     async def check_trade(self, token: str, namespace: str, user_id: str) -> ParsedToken:
         """``exe0-to-exe1`` (docs/ssh.md#exe0-to-exe1 steps 2–5) on the same parse, key and signature
         steps, in the trade's order: parse → the caller's own key → signature → ``exp``
