@@ -13,7 +13,13 @@ Cases (each ``DURATION``, 2 wrk threads, 16 connections unless noted, loopback o
   (``ClientSession`` behind ``web.Application``, no authentication, no database, no log)
   in front of the same upstream, through the same three proxy cases. Printed for
   information: it shows what this machine makes of the targets (a proxy that does no
-  work of its own is not free here either).
+  work of its own is not free here either);
+- observability (docs/operations.md#metrics, docs/operations.md#logs): a second server on
+  the same database with ``--metrics-listen 127.0.0.1:0 --log-format json``, through the
+  /exec (repeated token, keys of its own) and proxy cases, each run right after the same
+  case on the first server (text access log, no metrics). Target: within 5 % of it. The
+  run ends by checking that its metrics counted every request sent to it and that every
+  line of its log is JSON.
 
 The machine is shared (2 cores; wrk, the upstream and the server compete for them, and so
 may other work), so every case runs ``ROUNDS`` times, interleaved, and the report gives
@@ -307,7 +313,7 @@ def _populate(db_path: Path, db_url: str, upstream_port: int, workdir: Path) -> 
     handles: list[tuple[object, ...]] = []
     token_files: dict[str, Path] = {}
     signers_by_case = {}
-    for case in ("repeated", "fresh", "exe1"):
+    for case in ("repeated", "fresh", "exe1", "observed"):
         signers = [generate_ed25519() for _ in range(KEYS_PER_CASE)]
         signers_by_case[case] = signers
         for index, signer in enumerate(signers):
@@ -316,9 +322,10 @@ def _populate(db_path: Path, db_url: str, upstream_port: int, workdir: Path) -> 
             public = signer.public_key
             keys.append((user_id, public.openssh, public.fingerprint, "key-1", "", now, today))
     owner_id = str(users[0][0])
-    tokens: dict[str, list[str]] = {"repeated": [], "exe1": []}
-    for signer in signers_by_case["repeated"]:
-        tokens["repeated"].append(mint_exe0(b"{}", signer, namespace))
+    tokens: dict[str, list[str]] = {"repeated": [], "exe1": [], "observed": []}
+    for case in ("repeated", "observed"):
+        for signer in signers_by_case[case]:
+            tokens[case].append(mint_exe0(b"{}", signer, namespace))
     for signer in signers_by_case["exe1"]:
         exe0 = mint_exe0(b"{}", signer, namespace)
         exe1 = derive_exe1(secret, exe0)
@@ -360,10 +367,21 @@ def _populate(db_path: Path, db_url: str, upstream_port: int, workdir: Path) -> 
     return Fixtures(vm_token, token_files)
 
 
+@dataclass
+class Served:
+    """A running ``sshmint serve``: its process, its ports (0: no metrics listener) and
+    its stderr file."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    metrics_port: int
+    err_path: Path
+
+
 def _start_server(
-    workdir: Path, db_url: str, loop: str
-) -> tuple[subprocess.Popen[bytes], int, Path]:
-    out_path, err_path = workdir / "serve.out", workdir / "serve.err"
+    workdir: Path, db_url: str, loop: str, name: str = "serve", extra: tuple[str, ...] = ()
+) -> Served:
+    out_path, err_path = workdir / f"{name}.out", workdir / f"{name}.err"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSHMINT_")}
     env["SSHMINT_BENCH_LOOP"] = loop
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -371,20 +389,51 @@ def _start_server(
             [
                 sys.executable, "-c", _LAUNCHER,
                 "serve", "--data-dir", str(workdir / "data"), "--db", db_url,
-                "--http-listen", "127.0.0.1:0", "--ssh-listen", "127.0.0.1:0",
+                "--http-listen", "127.0.0.1:0", "--ssh-listen", "127.0.0.1:0", *extra,
             ],
             stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
         )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        match = re.search(r"^http listening on 127\.0\.0\.1:(\d+)$", out_path.read_text(), re.M)
+        text = out_path.read_text()
+        match = re.search(r"^http listening on 127\.0\.0\.1:(\d+)$", text, re.M)
         if match:
-            return proc, int(match.group(1)), err_path
+            metrics = re.search(r"^metrics listening on 127\.0\.0\.1:(\d+)$", text, re.M)
+            metrics_port = int(metrics.group(1)) if metrics else 0
+            return Served(proc, int(match.group(1)), metrics_port, err_path)
         if proc.poll() is not None:
             raise SystemExit(f"sshmint serve exited: {err_path.read_text()[-2000:]}")
         time.sleep(0.05)
     proc.kill()
     raise SystemExit("sshmint serve did not start")
+
+
+def _counted_requests(metrics_port: int) -> float:
+    """The sum of ``sshmint_http_requests_total`` on a metrics listener."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("sshmint_http_requests_total{")
+    )
+
+
+def _json_lines(path: Path) -> tuple[int, int]:
+    """(lines, lines that are not one JSON object) of a log file."""
+    import json
+
+    total = bad = 0
+    for line in path.read_text().splitlines():
+        total += 1
+        try:
+            if not isinstance(json.loads(line), dict):
+                bad += 1
+        except ValueError:
+            bad += 1
+    return total, bad
 
 
 def _wait_port(port: int) -> None:
@@ -466,7 +515,7 @@ def main() -> None:
         [sys.executable, "-c", _NAIVE_PROXY, str(naive_port), str(upstream_port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    server: subprocess.Popen[bytes] | None = None
+    servers: list[Served] = []
     try:
         print(
             f"   backend: SQLite (WAL); server event loop: {loop};"
@@ -474,15 +523,22 @@ def main() -> None:
             flush=True,
         )
         print(
-            f"   setup: {3 * KEYS_PER_CASE} users/keys, {FRESH_TOKENS} fresh tokens,"
+            f"   setup: {4 * KEYS_PER_CASE} users/keys, {FRESH_TOKENS} fresh tokens,"
             " exe1 handles, VM",
             flush=True,
         )
         fixtures = _populate(db_path, db_url, upstream_port, workdir)
-        server, port, err_path = _start_server(workdir, db_url, loop)
+        base = _start_server(workdir, db_url, loop)
+        servers.append(base)
+        observed = _start_server(
+            workdir, db_url, loop, "observed",
+            ("--metrics-listen", "127.0.0.1:0", "--log-format", "json"),
+        )  # fmt: skip
+        servers.append(observed)
         _wait_port(upstream_port)
         _wait_port(naive_port)
-        api = f"http://127.0.0.1:{port}"
+        api = f"http://127.0.0.1:{base.port}"
+        api_obs = f"http://127.0.0.1:{observed.port}"
         direct = f"http://127.0.0.1:{upstream_port}"
         reference = f"http://127.0.0.1:{naive_port}"
         script = workdir / "tokens.lua"
@@ -490,19 +546,25 @@ def main() -> None:
         threads = str(THREADS)
         vm_headers = (f"Host: {VM}.localhost", f"Authorization: Bearer {fixtures.vm_token}")
 
-        def exec_case(name: str) -> Callable[[], Result]:
+        def exec_case(name: str, url: str = api) -> Callable[[], Result]:
             args = (str(fixtures.token_files[name]), threads)
-            return lambda: _wrk(wrk, api, script=script, script_args=args)
+            return lambda: _wrk(wrk, url, script=script, script_args=args)
 
+        # Each *_obs case runs right after its base case, on the observed server.
         cases: dict[str, Callable[[], Result]] = {
             "healthz": lambda: _wrk(wrk, f"{api}/healthz"),
             "repeated": exec_case("repeated"),
+            "repeated_obs": exec_case("observed", api_obs),
             "fresh": exec_case("fresh"),
             "exe1": exec_case("exe1"),
             "direct": lambda: _wrk(wrk, f"{direct}/"),
             "proxied": lambda: _wrk(wrk, f"{api}/", headers=vm_headers),
+            "proxied_obs": lambda: _wrk(wrk, f"{api_obs}/", headers=vm_headers),
             "direct_1": lambda: _wrk(wrk, f"{direct}/", threads=1, connections=1),
             "proxied_1": lambda: _wrk(wrk, f"{api}/", headers=vm_headers, threads=1, connections=1),
+            "proxied_1_obs": lambda: _wrk(
+                wrk, f"{api_obs}/", headers=vm_headers, threads=1, connections=1
+            ),
             "direct_big": lambda: _wrk(wrk, f"{direct}/big", connections=4),
             "proxied_big": lambda: _wrk(wrk, f"{api}/big", headers=vm_headers, connections=4),
             "naive": lambda: _wrk(wrk, f"{reference}/"),
@@ -511,6 +573,9 @@ def main() -> None:
         }
         # Whose CPU the "cpu/req" column shows: sshmint's, or the reference proxy's.
         proxy_pid = {name: naive.pid for name in ("naive", "naive_1", "naive_big")}
+        proxy_pid.update(
+            {name: observed.proc.pid for name in ("repeated_obs", "proxied_obs", "proxied_1_obs")}
+        )
         print(
             f"   wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}, {ROUNDS} rounds (ranges are"
             " min–max over rounds); /exec counts 200s only",
@@ -519,7 +584,7 @@ def main() -> None:
         runs: dict[str, list[Result]] = {name: [] for name in cases}
         for _ in range(ROUNDS):
             for name, run in cases.items():
-                pid = proxy_pid.get(name, server.pid)
+                pid = proxy_pid.get(name, base.proc.pid)
                 server_cpu, upstream_cpu = _cpu_seconds(pid), _cpu_seconds(upstream.pid)
                 result = run()
                 if result.requests:
@@ -543,6 +608,9 @@ def main() -> None:
         _line("naive aiohttp proxy GET /", runs["naive"])
         _line("naive aiohttp proxy GET /, 1 conn", runs["naive_1"])
         _line("naive aiohttp proxy 1 MiB, 4 conns", runs["naive_big"], mb=True)
+        _line("/exec whoami, repeated, observed", runs["repeated_obs"])
+        _line("proxied GET /, observed", runs["proxied_obs"])
+        _line("proxied GET /, 1 conn, observed", runs["proxied_1_obs"])
 
         def ratios(name: str, base: str, get: Callable[[Result], float]) -> list[float]:
             return [get(a) / get(b) for a, b in zip(runs[name], runs[base], strict=True)]
@@ -592,11 +660,44 @@ def main() -> None:
         )
         _info("  sshmint proxy / naive proxy req/s", ratios("proxied", "naive", rps))
         _info("  sshmint added p50 − naive added p50, ms", added_p50("proxied_1", "naive_1"))
-        log = err_path.read_text()
-        if "exe0." in log or "exe1." in log:
-            print("   WARNING: a token appeared in the server log")
+        print(
+            "   observability: --metrics-listen and --log-format json, against the same"
+            " case without them in the same round"
+        )
+        _verdict(
+            "  /exec repeated token req/s, on / off", ratios("repeated_obs", "repeated", rps), 0.95
+        )
+        _info(
+            "  same, by sshmint CPU per request (off / on)",
+            ratios("repeated", "repeated_obs", lambda r: r.server_cpu_us),
+        )
+        _verdict(
+            "  proxy req/s (16 connections), on / off", ratios("proxied_obs", "proxied", rps), 0.95
+        )
+        _info(
+            "  same, by sshmint CPU per request (off / on)",
+            ratios("proxied", "proxied_obs", lambda r: r.server_cpu_us),
+        )
+        _info("  proxy p50 at 1 connection, on − off, ms", added_p50("proxied_1_obs", "proxied_1"))
+        sent = sum(
+            r.requests
+            for name in ("repeated_obs", "proxied_obs", "proxied_1_obs")
+            for r in runs[name]
+        )
+        counted = _counted_requests(observed.metrics_port)
+        lines, bad = _json_lines(observed.err_path)
+        verdict = "every one counted" if counted >= sent else "NOT all counted"
+        print(
+            f"   observed server: metrics counted {counted:.0f} requests, wrk completed {sent}"
+            f" ({verdict}); {lines} log lines, {bad} not JSON",
+            flush=True,
+        )
+        for served in servers:
+            log = served.err_path.read_text()
+            if "exe0." in log or "exe1." in log:
+                print(f"   WARNING: a token appeared in the log {served.err_path.name}")
     finally:
-        for proc in (server, upstream, naive):
+        for proc in (*(s.proc for s in servers), upstream, naive):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:

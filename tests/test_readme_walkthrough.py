@@ -252,3 +252,41 @@ def test_readme_service_section_installs_the_example_files() -> None:
     assert "ExecStart=/opt/sshmint/bin/sshmint serve --config /etc/sshmint/sshmint.toml" in unit
     assert "useradd --system --home-dir /var/lib/sshmint" in block and "User=sshmint" in unit
     assert "systemctl enable --now sshmint" in block
+
+
+def test_readme_metrics_section_scrapes_a_running_server_with_curl(tmp_path: Path) -> None:
+    """README "Metrics" (R169): the documented ``serve`` line, then the documented ``curl``
+    lines, print the documented sample. What a test must change: free ports instead of
+    2222/8080/9464 (the SSH and HTTP ports are given as flags: the README's line leaves
+    them at their defaults) and a private data directory."""
+    serve_block, curl_block = readme_bash_blocks("Metrics")
+    http_port, metrics_port = free_port(), free_port()
+    data = tmp_path / "data"
+    serve = (
+        serve_block.strip().replace("9464", str(metrics_port)).replace("./sshmint-data", str(data))
+    )
+    server = subprocess.Popen(
+        [
+            "bash",
+            "-c",
+            f"exec {serve} --ssh-listen 127.0.0.1:0 --http-listen 127.0.0.1:{http_port}",
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        lines = [server.stdout.readline().strip() for _ in range(3)]
+        assert lines[1] == f"metrics listening on 127.0.0.1:{metrics_port}", lines
+        script = curl_block.replace("9464", str(metrics_port)).replace("8080", str(http_port))
+        result = subprocess.run(
+            ["bash", "-c", "set -euo pipefail\n" + script],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(15)
+    assert result.returncode == 0, result.stderr
+    assert 'sshmint_http_requests_total{code="200",route="healthz"} 1.0' in result.stdout

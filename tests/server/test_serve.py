@@ -16,7 +16,7 @@ import pytest
 from sshmint.server.config import ConfigError, load_config, parse_listen_address
 from tests.support.harness import SSHMintServer, host_keys, run_sshmint
 from tests.support.keys import Account
-from tests.support.polling import free_port
+from tests.support.polling import free_port, wait_until
 
 
 def _assert_clean(text: str) -> None:
@@ -36,10 +36,17 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 def test_r147_r148_r151_listening_lines_signals_and_a_host_key_that_survives_restarts(
     server: SSHMintServer, new_account: Callable[..., Account]
 ) -> None:
-    # R147: one line per listener with the real bound port, printed once it accepts.
-    assert server.stdout.splitlines() == [
+    # R147: one line per listener with the real bound port, printed once it accepts; then
+    # the start-up report (R167, tests/server/test_observability.py), and nothing else.
+    assert server.stdout.splitlines()[:2] == [
         f"ssh listening on 127.0.0.1:{server.ssh_port}",
         f"http listening on 127.0.0.1:{server.http_port}",
+    ]
+    assert wait_until(lambda: "ssh host key SHA256:" in server.stdout)
+    assert [line.split()[0] for line in server.stdout.splitlines()[2:]] == [
+        "data",
+        "database",
+        "ssh",
     ]
     assert server.ssh_port != 0 and server.http_port != 0
     assert httpx.get(f"{server.http_url}/healthz").json() == {"status": "ok"}
@@ -118,7 +125,7 @@ def test_r147_r149_config_file_named_by_environment_and_ipv6_lines_in_brackets(
         http_listen=None,
         env={"SSHMINT_CONFIG": str(config)},
     )
-    assert server.stdout.splitlines() == [
+    assert server.stdout.splitlines()[:2] == [
         f"ssh listening on [::1]:{server.ssh_port}",
         f"http listening on [::1]:{server.http_port}",
     ]

@@ -11,7 +11,9 @@ Usage (the fixtures of ``tests/support/server_fixtures.py`` do this for you)::
 
 - The server listens on free ports (``127.0.0.1:0``; ``ssh_listen=None``/``http_listen=None``
   leave the flag out, for configuration tests); ``ssh_port``/``http_port`` are parsed
-  from its ``... listening on HOST:PORT`` lines (docs/operations.md#sshmint-serve). Its stdout and stderr go to files
+  from its ``... listening on HOST:PORT`` lines (docs/operations.md#sshmint-serve), and
+  ``metrics_port`` too when ``extra_args`` turn the metrics listener on (its line comes
+  before the HTTP one; ``metrics_url`` is its ``/metrics``). Its stdout and stderr go to files
   (``server.stdout`` / ``server.stderr`` read them), so a chatty server never blocks.
 - ``extra_args`` are appended to ``sshmint serve``; ``env`` adds environment variables
   (inherited ``SSHMINT_*`` variables are dropped so the host cannot leak settings in).
@@ -63,7 +65,7 @@ _T = TypeVar("_T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The console script of the interpreter running the tests (there is no ``__main__``).
 SSHMINT = Path(sys.executable).parent / "sshmint"
-LISTENING_LINE = re.compile(r"^(ssh|http) listening on (\[[^\]]+\]|[^\s:]+):(\d+)$")
+LISTENING_LINE = re.compile(r"^(ssh|http|metrics) listening on (\[[^\]]+\]|[^\s:]+):(\d+)$")
 
 # The real OpenSSH client, isolated from the user's configuration, agent and known hosts.
 SSH_OPTIONS: tuple[str, ...] = (
@@ -278,6 +280,7 @@ class SSHMintServer:
         self.ssh_port = 0
         self.http_host = ""
         self.http_port = 0
+        self.metrics_port = 0
         self._runs = 0
         self._out_path = self.data_dir.parent / f"{self.data_dir.name}-serve.out"
         self._err_path = self.data_dir.parent / f"{self.data_dir.name}-serve.err"
@@ -327,6 +330,7 @@ class SSHMintServer:
                     found["ssh"],
                     found["http"],
                 )
+                self.metrics_port = found["metrics"][1] if "metrics" in found else 0
                 return self
             if self.proc.poll() is not None:
                 raise ServerStartError(
@@ -384,6 +388,11 @@ class SSHMintServer:
     def http_url(self) -> str:
         host = f"[{self.http_host.strip('[]')}]" if ":" in self.http_host else self.http_host
         return f"http://{host}:{self.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        assert self.metrics_port, "the server was started without --metrics-listen"
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def admin(
         self, *args: str, env: Mapping[str, str] | None = None

@@ -46,7 +46,7 @@ def _serve(**values: str | None) -> None:
         sys.exit(1)
     from sshmint.server.app import configure_logging, run_server
 
-    configure_logging()
+    configure_logging(config.log_format, config.log_level)
     try:
         status = asyncio.run(run_server(config))
     except KeyboardInterrupt:  # SIGINT before the handlers were installed

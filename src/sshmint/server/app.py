@@ -2,8 +2,10 @@
 
 Start-up order: data directory, host key, sockets (bound before any server starts, so the
 command layer knows the real HTTP port), database (migrated by ``Store.open``), SSH server,
-HTTP server. Each listener prints its ``... listening on HOST:PORT`` line once it accepts
-connections. SIGTERM/SIGINT stop accepting, close the listeners and the store, exit 0.
+metrics listener (with ``--metrics-listen``), HTTP server. Each listener prints its
+``... listening on HOST:PORT`` line once it accepts connections; then the start-up report
+(docs/operations.md#start-up-report): ``data dir``, ``database`` (no password) and ``ssh
+host key``. SIGTERM/SIGINT stop accepting, close the listeners and the store, exit 0.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import re
 import resource
 import signal
 import socket
@@ -21,18 +24,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
+
+from sshmint.keys import fingerprint, format_fingerprint
 from sshmint.server.config import ListenAddress, ServerConfig, format_host_port
 from sshmint.server.infra.files import loose_mode_warning, make_private_dir
 from sshmint.server.infra.logs import configure_logging
+from sshmint.server.infra.metrics import Metrics, MetricsListener
+from sshmint.server.infra.observe import Observer
 from sshmint.server.runtime import ServerRuntime
 
 if TYPE_CHECKING:
+    import asyncssh
+
     from sshmint.server.store import Store
 
 __all__ = [
     "StartupError",
     "bind_sockets",
     "configure_logging",
+    "display_database_url",
     "raise_open_file_limit",
     "run_server",
 ]
@@ -139,6 +150,33 @@ def _announce(line: str) -> None:
     print(line, flush=True)
 
 
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+
+
+def display_database_url(db_url: str) -> str:
+    """``db_url`` as the start-up report shows it (docs/operations.md#start-up-report): any
+    password, in the authority or as a ``password=`` parameter, replaced by ``***``; a
+    SQLite path made absolute."""
+    try:
+        url = sa.make_url(db_url.strip())
+    except sa.exc.ArgumentError:  # cannot happen for a URL the store opened
+        return "***"
+    if (
+        url.drivername.startswith("sqlite")
+        and url.database
+        and not Path(url.database).is_absolute()
+    ):
+        url = url.set(database=str(Path(url.database).absolute()))
+    return _PASSWORD_PARAMETER.sub(r"\1***", url.render_as_string(hide_password=True))
+
+
+def _report(config: ServerConfig, host_key: asyncssh.SSHKey) -> None:
+    """The start-up report of docs/operations.md#start-up-report, after the listening lines."""
+    _announce(f"data dir {config.data_dir.resolve()}")
+    _announce(f"database {display_database_url(config.db)}")
+    _announce(f"ssh host key {format_fingerprint(fingerprint(host_key.public_data))}")
+
+
 def _redact(text: str, db_url: str) -> str:
     """Remove the database password from an error text, should a driver echo it."""
     password = urlsplit(db_url).password
@@ -208,11 +246,19 @@ async def _serve(
     cleanups.append(lambda: _close_all(ssh_sockets))
     http_sockets = bind_sockets(config.http_listen)
     cleanups.append(lambda: _close_all(http_sockets))
+    metrics_sockets: list[socket.socket] = []
+    if config.metrics_listen is not None:
+        metrics_sockets = bind_sockets(config.metrics_listen)
+        cleanups.append(lambda: _close_all(metrics_sockets))
 
     store = await _open_store(config)
     cleanups.append(store.close)
 
-    runtime = ServerRuntime(config=config, store=store)
+    # docs/operations.md#metrics: without --metrics-listen no numbers are kept at all.
+    metrics = Metrics() if metrics_sockets else None
+    observer = Observer(metrics)
+    store.on_unavailable = observer.db_error
+    runtime = ServerRuntime(config=config, store=store, observer=observer)
     runtime.ssh_port = int(ssh_sockets[0].getsockname()[1])
     runtime.http_port = int(http_sockets[0].getsockname()[1])
     housekeeping = Housekeeping(store, runtime.now)
@@ -223,6 +269,12 @@ async def _serve(
     cleanups.append(ssh_listener.close)
     _announce(f"ssh listening on {_bound(ssh_sockets)}")
 
+    if metrics is not None:
+        metrics_listener = MetricsListener(metrics)
+        await metrics_listener.start(metrics_sockets)
+        cleanups.append(metrics_listener.close)
+        _announce(f"metrics listening on {_bound(metrics_sockets)}")
+
     front_end = HTTPFrontEnd(runtime)
     await front_end.start()
     cleanups.append(front_end.close)  # after the listener (cleanups run in reverse)
@@ -230,7 +282,8 @@ async def _serve(
     await listener.start(http_sockets)
     cleanups.append(listener.close)
     _announce(f"http listening on {_bound(http_sockets)}")
-    _log.info("sshmint serving (data dir %s)", config.data_dir)
+    _report(config, host_key)
+    _log.info("sshmint serving (data dir %s)", config.data_dir.resolve())
 
     await stop.wait()
     _log.info("shutting down")

@@ -1,4 +1,5 @@
-"""What a running server shares with its transports: options, store, clock, logger, ports."""
+"""What a running server shares with its transports: options, store, clock, logger, ports,
+observer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from sshmint.server.config import ServerConfig
+from sshmint.server.infra.observe import Observer
 
 if TYPE_CHECKING:
     from sshmint.server.auth import Authenticator
@@ -38,16 +40,21 @@ class ServerRuntime:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("sshmint.server"))
     ssh_port: int = 0
     http_port: int = 0
+    # The instrumentation layer: metrics (with --metrics-listen) and audit lines.
+    observer: Observer = field(default_factory=Observer)
 
     @cached_property
     def authenticator(self) -> Authenticator:
         """The one authentication path (and its memo) shared by /exec, the proxy and the
         commands (``exe0-to-exe1``, ``token``), with the lifetime policy of
-        ``--max-token-lifetime`` (docs/lifecycle.md#lifetime-policy)."""
+        ``--max-token-lifetime`` (docs/lifecycle.md#lifetime-policy); it reports every
+        token decision to the observer."""
         from sshmint.server.auth import Authenticator, LifetimePolicy
 
         policy = LifetimePolicy(self.config.max_token_lifetime)
-        return Authenticator(self.store, self.now, self.logger, policy=policy)
+        authenticator = Authenticator(self.store, self.now, self.logger, policy=policy)
+        authenticator.observer = self.observer
+        return authenticator
 
     def command_settings(self) -> CommandSettings:
         from sshmint.server.commands import CommandSettings

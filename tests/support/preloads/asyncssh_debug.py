@@ -10,8 +10,8 @@ import sshmint.server.app as app
 _configure = app.configure_logging
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    _configure(level)
+def configure_logging(log_format: str = "text", level: str = "info") -> None:
+    _configure(log_format, level)
     logging.getLogger().setLevel(logging.DEBUG)
     logging.getLogger("asyncssh").setLevel(logging.DEBUG)
 

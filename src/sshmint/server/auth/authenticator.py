@@ -51,12 +51,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Final, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Concatenate, Final, Generic, Literal, ParamSpec, TypeVar
 
 from sshmint.errors import PublicKeyError, TokenError, TokenVerificationError
 from sshmint.keys import PublicKey, public_key_from_blob
@@ -80,6 +81,9 @@ from sshmint.token import (
     verify_signature,
 )
 from sshmint.valuetypes import value_type
+
+if TYPE_CHECKING:
+    from sshmint.server.infra.observe import Observer
 
 __all__ = [
     "CHECKS",
@@ -122,6 +126,8 @@ _SECONDS_PER_DAY = 86400
 
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class KeyPermissionsError(Exception):
@@ -223,6 +229,29 @@ def _registered_key(row: SSHKeyRow) -> PublicKey:
     return public_key_from_blob(blob)
 
 
+def _observed(
+    method: Callable[Concatenate[Authenticator, _P], Awaitable[_R]],
+) -> Callable[Concatenate[Authenticator, _P], Awaitable[_R]]:
+    """Report a method's outcome to ``self.observer`` (docs/operations.md#metrics): the
+    cause of a refused token, or who a valid one speaks for."""
+
+    @functools.wraps(method)
+    async def observed(self: Authenticator, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        observer = self.observer
+        if observer is None:
+            return await method(self, *args, **kwargs)
+        try:
+            result = await method(self, *args, **kwargs)
+        except TokenError as exc:
+            observer.token_refused(exc.cause)
+            raise
+        if isinstance(result, Principal):
+            observer.token_accepted(result.user.user_id, result.key.fingerprint)
+        return result
+
+    return observed
+
+
 class Evaluation:
     """One run of the checks over one bearer string: the input, and what each check found.
 
@@ -284,6 +313,9 @@ class Evaluation:
 class Authenticator:
     """Validates bearer strings against the store; one instance per server process."""
 
+    # Told of every token decision (set by the server's runtime).
+    observer: Observer | None = None
+
     SIGNATURE_CACHE_SIZE = 8192
     PARSE_CACHE_SIZE = 1024
     EXE1_CACHE_SIZE = 1024
@@ -312,6 +344,7 @@ class Authenticator:
 
     # -- the three ways to run the checks ------------------------------------------------
 
+    @_observed
     async def authenticate(
         self,
         bearer: str,
@@ -341,6 +374,7 @@ class Authenticator:
             user, row, key_permissions, parsed.permissions, parsed, v.presented, v.user_keys
         )
 
+    @_observed
     async def check_trade(self, token: str, namespace: str, user_id: str) -> ParsedToken:
         """``exe0-to-exe1`` (docs/ssh.md#exe0-to-exe1 steps 2–5) on the same checks, in the
         trade's order: format (an exe0 only) → the caller's own key → namespace →

@@ -1,66 +1,148 @@
-"""The access log of the HTTP listener: aiohttp's format, one line per request, never a
-token (docs/security.md#secrets-never-logged)."""
+"""The HTTP listener's end-of-request hook: metrics and the access log, one line per
+request, never a token (docs/operations.md#logs, docs/security.md#secrets-never-logged).
+
+aiohttp calls the access logger of a connection once per request, after the answer has
+been sent, with the time the request took. :class:`AccessLog` is that hook: it hands the
+request's :class:`~sshmint.server.infra.observe.Scope` (opened by the front end, filled
+by the API, the proxy and the authentication path) to the observer for the metrics, and
+writes one :class:`AccessEvent`, rendered as text or JSON by the log handler's formatter.
+A request the HTTP parser refused gets no access line (its warning line is its one line)
+but is counted.
+
+The query string is never logged, in either format: it may carry credentials of a VM's
+application.
+"""
 
 from __future__ import annotations
 
 import datetime
 import logging
 import time as time_module
-from collections.abc import Iterable
+from typing import ClassVar, Final
 
 from aiohttp import web
-from aiohttp.web_log import AccessLogger
+from aiohttp.abc import AbstractAccessLogger
 
-from sshmint.server.infra.logs import direct_line_writer, redact_tokens
+from sshmint.server.infra.logs import Event, direct_line_writer, text_value
+from sshmint.server.infra.observe import Observer, Scope, current_scope
 
-__all__ = ["RedactingAccessLogger"]
+__all__ = ["ACCESS_LOGGER", "AccessEvent", "AccessLog", "access_log_class"]
 
-_LOG_SOURCE = "aiohttp access log"
+ACCESS_LOGGER: Final = "sshmint.access"
+_LOG_SOURCE: Final = "sshmint access log"
+# Fields an access event may carry after its fixed ones, in the order the text line shows them.
+_TEXT_EXTRAS: Final = ("user_id", "key", "vm", "command", "auth_failure")
 
 
-class RedactingAccessLogger(AccessLogger):
-    """aiohttp's access log with token-like strings removed from every field.
+class AccessEvent(Event):
+    """One request. JSON: ``remote``, ``host``, ``method``, ``path`` (no query),
+    ``status``, ``bytes``, ``duration_ms``, ``referer`` and ``user_agent`` when sent, and
+    what the scope learnt: ``user_id``, ``key``, ``vm``, ``command``, ``auth_failure``.
 
-    The default format (``%a %t "%r" %s %b "%{Referer}i" "%{User-Agent}i"``) is rendered
-    directly, with the timestamp formatted once per second: aiohttp's generic field
-    machinery costs more than the rest of a proxied request's own work. Any other format
-    goes through aiohttp's formatter.
+    Text: aiohttp's common log format (``<remote> [<time>] "<method> <path> HTTP/<v>"
+    <status> <bytes> "<referer>" "<user agent>"``) followed by ``host=``, the scope's
+    fields as ``name=value`` and the duration in milliseconds."""
+
+    __slots__ = ("started", "version")
+
+    def __init__(self, fields: dict[str, object], started: str, version: str) -> None:
+        super().__init__(f"{fields['method']} {fields['path']} {fields['status']}", fields)
+        self.started = started
+        self.version = version
+
+    def text(self) -> str:
+        f = self.fields
+        line = (
+            f'{f["remote"]} {self.started} "{f["method"]} {f["path"]} HTTP/{self.version}"'
+            f' {f["status"]} {f["bytes"]} "{f.get("referer", "-")}" "{f.get("user_agent", "-")}"'
+            f" host={f['host'] or '-'}"
+        )
+        for name in _TEXT_EXTRAS:
+            value = f.get(name)
+            if value is not None:
+                line += f" {name}={text_value(value)}"
+        return f"{line} {f['duration_ms']}ms"
+
+
+class AccessLog(AbstractAccessLogger):
+    """aiohttp's access logger slot, used as the end-of-request hook (see the module
+    docstring). ``observer`` is bound by :func:`access_log_class`.
+
+    One per connection (aiohttp makes it with the connection): whether the access log's
+    level is enabled, and whether its lines can take the direct path of
+    :func:`~sshmint.server.infra.logs.direct_line_writer`, are decided then.
     """
 
-    def __init__(self, logger: logging.Logger, log_format: str = AccessLogger.LOG_FORMAT) -> None:
+    observer: ClassVar[Observer] = Observer()
+
+    def __init__(self, logger: logging.Logger, log_format: str = "") -> None:
         super().__init__(logger, log_format)
-        self._default_format = log_format == AccessLogger.LOG_FORMAT
-        # One per connection: logging's configuration is looked at when it opens.
-        self._write_line = direct_line_writer(logger)
+        self._info = logger.isEnabledFor(logging.INFO)
+        self._write = direct_line_writer(logger) if self._info else None
         self._stamp_second = -1
         self._stamp = ""
 
+    @property
+    def enabled(self) -> bool:
+        """Always: the metrics count every request, whatever the log level."""
+        return True
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if not self._default_format:
-            super().log(request, response, time)
+        scope = current_scope()
+        status = response.status
+        self.observer.http_request(scope, status, time)
+        if not self._info or (scope is not None and scope.refused):
             return
         try:
-            headers = request.headers
-            version = request.version
-            line = (
-                f"{request.remote or '-'} {self._timestamp(time_module.time() - time)}"
-                f' "{request.method} {request.path_qs} HTTP/{version.major}.{version.minor}"'
-                f" {response.status} {response.body_length}"
-                f' "{headers.get("Referer", "-")}" "{headers.get("User-Agent", "-")}"'
-            )
-            if self._write_line is not None:  # it redacts tokens itself
-                self._write_line(line)
+            event = self._event(request, response, time, scope)
+            if self._write is not None:  # it redacts tokens itself
+                self._write(event)
                 return
-            if "exe0" in line or "exe1" in line:  # cheap tests before the pattern
-                line = redact_tokens(line)
             # logger.info() minus the stack walk for the caller's file and line, which
             # would only ever name aiohttp's protocol module.
             logger = self.logger
             logger.handle(
-                logger.makeRecord(logger.name, logging.INFO, _LOG_SOURCE, 0, line, (), None)
+                logger.makeRecord(logger.name, logging.INFO, _LOG_SOURCE, 0, event, (), None)
             )
         except Exception:
             self.logger.exception("Error in logging")
+
+    def _event(
+        self,
+        request: web.BaseRequest,
+        response: web.StreamResponse,
+        seconds: float,
+        scope: Scope | None,
+    ) -> AccessEvent:
+        headers = request.headers
+        fields: dict[str, object] = {
+            "remote": request.remote or "-",
+            "host": headers.get("Host", ""),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "bytes": response.body_length,
+            "duration_ms": round(seconds * 1000, 3),
+        }
+        referer = headers.get("Referer")
+        if referer is not None:
+            fields["referer"] = referer
+        agent = headers.get("User-Agent")
+        if agent is not None:
+            fields["user_agent"] = agent
+        if scope is not None:
+            if scope.user_id is not None:
+                fields["user_id"] = scope.user_id
+                fields["key"] = scope.key
+            if scope.vm is not None:
+                fields["vm"] = scope.vm
+            if scope.command is not None:
+                fields["command"] = scope.command
+            if scope.auth_failure is not None:
+                fields["auth_failure"] = scope.auth_failure
+        version = request.version
+        started = self._timestamp(time_module.time() - seconds)
+        return AccessEvent(fields, started, f"{version.major}.{version.minor}")
 
     def _timestamp(self, start: float) -> str:
         second = int(start)
@@ -70,10 +152,12 @@ class RedactingAccessLogger(AccessLogger):
             self._stamp_second = second
         return self._stamp
 
-    def _format_line(
-        self, request: web.BaseRequest, response: web.StreamResponse, time: float
-    ) -> Iterable[tuple[str | tuple[str, str], str]]:
-        return [
-            (key, redact_tokens(value) if isinstance(value, str) else value)
-            for key, value in super()._format_line(request, response, time)
-        ]
+
+def access_log_class(observer: Observer) -> type[AccessLog]:
+    """:class:`AccessLog` reporting to ``observer``, for aiohttp's ``access_log_class``."""
+
+    class BoundAccessLog(AccessLog):
+        pass
+
+    BoundAccessLog.observer = observer
+    return BoundAccessLog

@@ -33,6 +33,7 @@ from sshmint.server.commands import (
 )
 from sshmint.server.http.deadline import DeadlineWatch
 from sshmint.server.http.ratelimit import RateLimiter
+from sshmint.server.infra.observe import note_command
 from sshmint.server.proxy import send_continue
 from sshmint.server.store import StoreError
 
@@ -273,6 +274,7 @@ def _command_words(body: bytes, principal: Principal) -> list[str] | web.Respons
         return json_error(400, "missing command in request body")
     # Step 14.
     name = resolve_command_name(words)
+    note_command(name)  # for the metrics and the access line (docs/operations.md#metrics)
     if name is None:
         return json_error(404, "unknown command")
     # Steps 15–16: the token's cmds, then the key's restrictions.

@@ -7,11 +7,17 @@ refused (docs/security.md#host-header), those whose Host names a VM go to the re
 serves it with :class:`.listener.HTTPListener` (connection limit, head and
 idle deadlines, parser refusals) and ``HTTP_HANDLER_ARGS``: header lines of up to 32 KiB
 reach the application (docs/tokens.md#validation notes: an over-long bearer token is answered by step 1,
-not by the HTTP parser) and the access log never shows a token (:mod:`.accesslog`).
+not by the HTTP parser).
+
+Instrumentation (docs/operations.md#metrics): :meth:`HTTPFrontEnd.handle` opens each
+request's scope (its route — ``exec``, ``healthz``, ``proxy``, ``other`` — and the VM a
+proxied request names); the access log (:mod:`.accesslog`), which aiohttp calls once the
+answer is sent, closes it: metrics and the access line, never a token.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import ssl
 from collections.abc import Mapping
@@ -20,9 +26,11 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from sshmint.server.config import ServerConfig
-from sshmint.server.http.accesslog import RedactingAccessLogger
+from sshmint.server.http.accesslog import ACCESS_LOGGER, access_log_class
 from sshmint.server.http.api import API, json_error
 from sshmint.server.http.listener import HTTPListener
+from sshmint.server.infra.metrics import Route
+from sshmint.server.infra.observe import Observer, open_scope
 from sshmint.server.proxy import VMProxy, absolute_target
 
 if TYPE_CHECKING:
@@ -39,12 +47,13 @@ __all__ = [
 ]
 
 # For web.Server(handler, **HTTP_HANDLER_ARGS): header lines up to 32 KiB (docs/tokens.md#validation needs
-# ≥ 16 KiB for Authorization values) and the redacting access log.
+# ≥ 16 KiB for Authorization values).
 HTTP_HANDLER_ARGS: Final[Mapping[str, Any]] = {
     "max_line_size": 32 * 1024,
     "max_field_size": 32 * 1024,
-    "access_log_class": RedactingAccessLogger,
 }
+# The metrics route of an API request, by path (docs/operations.md#metrics).
+_API_ROUTES: Final[Mapping[str, Route]] = {"/exec": "exec", "/healthz": "healthz"}
 
 
 # docs/security.md#host-header: what a Host may contain (an empty one, HTTP/1.0 without Host, is the API's).
@@ -138,9 +147,15 @@ class HTTPFrontEnd:
 
     def __init__(self, runtime: ServerRuntime) -> None:
         auth = runtime.authenticator
+        self.observer: Observer = runtime.observer
         self._api = API(runtime, auth)
         self._proxy = VMProxy(
-            runtime.config, runtime.store, auth, now=runtime.now, logger=runtime.logger
+            runtime.config,
+            runtime.store,
+            auth,
+            now=runtime.now,
+            logger=runtime.logger,
+            observer=runtime.observer,
         )
         self._router = HostRouter(runtime.config.web_host, runtime.config.vm_host)
 
@@ -154,9 +169,12 @@ class HTTPFrontEnd:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         vm_label = self._router.route_request(request)
         if vm_label is None:
+            open_scope(_API_ROUTES.get(request.path, "other"))
             return await self._api.handle(request)
         if vm_label == INVALID_HOST:
+            open_scope("other")
             return json_error(400, "invalid Host header")
+        open_scope("proxy").vm = vm_label
         return await self._proxy.handle(request, vm_label)
 
 
@@ -166,8 +184,9 @@ def build_http_listener(
     tls: ssl.SSLContext | None,
     shutdown_timeout: float,
 ) -> HTTPListener:
-    """The HTTP listener around ``front_end``: ``HTTP_HANDLER_ARGS`` and the deadlines and
-    connection limit of ``config`` (docs/security.md#slow-and-idle-clients).
+    """The HTTP listener around ``front_end``: ``HTTP_HANDLER_ARGS``, the access log
+    reporting to the front end's observer, and the deadlines and connection limit of
+    ``config`` (docs/security.md#slow-and-idle-clients).
 
     aiohttp's lingering close — after answering a request whose body it has not read, it
     reads and discards the rest before closing, so that the client sees the answer — is
@@ -179,5 +198,10 @@ def build_http_listener(
         max_connections=config.max_connections,
         tls=tls,
         shutdown_timeout=shutdown_timeout,
-        handler_args={**HTTP_HANDLER_ARGS, "lingering_time": config.body_timeout},
+        handler_args={
+            **HTTP_HANDLER_ARGS,
+            "access_log_class": access_log_class(front_end.observer),
+            "access_log": logging.getLogger(ACCESS_LOGGER),
+            "lingering_time": config.body_timeout,
+        },
     )

@@ -17,7 +17,7 @@ low-level server, and adds what aiohttp leaves to the operator (docs/security.md
   request aiohttp's parser refuses is answered: a fixed body (:func:`refusal`) that holds
   no byte of the request, and one warning line naming the peer and the parser's error
   class — where aiohttp would log a traceback quoting the offending line and echo it in
-  the body. A body the parser can no longer complete (a malformed chunk after the head)
+  the body. The metrics count it (route ``other``); the access log writes no line. A body the parser can no longer complete (a malformed chunk after the head)
   fails at once instead of leaving its reader waiting.
 - **Half-closed clients** (``printf ... | nc -q 1``) are answered before the connection
   closes; aiohttp alone closes on the client's EOF and the answer is lost.
@@ -44,6 +44,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
+
+from sshmint.server.infra.observe import open_scope
 
 __all__ = [
     "HEAD_TOO_LARGE_BODY",
@@ -197,9 +199,9 @@ class FrontEndProtocol(RequestHandler):
         _log.warning(
             "HTTP parser refused a request from %s: %s", request.remote or "-", type(exc).__name__
         )
-        # That warning is its one line: no access line. The refusal closes the connection,
-        # so nothing else on it will be logged either.
-        self._logging_enabled = False
+        # That warning is its one line: the access log counts the refusal in the metrics
+        # (route "other") and writes no line for it.
+        open_scope("other").refused = True
         if request.writer.output_size > 0:  # a response has begun: only closing is left
             raise ConnectionResetError("request refused after its response began")
         return refusal(exc)

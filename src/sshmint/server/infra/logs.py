@@ -1,18 +1,34 @@
-"""Server logging: one line per record on stderr, written in batches.
+"""Server logging: one record per event, rendered as text or JSON, written in batches.
 
 ``configure_logging`` (called by ``sshmint serve``) installs :class:`BatchingStreamHandler`
-on the root logger with the format ``<time> <LEVEL> <logger>: <message>``. On the event
-loop, INFO and DEBUG lines (the access log) reach stderr within ``FLUSH_DELAY`` seconds
-in one ``write`` instead of one each; warnings and errors go out at once.
+on the root logger with one of two formatters (docs/operations.md#logs):
+
+- ``--log-format text`` (:class:`LineFormatter`): ``<time> <LEVEL> <logger>: <message>``;
+- ``--log-format json`` (:class:`JSONFormatter`): one object per line with ``ts`` (RFC 3339,
+  milliseconds, UTC), ``level``, ``logger``, ``msg``, ``exc``/``stack`` when present.
+
+``--log-level`` sets the root logger's level. On the event loop, INFO and DEBUG lines (the
+access log) reach stderr within ``FLUSH_DELAY`` seconds in one ``write`` instead of one
+each; warnings and errors go out at once.
+
+**Events.** A record whose message is an :class:`Event` carries structured facts (its
+``fields``): the access log's lines and the SSH audit lines are events. The JSON
+formatter writes the fields as keys of the object (``msg`` is the event's summary); the
+text formatter writes the event's text form (``str(event)``: its own layout, or the
+summary followed by ``key=value`` pairs). One record, two renderings: a handler of any
+other kind sees the text form through ``record.getMessage()``.
 
 The access log writes a line per HTTP request, and the ``logging`` module's per-record
-work (a ``LogRecord``, handler locking, formatting) was a measurable share of a proxied
-request: :func:`direct_line_writer` gives it a way to write the same line straight to this
-handler whenever nothing else (another handler, a filter, a level) would see the record.
+work (a ``LogRecord``, handler locking, filtering) is a measurable share of a proxied
+request: :func:`direct_line_writer` gives it a way to render the same event with this
+handler's formatter and write it straight to the stream whenever nothing else (another
+handler, a filter, a level) would see the record.
 
-Secrets (docs/tokens.md#who-sees-which-message, docs/security.md#secrets-never-logged): the handler carries a :class:`SecretsFilter`, so every record
-that reaches stderr — from sshmint, aiohttp, asyncssh, SQLAlchemy, asyncpg, a traceback —
-is formatted and then scrubbed by :func:`scrub_secrets`. Two rules, in this order:
+Secrets (docs/tokens.md#who-sees-which-message, docs/security.md#secrets-never-logged):
+the handler carries a :class:`SecretsFilter`, so every record that reaches stderr — from
+sshmint, aiohttp, asyncssh, SQLAlchemy, asyncpg, a traceback — is scrubbed by
+:func:`scrub_secrets`: its message, arguments, exception and stack text, and every string
+field of an event (in either format). Two rules, in this order:
 
 1. a whole token (``exe0.``/``exe1.`` and everything up to the next space or quote, also
    percent-encoded as ``exe0%2E``) becomes ``<redacted token>`` (:func:`redact_tokens`);
@@ -24,34 +40,50 @@ is formatted and then scrubbed by :func:`scrub_secrets`. Two rules, in this orde
    24-character window of a signature lacks one of the three classes with probability
    below 1 %, and a longer fragment far less often; rule 1 is what makes the guarantee.
 
-The access log's direct path applies rule 1 only: an access line holds request fields
-verbatim, never truncated, so a token in it always keeps its prefix (and the line must
-stay cheap: rule 2 costs microseconds per line).
+The access log's direct path applies rule 1 only, to every string field: an access event
+holds request fields verbatim, never truncated, so a token in one always keeps its
+prefix (and the line must stay cheap: rule 2 costs microseconds per line).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TextIO
+from typing import Any, Final, TextIO
 
 __all__ = [
+    "LEVELS",
     "REDACTED",
     "BatchingStreamHandler",
+    "Event",
+    "JSONFormatter",
     "LineFormatter",
+    "LogFormatter",
     "SecretsFilter",
     "configure_logging",
     "direct_line_writer",
     "redact_tokens",
     "scrub_secrets",
+    "text_value",
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: ``--log-level`` words (docs/operations.md#logs).
+LEVELS: Final[Mapping[str, int]] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+# Libraries whose INFO and DEBUG lines are noise (asyncssh: one per channel event, and its
+# exec lines can carry tokens; alembic: one per migration plugin): never below WARNING.
+_QUIET_LIBRARIES: Final = ("asyncssh", "alembic")
 
 # Rule 1: anything that looks like a token; clients do put tokens in query strings and
 # Referers, and asyncssh logs exec command lines (``exe0-to-exe1 TOKEN``).
@@ -88,25 +120,81 @@ def scrub_secrets(text: str) -> str:
     return _LONG_RUN.sub(_fragment, text)
 
 
+def text_value(value: object) -> str:
+    """A field's value in a text line: bare when it is one plain word, else JSON-quoted."""
+    if isinstance(value, str):
+        if value and value.isprintable() and not any(c in value for c in ' "='):
+            return value
+        return json.dumps(value)
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+class Event:
+    """A log message with structured facts (see the module docstring).
+
+    ``summary`` is the JSON ``msg``; ``fields`` are the JSON object's other keys (names
+    that never clash with ``ts``, ``level``, ``logger``, ``msg``, ``exc``, ``stack``;
+    values are strings, numbers, booleans or None). :meth:`text` is the text form:
+    subclasses with a layout of their own (the access line) override it.
+    """
+
+    __slots__ = ("fields", "summary")
+
+    def __init__(self, summary: str, fields: dict[str, object]) -> None:
+        self.summary = summary
+        self.fields = fields
+
+    def text(self) -> str:
+        pairs = " ".join(f"{key}={text_value(value)}" for key, value in self.fields.items())
+        return f"{self.summary} {pairs}" if pairs else self.summary
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def scrub(self, scrub: Callable[[str], str]) -> None:
+        """Apply ``scrub`` to the summary and every string field, in place."""
+        self.summary = scrub(self.summary)
+        fields = self.fields
+        for key, value in fields.items():
+            if isinstance(value, str):
+                fields[key] = scrub(value)
+
+    def redact_tokens(self) -> None:
+        """Rule 1 alone (whole tokens), behind its cheap test, in place: the direct path's
+        scrub (see :func:`direct_line_writer`)."""
+        if "exe" in self.summary:
+            self.summary = _TOKEN_LIKE.sub(REDACTED, self.summary)
+        fields = self.fields
+        for key, value in fields.items():
+            if type(value) is str and "exe" in value:
+                fields[key] = _TOKEN_LIKE.sub(REDACTED, value)
+
+
 class SecretsFilter(logging.Filter):
     """Scrubs every record it sees, whichever library made it (installed on the handler,
     so records propagated from any logger pass through it).
 
-    The message is rendered (``msg % args``) and scrubbed, the exception and stack text
-    formatted and scrubbed; the record then carries only the scrubbed text (``args``
-    emptied, ``exc_info`` replaced by ``exc_text``), which every ``logging.Formatter``
-    prints as it would have printed the original.
+    An :class:`Event` message has its summary and string fields scrubbed and stays an
+    event. Any other message is rendered (``msg % args``) and scrubbed, and the record
+    then carries only the scrubbed text (``args`` emptied). The exception and stack text
+    are formatted and scrubbed (``exc_info`` replaced by ``exc_text``), which every
+    ``logging.Formatter`` prints as it would have printed the original.
     """
 
     _exceptions = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # bad arguments: logging would report them, with the arguments
-            message = f"{record.msg!s} (unformattable log arguments)"
-        record.msg = scrub_secrets(message)
-        record.args = ()
+        if isinstance(record.msg, Event) and not record.args:
+            record.msg.scrub(scrub_secrets)
+        else:
+            try:
+                message = record.getMessage()
+            except Exception:  # bad arguments: logging would report them, with the arguments
+                message = f"{record.msg!s} (unformattable log arguments)"
+            record.msg = scrub_secrets(message)
+            record.args = ()
         if record.exc_info:
             record.exc_text = self._exceptions.formatException(record.exc_info)
             record.exc_info = None
@@ -117,25 +205,100 @@ class SecretsFilter(logging.Filter):
         return True
 
 
-class LineFormatter(logging.Formatter):
-    """``LOG_FORMAT`` with the date and time rendered once per second (``time.strftime``
-    for every record costs more than the rest of the line)."""
+class LogFormatter(logging.Formatter):
+    """What both formats share: the time stamp rendered once per second (``time.strftime``
+    for every record costs more than the rest of the line), and :meth:`line`, which
+    renders a record without exception or stack exactly as ``format`` would, with no
+    ``LogRecord`` (the direct path)."""
+
+    def __init__(self, fmt: str | None = None) -> None:
+        super().__init__(fmt)
+        self._second = -1
+        self._stamp = ""
+
+    def _second_stamp(self, second: int) -> str:
+        raise NotImplementedError
+
+    def stamp(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._stamp = self._second_stamp(second)
+            self._second = second
+        return self._stamp
+
+    def line(self, name: str, levelno: int, created: float, message: str | Event) -> str:
+        raise NotImplementedError
+
+
+class LineFormatter(LogFormatter):
+    """``--log-format text``: ``LOG_FORMAT``, the local date and time with milliseconds."""
 
     def __init__(self) -> None:
         super().__init__(LOG_FORMAT)
-        self._second = -1
-        self._stamp = ""
+
+    def _second_stamp(self, second: int) -> str:
+        return time.strftime(self.default_time_format, self.converter(second))
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return self.stamp(record.created)
 
     def stamp(self, created: float) -> str:
         """``asctime`` for the unix time ``created``: ``YYYY-MM-DD HH:MM:SS,mmm``."""
-        second = int(created)
-        if second != self._second:
-            self._stamp = time.strftime(self.default_time_format, self.converter(second))
-            self._second = second
-        return f"{self._stamp},{int((created - second) * 1000):03d}"
+        return f"{super().stamp(created)},{int((created - int(created)) * 1000):03d}"
+
+    def line(self, name: str, levelno: int, created: float, message: str | Event) -> str:
+        return f"{self.stamp(created)} {logging.getLevelName(levelno)} {name}: {message}"
+
+
+class JSONFormatter(LogFormatter):
+    """``--log-format json``: one JSON object per record, on one line (newlines inside
+    values are escaped; the output is ASCII, so any byte a client sent stays valid JSON).
+
+    Keys: ``ts`` (``2026-12-01T10:00:00.123Z``), ``level`` (``debug``, ``info``,
+    ``warning``, ``error``, ``critical``), ``logger``, ``msg``, then an event's fields,
+    then ``exc`` (the traceback) and ``stack`` when the record has them."""
+
+    _encode = json.JSONEncoder(separators=(",", ":")).encode
+
+    def _second_stamp(self, second: int) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+    def stamp(self, created: float) -> str:
+        return f"{super().stamp(created)}.{int((created - int(created)) * 1000):03d}Z"
+
+    def _object(
+        self, name: str, levelname: str, created: float, message: str | Event
+    ) -> dict[str, Any]:
+        if isinstance(message, Event):
+            return {
+                "ts": self.stamp(created),
+                "level": levelname.lower(),
+                "logger": name,
+                "msg": message.summary,
+                **message.fields,
+            }
+        return {
+            "ts": self.stamp(created),
+            "level": levelname.lower(),
+            "logger": name,
+            "msg": message,
+        }
+
+    def line(self, name: str, levelno: int, created: float, message: str | Event) -> str:
+        return self._encode(self._object(name, logging.getLevelName(levelno), created, message))
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.msg if isinstance(record.msg, Event) and not record.args else None
+        obj = self._object(
+            record.name, record.levelname, record.created, message or record.getMessage()
+        )
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            obj["exc"] = record.exc_text
+        if record.stack_info:
+            obj["stack"] = self.formatStack(record.stack_info)
+        return self._encode(obj)
 
 
 class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -144,7 +307,7 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     FLUSH_DELAY = 0.05
 
-    def __init__(self, stream: TextIO, formatter: LineFormatter) -> None:
+    def __init__(self, stream: TextIO, formatter: LogFormatter) -> None:
         super().__init__(stream)
         self.setFormatter(formatter)
         self.line_formatter = formatter
@@ -160,10 +323,11 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             return
         self._schedule_flush(record.levelno)
 
-    def write_info_line(self, logger_name: str, message: str) -> None:
-        """Exactly what ``emit`` writes for an INFO record of ``logger_name``."""
-        stamp = self.line_formatter.stamp(time.time())
-        self.stream.write(f"{stamp} INFO {logger_name}: {message}{self.terminator}")
+    def write_info_line(self, logger_name: str, message: str | Event) -> None:
+        """Exactly what ``emit`` writes for an INFO record of ``logger_name`` (without
+        exception or stack) whose message is ``message``."""
+        line = self.line_formatter.line(logger_name, logging.INFO, time.time(), message)
+        self.stream.write(line + self.terminator)
         self._schedule_flush(logging.INFO)
 
     def _schedule_flush(self, level: int) -> None:
@@ -198,24 +362,27 @@ def _buffered_stderr() -> TextIO:
     )
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Log to stderr through a :class:`SecretsFilter`; Python warnings and exceptions
+def configure_logging(log_format: str = "text", level: str = "info") -> None:
+    """Log to stderr in ``log_format`` (``text`` or ``json``) from ``level`` up (a word of
+    :data:`LEVELS`), through a :class:`SecretsFilter`; Python warnings and exceptions
     nobody could catch (``sys.unraisablehook``) take the same path.
 
     asyncssh logs exec command lines at INFO, and those can carry tokens
     (``exe0-to-exe1 TOKEN``): the filter scrubs them, and its logger is held at WARNING
-    anyway (one line per channel event is noise)."""
-    # The format uses none of these; collecting them costs time on every record.
+    (or above, with ``--log-level error``) anyway."""
+    # The formats use none of these; collecting them costs time on every record.
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = BatchingStreamHandler(_buffered_stderr(), LineFormatter())
+    formatter: LogFormatter = JSONFormatter() if log_format == "json" else LineFormatter()
+    handler = BatchingStreamHandler(_buffered_stderr(), formatter)
     handler.addFilter(SecretsFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
-    logging.getLogger("asyncssh").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration plugin
+    levelno = LEVELS[level]
+    root.setLevel(levelno)
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(levelno, logging.WARNING))
     logging.captureWarnings(True)
     sys.unraisablehook = _log_unraisable
 
@@ -230,15 +397,16 @@ def _log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
     logging.getLogger("sshmint").error("%s: %r", message, unraisable.object, exc_info=info)
 
 
-def direct_line_writer(logger: logging.Logger) -> Callable[[str], None] | None:
-    """A function writing an INFO message of ``logger`` straight to the one
-    :class:`BatchingStreamHandler` that would receive it, or None when the record would
-    meet anything else on its way (another handler, a filter other than the handler's
-    :class:`SecretsFilter`, a disabled level) and must go through ``logging``. Decide
-    after logging is configured (the access log decides per connection).
+def direct_line_writer(logger: logging.Logger) -> Callable[[str | Event], None] | None:
+    """A function writing an INFO message (a string or an :class:`Event`) of ``logger``
+    straight to the one :class:`BatchingStreamHandler` that would receive it, rendered by
+    that handler's formatter, or None when the record would meet anything else on its
+    way (another handler, a filter other than the handler's :class:`SecretsFilter`, a
+    disabled level) and must go through ``logging``. Decide after logging is configured
+    (the access log decides per connection).
 
-    The function applies rule 1 of the module docstring (whole tokens) to every message,
-    whatever the caller did already."""
+    The function applies rule 1 of the module docstring (whole tokens) to the message,
+    or to an event's summary and every string field, whatever the caller did already."""
     if logger.disabled or not logger.isEnabledFor(logging.INFO):
         return None
     handlers: list[logging.Handler] = []
@@ -262,8 +430,10 @@ def direct_line_writer(logger: logging.Logger) -> Callable[[str], None] | None:
         return None
     name = logger.name
 
-    def write(message: str) -> None:
-        if "exe" in message:
+    def write(message: str | Event) -> None:
+        if isinstance(message, Event):
+            message.redact_tokens()
+        elif "exe" in message:
             message = _TOKEN_LIKE.sub(REDACTED, message)
         handler.acquire()
         try:

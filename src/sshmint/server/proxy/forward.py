@@ -36,6 +36,7 @@ from sshmint.server.auth import (
 )
 from sshmint.server.config import ServerConfig
 from sshmint.server.infra.logs import redact_tokens
+from sshmint.server.infra.observe import Observer
 from sshmint.server.proxy.answers import (
     MSG_AMBIGUOUS,
     MSG_FORBIDDEN,
@@ -101,7 +102,9 @@ class VMProxy:
         *,
         now: Callable[[], int],
         logger: logging.Logger,
+        observer: Observer | None = None,
     ) -> None:
+        self._observer = observer or Observer()
         self._store = store
         self._auth = auth
         self._now = now
@@ -248,8 +251,11 @@ class VMProxy:
         exchange = _Exchange(pool, upstream)
         try:
             try:
-                conn, response_head = await exchange.send(
-                    head, body, chunked=chunked, head_request=request.method == "HEAD"
+                # The one metrics hook here: the wait for the response head, timed.
+                conn, response_head = await self._observer.upstream(
+                    exchange.send(
+                        head, body, chunked=chunked, head_request=request.method == "HEAD"
+                    )
                 )
             except UpstreamTimeout:
                 return self._timed_out(vm)

@@ -2,12 +2,19 @@
 run once) or a REPL. Before every command the login key is re-read by id and the
 key-level checks of docs/ssh.md#key-checks-before-every-command run, so removal, expiry and lock-out take effect immediately
 (docs/accounts.md#key-removal-and-revocation, docs/storage.md#backends: no cache).
+
+Instrumentation (docs/operations.md#metrics, docs/operations.md#logs): the session opens
+a scope of transport ``ssh`` (so a token that ``exe0-to-exe1`` refuses is counted under
+it), reports its login to the observer, accepted or refused, and every command line it
+runs: counted, and one audit line with the user, key, command name, exit status and
+duration — never the line's arguments.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import asyncssh
@@ -32,6 +39,7 @@ from sshmint.server.commands import (
     wants_json,
 )
 from sshmint.server.commands.render import dump_json
+from sshmint.server.infra.observe import open_scope
 from sshmint.server.runtime import ServerRuntime
 from sshmint.server.store import SSHKeyRow, StoreUnavailable, User
 
@@ -63,6 +71,9 @@ class Session:
         self._key_blob = key_blob
         self._pty = process.get_terminal_type() is not None
         self._key_id: int | None = None
+        # Who logged in (for the audit lines), once known.
+        self._user_id = ""
+        self._fingerprint = ""
 
     def _line_editor(self) -> asyncssh.SSHLineEditorChannel | None:
         """asyncssh's line editor, active only when the client allocated a PTY."""
@@ -93,6 +104,7 @@ class Session:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        open_scope("other", "ssh")
         status = 1
         try:
             status = await self._run()
@@ -117,16 +129,21 @@ class Session:
         fp = fingerprint(self._key_blob)
         found = await store.auth_lookup(fp)  # the key and its owner in one query
         key, user = found if found is not None else (None, None)
+        observer = self._runtime.observer
         if key is None or user is None:
+            observer.ssh_session(False, "unknown_key")
             _log.info("SSH login with unregistered key SHA256:%s", fp)
             self._error(f"sshmint: SSH key SHA256:{fp} is not registered to any account")
             return 1
         if user.locked:
+            observer.ssh_session(False, "locked")
             _log.info("SSH login refused for locked account %s", user.user_id)
             self._error(ACCOUNT_LOCKED)
             return 1
+        observer.ssh_session(True)
         await self._runtime.authenticator.record_use(key, self._runtime.now())
         self._key_id = key.id
+        self._user_id, self._fingerprint = user.user_id, fp
         _log.info("SSH session for %s with key SHA256:%s", user.user_id, fp)
         if self._process.subsystem is not None:
             self._error(f"sshmint: subsystem {self._process.subsystem!r} is not supported")
@@ -217,7 +234,37 @@ class Session:
         interactive: bool,
         rows: tuple[SSHKeyRow, User] | None = None,
     ) -> tuple[str, str, int, bool]:
-        """Run one split command line: (stdout, stderr, exit status, session must end).
+        """Run one split command line: (stdout, stderr, exit status, session must end);
+        reported to the observer once it has ended, however it ended."""
+        name = resolve_command_name(words)
+        started = time.perf_counter()
+        status = 1
+        try:
+            outcome = await self._checked_command(words, name, interactive, rows)
+            status = outcome[2]
+            return outcome
+        finally:
+            self._runtime.observer.ssh_command(
+                user_id=self._user_id,
+                fingerprint=self._fingerprint,
+                command=name,
+                exit_status=status,
+                seconds=time.perf_counter() - started,
+                remote=self._remote(),
+            )
+
+    def _remote(self) -> str:
+        peer = self._process.get_extra_info("peername")
+        return str(peer[0]) if peer else "-"
+
+    async def _checked_command(
+        self,
+        words: list[str],
+        name: str | None,
+        interactive: bool,
+        rows: tuple[SSHKeyRow, User] | None,
+    ) -> tuple[str, str, int, bool]:
+        """The key checks, then the command named ``name`` (None: no command of the tree).
 
         ``rows`` are the login key and user when they were read just now; otherwise both
         are re-read (docs/ssh.md#key-checks-before-every-command, docs/storage.md#backends).
@@ -227,7 +274,7 @@ class Session:
         assert self._key_id is not None
         key: SSHKeyRow | None = rows[0] if rows else await store.key_by_id(self._key_id)
         try:
-            refusal = key_permission_error(key, resolve_command_name(words), now)
+            refusal = key_permission_error(key, name, now)
         except PermissionsError:  # unreadable stored permissions: refuse (fail closed)
             _log.warning("SSH key %s has unreadable permissions", self._key_id)
             refusal = KEY_NOT_ALLOWED

@@ -130,7 +130,13 @@ def unclassified_conflict() -> StoreError:
 
 
 class StoreCore:
-    """Async access to the database: what every aggregate's methods stand on."""
+    """Async access to the database: what every aggregate's methods stand on.
+
+    ``on_unavailable`` is called once for every call that fails as ``StoreUnavailable``
+    (every call through an engine passes :meth:`_within_deadline`); the server counts them.
+    """
+
+    on_unavailable: Callable[[], object] | None = None
 
     def __init__(
         self,
@@ -257,11 +263,16 @@ class StoreCore:
             if not task.done():
                 self._abandon(task)
             raise
-        if not done:
-            task.cancel()
-            self._abandon(task)
-            raise self._timed_out()
-        return task.result()
+        try:
+            if not done:
+                task.cancel()
+                self._abandon(task)
+                raise self._timed_out()
+            return task.result()
+        except StoreUnavailable:
+            if self.on_unavailable is not None:  # docs/operations.md#metrics
+                self.on_unavailable()
+            raise
 
     def _abandon(self, task: asyncio.Future[Any]) -> None:
         self._abandoned.add(task)
