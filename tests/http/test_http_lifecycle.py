@@ -28,6 +28,7 @@ from tests.support.exec_support import assert_error, assert_ok, post_exec, ssh_o
 from tests.support.harness import SSHMintServer
 from tests.support.http_support import Reply, db_execute, via_proxy
 from tests.support.keys import Account, AccountFactory, new_key, public_line
+from tests.support.metrics import scrape, value
 from tests.support.postgres import PostgresServer
 
 MAX = 3600  # --max-token-lifetime 1h
@@ -46,7 +47,11 @@ def server(
     else:
         postgres: PostgresServer = request.getfixturevalue("postgres")
         db_url = postgres.new_database()
-    started = SSHMintServer(base / "data", db_url, extra_args=["--max-token-lifetime", "1h"])
+    started = SSHMintServer(
+        base / "data",
+        db_url,
+        extra_args=["--max-token-lifetime", "1h", "--metrics-listen", "127.0.0.1:0"],
+    )
     yield started.start()
     started.stop()
 
@@ -216,6 +221,39 @@ def test_r179_policy_refuses_a_token_without_exp_and_accepts_one_within_it(
         bearer = token(account, payload, namespace=f"v0@{vm}.localhost")
         reply = via_proxy(server, vm, "/", "-H", f"Authorization: Bearer {bearer}")
         assert reply.status == status, reply.body
+
+
+def test_r169_revoked_and_policy_refusals_are_counted_by_cause_and_explain_counts_none(
+    server: SSHMintServer, account: Account
+) -> None:
+    """docs/operations.md#metrics: a revoked token and one the lifetime policy refuses are
+    counted as ``sshmint_auth_failures_total`` with reasons ``revoked`` and ``policy``, at
+    /exec and at the proxy; ``token explain`` of the same tokens counts nothing."""
+    revoked, unbounded = token(account), account.token()
+    ssh_ok(server, account.key, "token", "revoke", revoked)
+    vm = "mc" + uuid.uuid4().hex[:8]
+    ssh_ok(server, account.key, "new", f"--name={vm}", "--upstream=http://127.0.0.1:9")
+    at_vm = token(account, {}, namespace=f"v0@{vm}.localhost")
+    counted = [("exec", "revoked"), ("exec", "policy"), ("proxy", "policy")]
+
+    def counts() -> list[float]:
+        text = scrape(server)
+        return [
+            value(text, "sshmint_auth_failures_total", transport=t, reason=r) for t, r in counted
+        ]
+
+    before = counts()
+    for bearer in (revoked, unbounded):
+        explained = post_exec(
+            server, f"token explain {bearer}".encode(), token=explainer_token(account)
+        )
+        assert assert_ok(explained)["valid"] is False
+    assert counts() == before
+    assert_error(post_exec(server, b"whoami", token=revoked), 401, "invalid token")
+    assert_error(post_exec(server, b"whoami", token=unbounded), 401, LIFETIME)
+    reply = via_proxy(server, vm, "/", "-H", f"Authorization: Bearer {at_vm}")
+    assert reply.status == 401, reply.body
+    assert [a - b for a, b in zip(counts(), before, strict=True)] == [1, 1, 1]
 
 
 # --- the differential table -------------------------------------------------------------

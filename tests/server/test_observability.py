@@ -38,6 +38,7 @@ from tests.support.harness import SSHMintServer
 from tests.support.http_support import RecordingUpstream, curl, via_proxy
 from tests.support.keys import Account, AccountFactory, KeyFactory, key_fingerprint
 from tests.support.log_checks import assert_no_token_in_output, leaked
+from tests.support.metrics import samples, scrape, value
 from tests.support.polling import wait_until
 from tests.support.postgres import PostgresServer
 from tests.support.raw_http import exchange
@@ -84,25 +85,6 @@ class Traffic:
     @property
     def tokens(self) -> tuple[str, ...]:
         return (self.ok_token, self.refused_token, self.traded_token, self.parser_token)
-
-
-def _scrape(server: SSHMintServer) -> str:
-    reply = curl(server.metrics_url)
-    assert reply.status == 200, reply.body
-    assert (reply.header("Content-Type") or "").startswith("text/plain"), reply.headers
-    return reply.body.decode()
-
-
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def _value(text: str, name: str, **labels: str) -> float:
-    return _samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def _log_objects(server: SSHMintServer) -> list[dict[str, object]]:
@@ -203,7 +185,7 @@ def test_r169_metrics_count_requests_refusals_sessions_and_commands(
     """R169: every family of docs/operations.md#metrics with exactly its label names; after
     a successful /exec its 200 is counted, after a refused token an auth failure with its
     cause; proxy, rate limit, SSH sessions and commands are counted too."""
-    text = _scrape(observed)
+    text = scrape(observed)
     families = {family.name: family for family in text_string_to_metric_families(text)}
     for name, (kind, labels) in FAMILIES.items():
         assert families[name].type == kind, name
@@ -220,46 +202,46 @@ def test_r169_metrics_count_requests_refusals_sessions_and_commands(
     }
     assert {"0.0001", "0.00025", "0.0005"} <= bounds
 
-    assert _value(text, "sshmint_http_requests_total", route="exec", code="200") >= 1
-    assert _value(text, "sshmint_auth_failures_total", transport="exec", reason="expired") >= 1
-    assert _value(text, "sshmint_auth_failures_total", transport="ssh", reason="expired") >= 1
-    assert _value(text, "sshmint_auth_failures_total", transport="ssh", reason="unknown_key") >= 1
-    assert _value(text, "sshmint_http_requests_total", route="proxy", code="200") >= 1
-    assert _value(text, "sshmint_proxy_upstream_duration_seconds_count") >= 1
-    assert _value(text, "sshmint_http_requests_total", route="other", code="400") >= 1  # parser
+    assert value(text, "sshmint_http_requests_total", route="exec", code="200") >= 1
+    assert value(text, "sshmint_auth_failures_total", transport="exec", reason="expired") >= 1
+    assert value(text, "sshmint_auth_failures_total", transport="ssh", reason="expired") >= 1
+    assert value(text, "sshmint_auth_failures_total", transport="ssh", reason="unknown_key") >= 1
+    assert value(text, "sshmint_http_requests_total", route="proxy", code="200") >= 1
+    assert value(text, "sshmint_proxy_upstream_duration_seconds_count") >= 1
+    assert value(text, "sshmint_http_requests_total", route="other", code="400") >= 1  # parser
     assert traffic.limited >= 1
-    assert _value(text, "sshmint_rate_limited_total") >= traffic.limited
-    assert _value(text, "sshmint_http_requests_total", route="exec", code="429") >= traffic.limited
-    assert _value(text, "sshmint_ssh_sessions_total", result="accepted") >= 3
-    assert _value(text, "sshmint_ssh_sessions_total", result="refused") >= 1
+    assert value(text, "sshmint_rate_limited_total") >= traffic.limited
+    assert value(text, "sshmint_http_requests_total", route="exec", code="429") >= traffic.limited
+    assert value(text, "sshmint_ssh_sessions_total", result="accepted") >= 3
+    assert value(text, "sshmint_ssh_sessions_total", result="refused") >= 1
     assert (
-        _value(text, "sshmint_commands_total", transport="exec", command="whoami", status="ok") >= 1
+        value(text, "sshmint_commands_total", transport="exec", command="whoami", status="ok") >= 1
     )
     assert (
-        _value(text, "sshmint_commands_total", transport="ssh", command="whoami", status="ok") >= 1
+        value(text, "sshmint_commands_total", transport="ssh", command="whoami", status="ok") >= 1
     )
     assert (
-        _value(
+        value(
             text, "sshmint_commands_total", transport="ssh", command="exe0-to-exe1", status="error"
         )
         >= 1
     )
     assert (
-        _value(text, "sshmint_commands_total", transport="ssh", command="unknown", status="error")
+        value(text, "sshmint_commands_total", transport="ssh", command="unknown", status="error")
         >= 1
     )
     # Label sets known in advance are there at zero.
     assert (
         "sshmint_auth_failures_total",
         (("reason", "policy"), ("transport", "proxy")),
-    ) in _samples(text)
+    ) in samples(text)
 
 
 def test_r169_no_label_value_identifies_anyone(observed: SSHMintServer, traffic: Traffic) -> None:
     """R169, docs/operations.md#metrics: label values come from fixed sets, status codes
     and the command tree's names — never a user id, email, VM name, fingerprint, path or
     token, although the traffic carried all of them."""
-    text = _scrape(observed)
+    text = scrape(observed)
     allowed = {
         "route": set(ROUTES),
         "transport": set(TRANSPORTS),
@@ -269,12 +251,12 @@ def test_r169_no_label_value_identifies_anyone(observed: SSHMintServer, traffic:
         "command": set(COMMAND_NAMES) | {UNKNOWN_COMMAND},
         "le": {repr(b) for b in DURATION_BUCKETS} | {"+Inf"},
     }
-    for (name, labels), _ in _samples(text).items():
-        for label, value in labels:
+    for (name, labels), _ in samples(text).items():
+        for label, label_value in labels:
             if label == "code":
-                assert re.fullmatch(r"[1-5]\d\d", value), (name, value)
+                assert re.fullmatch(r"[1-5]\d\d", label_value), (name, label_value)
             else:
-                assert value in allowed[label], (name, label, value)
+                assert label_value in allowed[label], (name, label, label_value)
     account = traffic.account
     for secret in (account.email, account.user_id, traffic.vm, account.fingerprint, "/page"):
         assert secret not in text, secret
@@ -361,10 +343,10 @@ def test_r167_password_hidden_and_metrics_count_what_the_log_level_leaves_out(
     account = new_account(server)
     assert_ok(post_exec(server, b"whoami", token=account.token()))
     assert server.ssh(account.key, "whoami").returncode == 0
-    text = _scrape(server)
-    assert _value(text, "sshmint_http_requests_total", route="exec", code="200") == 1
+    text = scrape(server)
+    assert value(text, "sshmint_http_requests_total", route="exec", code="200") == 1
     assert (
-        _value(text, "sshmint_commands_total", transport="ssh", command="whoami", status="ok") == 1
+        value(text, "sshmint_commands_total", transport="ssh", command="whoami", status="ok") == 1
     )
     server.stop()  # every line it had is written
     assert secret not in server.stdout + server.stderr
