@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -290,3 +291,62 @@ def test_readme_metrics_section_scrapes_a_running_server_with_curl(tmp_path: Pat
         server.wait(15)
     assert result.returncode == 0, result.stderr
     assert 'sshmint_http_requests_total{code="200",route="healthz"} 1.0' in result.stdout
+
+
+def _readme_python_blocks(section: str) -> list[str]:
+    text = (REPO_ROOT / "README.md").read_text()
+    start = text.index(f"\n## {section}\n")
+    end = text.find("\n## ", start + 1)
+    return re.findall(r"```python\n(.*?)```", text[start:end], flags=re.S)
+
+
+def test_readme_when_a_token_fails_explains_then_revokes(tmp_path: Path) -> None:
+    """README "When a token fails" (R174, R176, R177, docs/lifecycle.md): its bash blocks run
+    verbatim in one bash against a live server, with a registered ``~/.ssh/sshmint_api`` and
+    ``$TOKEN`` as the walkthrough leaves them; then its Python example explains the revoked
+    ``$TOKEN``. What a test must change: free ports, and ``ssh`` options that isolate it from
+    the machine's SSH configuration."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    api_key = new_key(home / ".ssh" / "sshmint_api", comment="api")
+    data = tmp_path / "data"
+    server = SSHMintServer(data, f"sqlite:///{data / 'sshmint.db'}").start()
+    try:
+        server.add_user("you@example.com", api_key.with_name("sshmint_api.pub"))
+        token = mint_exe0(b'{"exp":4000000000}', load_private_key(api_key), "v0@localhost")
+        ssh_cmd = " ".join(
+            ["ssh", "-p", str(server.ssh_port), *SSH_OPTIONS, "-i", str(api_key), "localhost"]
+        )
+        explain, revoke = readme_bash_blocks("When a token fails")
+        script = (explain + revoke).replace("ssh -p 2222 localhost", ssh_cmd)
+        script = script.replace("8080", str(server.http_port))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SSHMINT_")}
+        env |= {"HOME": str(home), "TOKEN": token}
+        env.pop("SSH_AUTH_SOCK", None)
+        shell = subprocess.run(
+            ["bash", "-c", "set -euo pipefail\n" + script],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        (python,) = _readme_python_blocks("When a token fails")
+        env |= {"SSHMINT_URL": server.http_url, "SSHMINT_KEY": str(api_key)}
+        report = subprocess.run(
+            [sys.executable, "-c", python], env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        server.stop()
+    assert shell.returncode == 0, shell.stderr
+    out = shell.stdout
+    # The VM's token at /exec: refused, then explained down to its namespace.
+    assert out.startswith('{"error":"invalid token"}\ntoken at /exec (v0@localhost): NOT valid\n')
+    assert re.search(
+        r"^  FAIL  namespace  signed for v0@myapp\.localhost, this server expects v0@localhost$",
+        out, flags=re.M,
+    )  # fmt: skip
+    assert "\n/exec answers: 401 invalid token\n" in out
+    # The leaked token: revoked, listed, refused.
+    assert re.search(r"^revoked token signed by api \(SHA256:\S+\), expires 2096-", out, re.M)
+    assert re.search(r"^[0-9a-f]{12}  revoked \S+  api \(SHA256:", out, flags=re.M)
+    assert out.endswith('{"error":"invalid token"}\n'), out
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.startswith("fails revoked: revoked "), report.stdout
+    assert "exe0." not in server.stderr
