@@ -246,4 +246,7 @@ except ImportError as exc:
     print(exc)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "sshmint.client.Client needs httpx: pip install 'sshmint[httpx]'"
+    assert out.stdout.strip() == (
+        "sshmint.client.Client needs httpx: install sshmint from its checkout with the"
+        " httpx extra, pip install '/path/to/sshmint[httpx]', or pip install httpx"
+    )

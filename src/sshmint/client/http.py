@@ -44,7 +44,8 @@ def _httpx() -> Any:
         import httpx
     except ImportError:
         raise ImportError(
-            "sshmint.client.Client needs httpx: pip install 'sshmint[httpx]'"
+            "sshmint.client.Client needs httpx: install sshmint from its checkout with the"
+            " httpx extra, pip install '/path/to/sshmint[httpx]', or pip install httpx"
         ) from None
     return httpx
 
