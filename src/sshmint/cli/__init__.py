@@ -32,12 +32,7 @@ class _LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(f"{__name__}.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{module_name}":
-                return None  # not built yet
-            raise
+        module = importlib.import_module(f"{__name__}.{module_name}")
         command = getattr(module, attr)
         assert isinstance(command, click.Command)
         return command

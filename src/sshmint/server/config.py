@@ -122,7 +122,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
 # Option names as written on the command line (without "--"); the order is the help order.
 OPTION_NAMES: tuple[str, ...] = tuple(option.name for option in OPTIONS)
 
-# Defaults of docs/operations.md#sshmint-serve and Part II; "db" defaults to SQLite inside the data directory.
+# Defaults of docs/operations.md#sshmint-serve; "db" defaults to SQLite inside the data directory.
 DEFAULTS: Mapping[str, str] = {
     option.name: option.default for option in OPTIONS if option.default is not None
 }
