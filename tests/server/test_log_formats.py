@@ -11,8 +11,7 @@ import io
 import json
 import logging
 import re
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -178,20 +177,6 @@ def test_direct_path_writes_what_logging_writes(fmt: str) -> None:
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}" if fmt == "text" else r'"ts":"[^"]*"'
     assert re.sub(stamp, "T", lines[0]) == re.sub(stamp, "T", lines[1])
     assert re.sub(stamp, "T", lines[2]) == re.sub(stamp, "T", lines[3])
-
-
-@pytest.fixture
-def configured() -> Iterator[None]:
-    """``configure_logging()`` for one test, with logging's global state put back."""
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level, sys.unraisablehook)
-    saved_levels = {n: logging.getLogger(n).level for n in ("asyncssh", "alembic")}
-    yield
-    root.handlers[:], level, sys.unraisablehook = saved
-    root.setLevel(level)
-    for name, lvl in saved_levels.items():
-        logging.getLogger(name).setLevel(lvl)
-    logging.captureWarnings(False)
 
 
 @pytest.mark.parametrize(

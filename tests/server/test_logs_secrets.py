@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import io
 import logging
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -133,20 +132,6 @@ def test_the_direct_access_path_stays_with_the_filter_and_redacts_tokens(
     line = stream.getvalue()
     assert f'"GET /?t={REDACTED} HTTP/1.1"' in line
     assert_clean(line, token)
-
-
-@pytest.fixture
-def configured() -> Iterator[None]:
-    """``configure_logging()`` for one test, with logging's global state put back."""
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level, sys.unraisablehook)
-    saved_levels = {n: logging.getLogger(n).level for n in ("asyncssh", "alembic")}
-    yield
-    root.handlers[:], level, sys.unraisablehook = saved
-    root.setLevel(level)
-    for name, lvl in saved_levels.items():
-        logging.getLogger(name).setLevel(lvl)
-    logging.captureWarnings(False)
 
 
 def test_configure_logging_routes_every_output_through_the_filter(

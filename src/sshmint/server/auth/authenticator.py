@@ -57,7 +57,16 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Concatenate, Final, Generic, Literal, ParamSpec, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Concatenate,
+    Final,
+    Generic,
+    Literal,
+    ParamSpec,
+    TypeVar,
+    get_args,
+)
 
 from sshmint.errors import PublicKeyError, TokenError, TokenVerificationError
 from sshmint.keys import PublicKey, public_key_from_blob
@@ -110,17 +119,7 @@ Check = Literal[
     "policy",
 ]
 #: The checks of :meth:`Authenticator.authenticate`, in the order it runs them.
-CHECKS: Final[tuple[Check, ...]] = (
-    "format",
-    "claims",
-    "key",
-    "namespace",
-    "signature",
-    "owner",
-    "revoked",
-    "key_restrictions",
-    "policy",
-)
+CHECKS: Final[tuple[Check, ...]] = get_args(Check)
 
 _SECONDS_PER_DAY = 86400
 
