@@ -247,7 +247,7 @@ async def _open_store(config: ServerConfig) -> Store:
     level = store_log.level
     store_log.setLevel(logging.ERROR)
     try:
-        return await Store.open(config.db, timeout=config.db_timeout)
+        return await Store.open(config.db, timeout=config.db_timeout, pool_size=config.db_pool_size)
     except StoreError as exc:
         raise StartupError(f"cannot open database: {_redact(exc.message, config.db)}") from None
     except Exception as exc:

@@ -1,0 +1,248 @@
+"""Single statements on PostgreSQL through asyncpg: the route of every read on the request
+hot path (and of the shared rate-limit bucket).
+
+Why: the same indexed lookup costs ≈ 450 µs of the server's CPU through SQLAlchemy's
+async layer (a pool checkout, the adapted cursor, result processing, a task for the
+deadline) and ≈ 70 µs as an asyncpg prepared statement on a connection held here; with
+asyncpg's own pool in between it is ≈ 180 µs (a task per release, a reset query per
+release unless switched off). So this module keeps its own few connections.
+
+What it does:
+
+- Connections are opened on demand, at most ``size`` at once, and kept open; a call takes
+  one, runs one statement in autocommit mode (no ``BEGIN``/``COMMIT``: one round trip) and
+  gives it back. A caller finding every connection busy waits for one.
+- Statements come compiled once (:class:`~.queries.PgStatement`, ``$n`` parameters);
+  asyncpg prepares each text once per connection (its statement cache) and runs it from
+  then on with one ``Bind``/``Execute`` exchange. Rows are asyncpg records, which index
+  and slice like the tuples the row decoders expect (same column order as the SQLAlchemy
+  statement).
+- Nothing is cached but the prepared statements: every call queries the database
+  (docs/storage.md#backends).
+
+Deadline (docs/security.md#slow-and-idle-clients): a call ends within its ``deadline``
+whatever the database does. Waiting for a connection, connecting (at most
+:data:`~.engine.PG_CONNECT_TIMEOUT_S`) and the statement itself (asyncpg's ``timeout``)
+share it. A connection whose statement timed out, or whose caller was cancelled, is
+terminated at once (its socket closed, asyncpg's pending cancel request dropped): against
+a hung server nothing waits for a rollback or a reset, and no connection in an unknown
+state goes back to the set.
+
+Broken connections: a server restart kills every held connection. The statements run
+here are idempotent reads and the bucket upsert, which either happened or did not (a
+connection that breaks mid-statement fails before a result is read, and the retry then
+finds the bucket as the server committed it), so a call whose connection turns out
+closed is repeated once on a fresh connection, and the other held connections — dead
+too, most likely — are dropped.
+
+Failures of the database or the connection, and the deadline, become
+:class:`~.errors.StoreUnavailable` (one warning line, no SQL, no parameters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as _asyncpg_dialect
+
+from sshmint.server.store.engine import (
+    PG_CONNECT_TIMEOUT_S,
+    DatabaseURL,
+    is_unavailable,
+    unavailable,
+)
+from sshmint.server.store.errors import StoreUnavailable
+from sshmint.server.store.queries import PgStatement
+
+__all__ = ["PgFastPath"]
+
+# Failures meaning "this connection is gone" (besides asyncpg reporting it closed): the
+# socket failed, or the server is shutting down, crashed or restarting (57P01–57P03).
+_CONNECTION_LOST = (
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
+def connect_arguments(db: DatabaseURL) -> dict[str, Any]:
+    """asyncpg's ``connect`` arguments for ``db``, translated as SQLAlchemy's own asyncpg
+    dialect does (host, port, user, password, database, ``ssl``, a socket directory)."""
+    dialect = _asyncpg_dialect()  # type: ignore[no-untyped-call]
+    args, kwargs = dialect.create_connect_args(db.url)  # type: ignore[no-untyped-call]
+    assert not args
+    kwargs = dict(kwargs)
+    kwargs.setdefault("server_settings", {"application_name": "sshmint"})
+    return kwargs
+
+
+class PgFastPath:
+    """At most ``size`` asyncpg connections for single statements; one per process."""
+
+    def __init__(self, connect_args: Mapping[str, Any], size: int, description: str) -> None:
+        if size < 1:
+            raise ValueError("the PostgreSQL fast path needs at least one connection")
+        self._connect_args = dict(connect_args)
+        self._size = size
+        self._description = description
+        self._idle: list[asyncpg.Connection] = []
+        self._open = 0  # connections held or being opened
+        # Callers waiting for a connection: each gets one, or None ("a place is free:
+        # open one yourself").
+        self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
+        self._closed = False
+
+    @classmethod
+    def for_database(cls, db: DatabaseURL, size: int) -> PgFastPath:
+        return cls(connect_arguments(db), size, db.description)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    async def fetch(
+        self, statement: PgStatement, params: Mapping[str, Any], deadline: float
+    ) -> Sequence[asyncpg.Record]:
+        """Every row of ``statement`` run with ``params``, within ``deadline`` seconds."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline
+        args = statement.args(params)
+        for attempt in range(2):
+            conn = await self._acquire(end, deadline)
+            try:
+                rows = await conn.fetch(statement.sql, *args, timeout=_left(loop, end))
+            except (TimeoutError, asyncio.CancelledError) as exc:
+                self._discard(conn)
+                if isinstance(exc, TimeoutError):
+                    raise self._timed_out(deadline) from None
+                raise
+            except Exception as exc:
+                if not (conn.is_closed() or isinstance(exc, _CONNECTION_LOST)):
+                    self._release(conn)  # the statement failed; the connection is fine
+                    if is_unavailable(exc):
+                        raise unavailable(exc, self._description) from None
+                    raise
+                self._discard(conn)
+                self._drop_idle()
+                if attempt == 0 and loop.time() < end:
+                    continue
+                raise unavailable(exc, self._description) from None
+            self._release(conn)
+            return rows  # type: ignore[no-any-return]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def close(self) -> None:
+        """Close the idle connections; busy ones are closed when their call ends."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(StoreUnavailable("the store is closed"))
+        self._waiters.clear()
+        for conn in idle:
+            self._open -= 1
+            try:
+                await conn.close(timeout=PG_CONNECT_TIMEOUT_S)
+            except Exception:  # a connection that cannot close cleanly is just dropped
+                conn.terminate()
+
+    # -- connections ---------------------------------------------------------------------
+
+    async def _acquire(self, end: float, deadline: float) -> asyncpg.Connection:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        while self._idle:
+            conn = self._idle.pop()  # the most recently used: few connections stay warm
+            if not conn.is_closed():
+                return conn
+            self._open -= 1
+        if self._open < self._size:
+            return await self._connect(end, deadline)
+        waiter: asyncio.Future[asyncpg.Connection | None]
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout_at(end):
+                conn = await waiter
+        except BaseException as exc:
+            # Given a connection (or a free place) just as the wait ended: pass it on.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                given = waiter.result()
+                if given is None:
+                    self._wake_for_place()
+                else:
+                    self._release(given)
+            if isinstance(exc, TimeoutError):
+                raise self._timed_out(deadline) from None
+            raise
+        if conn is None:
+            return await self._connect(end, deadline)
+        return conn
+
+    async def _connect(self, end: float, deadline: float) -> asyncpg.Connection:
+        self._open += 1
+        loop = asyncio.get_running_loop()
+        try:
+            left = end - loop.time()
+            if left <= 0:
+                raise TimeoutError
+            conn: asyncpg.Connection = await asyncpg.connect(
+                **self._connect_args, timeout=min(PG_CONNECT_TIMEOUT_S, left)
+            )
+        except BaseException as exc:
+            self._open -= 1
+            self._wake_for_place()
+            if isinstance(exc, TimeoutError):
+                raise self._timed_out(deadline) from None
+            if isinstance(exc, Exception):
+                raise unavailable(exc, self._description) from None
+            raise
+        return conn
+
+    def _release(self, conn: asyncpg.Connection) -> None:
+        if self._closed or conn.is_closed():
+            self._discard(conn)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self._idle.append(conn)
+
+    def _discard(self, conn: asyncpg.Connection) -> None:
+        """Close ``conn`` at once (no round trip) and free its place."""
+        conn.terminate()
+        self._open -= 1
+        self._wake_for_place()
+
+    def _wake_for_place(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _drop_idle(self) -> None:
+        """After a lost connection: the idle ones are most likely dead too (a restart)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self._discard(conn)
+
+    def _timed_out(self, deadline: float) -> StoreUnavailable:
+        return unavailable(TimeoutError(f"no answer within {deadline:g} s"), self._description)
+
+
+def _left(loop: asyncio.AbstractEventLoop, end: float) -> float:
+    # asyncpg refuses a zero timeout; a call past its end fails at its first wait.
+    return max(end - loop.time(), 0.001)
