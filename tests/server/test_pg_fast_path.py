@@ -158,3 +158,14 @@ def test_s12_db_pool_size_option() -> None:
         with pytest.raises(ConfigError, match="--db-pool-size"):
             load_config({"db-pool-size": bad}, environ={})
     assert split_pool(2) == (1, 1) and split_pool(10) == (8, 2) and split_pool(20) == (16, 4)
+
+
+async def test_s9_1_a_statement_the_server_forgot_is_prepared_again(small_store: Store) -> None:
+    """Prepared statements are kept per connection; one the server no longer has (a
+    ``DEALLOCATE``, a pooler's reset) is prepared again and the read answers."""
+    await small_store.ping()
+    (held,) = _fast(small_store)._idle
+    assert held.statements
+    await held.conn.execute("DEALLOCATE ALL")
+    await small_store.ping()
+    assert _fast(small_store).open_connections == 1

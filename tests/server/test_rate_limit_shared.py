@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sshmint.server.http.ratelimit import (
@@ -29,6 +29,7 @@ from sshmint.server.http.ratelimit import (
     retry_after_seconds,
 )
 from sshmint.server.store import Store
+from sshmint.server.store.housekeeping import Housekeeping
 from tests.support.postgres import PostgresServer
 
 
@@ -84,6 +85,10 @@ _steps = st.lists(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(steps=_steps)
+# Half seconds add up across requests; the floor; a long pause refills to 60 exactly.
+@example(steps=[("take", 61), ("wait", 1), ("take", 1), ("wait", 1), ("take", 2)])
+@example(steps=[("take", 200), ("wait", 3), ("take", 1), ("wait", 240), ("take", 62)])
+@example(steps=[("take", 30), ("wait", 5), ("take", 40), ("wait", 8), ("take", 5)])
 async def test_r165_the_database_bucket_answers_as_the_in_memory_one(
     pg_store: Store, pg_url: str, steps: list[tuple[str, int]]
 ) -> None:
@@ -153,11 +158,7 @@ async def test_s7_full_buckets_are_purged_and_active_ones_kept(
             await pg_store.take_rate_token(fingerprint, burst=BURST, floor=FLOOR)
     await _elapse(pg_url, full, 10)  # 55 + 10 tokens: full again
     assert await pg_store.purge_full_rate_buckets(BURST) >= 1
-    conn = await asyncpg.connect(pg_url)
-    try:
-        left = {row[0] for row in await conn.fetch("SELECT fingerprint FROM rate_limits")}
-    finally:
-        await conn.close()
+    left = await _fingerprints(pg_url)
     assert active in left and full not in left
     # A purged bucket is a full one: the next request starts from 60 again.
     assert await pg_store.take_rate_token(full, burst=BURST, floor=FLOOR) == BURST - 1
@@ -171,3 +172,28 @@ async def test_s12_sqlite_keeps_its_buckets_in_the_process(store: Store) -> None
         assert await store.purge_full_rate_buckets(BURST) == 0
     else:
         assert isinstance(limiter, SharedRateLimiter)
+
+
+async def test_s7_housekeeping_purges_full_buckets(pg_store: Store, pg_url: str) -> None:
+    """The server's periodic purge (docs/storage.md#housekeeping) takes the full buckets."""
+    fingerprint = uuid.uuid4().hex
+    await pg_store.take_rate_token(fingerprint, burst=BURST, floor=FLOOR)
+    await _elapse(pg_url, fingerprint, 5)
+    keeper = Housekeeping(pg_store, lambda: int(time.time()), rate_limit_burst=BURST)
+    keeper.start()
+    try:
+        for _ in range(100):
+            if fingerprint not in await _fingerprints(pg_url):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await keeper.close()
+    assert fingerprint not in await _fingerprints(pg_url)
+
+
+async def _fingerprints(url: str) -> set[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        return {row[0] for row in await conn.fetch("SELECT fingerprint FROM rate_limits")}
+    finally:
+        await conn.close()

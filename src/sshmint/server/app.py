@@ -188,6 +188,7 @@ async def _serve(
     config: ServerConfig, stop: asyncio.Event, cleanups: list[Callable[[], object]]
 ) -> None:
     from sshmint.server.http import HTTPFrontEnd, build_http_listener, ssl_context_from_config
+    from sshmint.server.http.ratelimit import BURST
     from sshmint.server.ssh import load_or_create_host_key, start_ssh_server
     from sshmint.server.store.housekeeping import Housekeeping
 
@@ -215,7 +216,7 @@ async def _serve(
     runtime = ServerRuntime(config=config, store=store)
     runtime.ssh_port = int(ssh_sockets[0].getsockname()[1])
     runtime.http_port = int(http_sockets[0].getsockname()[1])
-    housekeeping = Housekeeping(store, runtime.now)
+    housekeeping = Housekeeping(store, runtime.now, rate_limit_burst=BURST)
     housekeeping.start()
     cleanups.append(housekeeping.close)
 

@@ -1,7 +1,8 @@
 """Periodic clean-up of rows nobody can use any more (docs/storage.md#housekeeping).
 
 Every running server deletes expired exe1 handles once at start and then every
-``PURGE_INTERVAL_S`` seconds. Several nodes sharing one database may purge at the same
+``PURGE_INTERVAL_S`` seconds; on PostgreSQL also the rate-limit buckets that have filled up
+again (a full bucket is the same as none, see rate_limits.py). Several nodes sharing one database may purge at the same
 time: each purge is one ``DELETE ... WHERE expires_at < now`` statement, which concurrent
 transactions can run together without error (the rows one deletes, the other no longer
 finds). A purge that fails (database unavailable) is logged and tried again at the next
@@ -29,11 +30,18 @@ class Housekeeping:
     """The purge loop of one server process: :meth:`start`, later :meth:`close`."""
 
     def __init__(
-        self, store: Store, now: Callable[[], int], interval: float = PURGE_INTERVAL_S
+        self,
+        store: Store,
+        now: Callable[[], int],
+        interval: float = PURGE_INTERVAL_S,
+        *,
+        rate_limit_burst: int | None = None,
     ) -> None:
         self._store = store
         self._now = now
         self._interval = interval
+        # The size of a full rate-limit bucket; None: leave the buckets alone.
+        self._burst = rate_limit_burst
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -60,4 +68,9 @@ class Housekeeping:
             else:
                 if purged:
                     _log.info("purged %d expired exe1 handle(s)", purged)
+            if self._burst is not None:
+                try:
+                    await self._store.purge_full_rate_buckets(self._burst)
+                except StoreError as exc:
+                    _log.warning("purge of full rate-limit buckets failed: %s", exc.message)
             await asyncio.sleep(self._interval)
