@@ -231,6 +231,19 @@ def _start_node(workdir: Path, name: str, db_url: str, *, local_buckets: bool = 
     raise SystemExit("sshmint serve did not start")
 
 
+def _token_files(workdir: Path, case: str, tokens: list[str]) -> list[Path]:
+    """One file per wrk process, each the case's tokens starting at another offset: the
+    processes cycle through the keys apart, never sending one key's token at the same
+    moment (which would measure two requests queueing on one bucket row, not the load)."""
+    files = []
+    for index in range(WRK_PROCESSES):
+        start = index * len(tokens) // WRK_PROCESSES
+        path = workdir / f"{case}-{index}.txt"
+        path.write_text("\n".join(tokens[start:] + tokens[:start]) + "\n")
+        files.append(path)
+    return files
+
+
 @dataclass
 class Run:
     """One case in one round: both wrk reports merged, CPU per request."""
@@ -246,17 +259,18 @@ class Run:
     postgres_cpu_us: float = 0.0
 
 
-def _load(wrk: str, urls: Sequence[str], tokens: Path, script: Path) -> Run:
-    """One wrk process per URL, all at once; their results merged."""
+def _load(wrk: str, urls: Sequence[str], tokens: Sequence[Path], script: Path) -> Run:
+    """One wrk process per URL, all at once, each with its own token file; their results
+    merged."""
     argv = [wrk, "-t1", f"-c{CONNECTIONS_EACH}", f"-d{DURATION}", "--latency", "--timeout", "10s"]
     procs = [
         subprocess.Popen(
-            [*argv, "-s", str(script), url, "--", str(tokens), "1"],
+            [*argv, "-s", str(script), url, "--", str(token_file), "1"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for url in urls
+        for url, token_file in zip(urls, tokens, strict=True)
     ]
     results: list[Result] = []
     for proc in procs:
@@ -338,10 +352,7 @@ def main() -> None:
             _fill_postgresql(pg_url, data)
             script = workdir / "exec.lua"
             script.write_text(EXEC_LUA)
-            token_files = {}
-            for case, tokens in data.tokens.items():
-                token_files[case] = workdir / f"{case}.txt"
-                token_files[case].write_text("\n".join(tokens) + "\n")
+            token_files = {case: _token_files(workdir, case, t) for case, t in data.tokens.items()}
             sqlite_node = _start_node(workdir, "sqlite", f"sqlite:///{sqlite_path}")
             pg_a = _start_node(workdir, "pg-a", pg_url)
             pg_b = _start_node(workdir, "pg-b", pg_url)

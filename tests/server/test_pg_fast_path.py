@@ -134,6 +134,25 @@ async def test_r_11_4_a_statement_past_the_deadline_fails_and_its_connection_goe
     await small_store.ping()  # a new connection
 
 
+async def test_r_11_4_each_call_keeps_its_own_deadline_and_leaves_no_cancellation(
+    small_store: Store,
+) -> None:
+    """Calls are watched per limit (one timer for all calls sharing it): a call past its
+    short limit fails at that limit, a later call with a longer limit is not cut to it,
+    and the failed call leaves no cancellation pending in its caller's task."""
+    fast = _fast(small_store)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match=r"no answer within 0\.3 s"):
+        await fast.fetch(SLEEP, {"s": 3.0}, 0.3)
+    assert time.monotonic() - started < 0.8
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0.01)  # a pending cancellation would surface here
+    started = time.monotonic()
+    rows = await fast.fetch(SLEEP, {"s": 0.6}, 5)
+    assert len(rows) == 1 and 0.6 <= time.monotonic() - started < 2
+
+
 async def test_s9_1_a_cancelled_read_frees_its_connection(small_store: Store) -> None:
     """A caller cancelled mid-statement (a client gone, a shutdown): its connection is
     closed at once, never handed to the next caller half-way through a statement."""

@@ -26,7 +26,7 @@ from sshmint.server.commands import (
     run_words,
     split_command_line,
 )
-from sshmint.server.http.deadline import DeadlineWatch
+from sshmint.server.deadline import DeadlineWatch
 from sshmint.server.http.ratelimit import rate_limiter_for
 from sshmint.server.proxy import send_continue
 from sshmint.server.store import StoreError

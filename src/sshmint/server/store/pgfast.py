@@ -24,11 +24,15 @@ What it does:
 
 Deadline (docs/security.md#slow-and-idle-clients): a call ends within its ``deadline``
 whatever the database does. Waiting for a connection, connecting (at most
-:data:`~.engine.PG_CONNECT_TIMEOUT_S`) and the statement itself (asyncpg's ``timeout``)
-share it. A connection whose statement timed out, or whose caller was cancelled, is
-terminated at once (its socket closed, asyncpg's pending cancel request dropped): against
-a hung server nothing waits for a rollback or a reset, and no connection in an unknown
-state goes back to the set.
+:data:`~.engine.PG_CONNECT_TIMEOUT_S`) and the statement itself share it. Calls with the
+same limit (in practice ``--db-timeout``, and the ping's) are watched by one
+:class:`~sshmint.server.deadline.DeadlineWatch` each, which cancels a call still running
+at its deadline; the cancellation becomes ``StoreUnavailable``. That replaces asyncpg's
+per-call ``timeout`` (a timer armed and cancelled on every statement, and the time left
+computed before each step; docs/performance.md#postgresql-fast-path). A connection whose
+statement timed out, or whose caller was cancelled, is terminated at once (its socket
+closed, asyncpg's pending cancel request dropped): against a hung server nothing waits
+for a rollback or a reset, and no connection in an unknown state goes back to the set.
 
 Broken connections: a server restart kills every held connection. The statements run
 here are idempotent reads and the bucket upsert, which either happened or did not (a
@@ -51,6 +55,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as _asyncpg_dialect
 
+from sshmint.server.deadline import Deadline, DeadlineWatch
 from sshmint.server.store.engine import (
     PG_CONNECT_TIMEOUT_S,
     DatabaseURL,
@@ -114,6 +119,8 @@ class PgFastPath:
         # open one yourself").
         self._waiters: deque[asyncio.Future[_Held | None]] = deque()
         self._closed = False
+        # One watch per limit in use (a store passes --db-timeout, or the ping's limit).
+        self._watches: dict[float, DeadlineWatch] = {}
 
     @classmethod
     def for_database(cls, db: DatabaseURL, size: int) -> PgFastPath:
@@ -131,24 +138,42 @@ class PgFastPath:
         self, statement: PgStatement, params: Mapping[str, Any], deadline: float
     ) -> Sequence[asyncpg.Record]:
         """Every row of ``statement`` run with ``params``, within ``deadline`` seconds."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + deadline
-        args = statement.args(params)
+        watch = self._watches.get(deadline)
+        if watch is None:
+            watch = self._watches[deadline] = DeadlineWatch(deadline)
+        limit = watch.start()
+        try:
+            rows = await self._run(statement.sql, statement.args(params), limit)
+        except asyncio.CancelledError:
+            if limit.close() and not limit.cancelled_by_others():
+                raise self._timed_out(deadline) from None
+            raise
+        except TimeoutError:  # connecting took the time left
+            limit.close()
+            raise self._timed_out(deadline) from None
+        except BaseException:
+            limit.close()
+            raise
+        if limit.close():  # the deadline's cancellation was absorbed: fail closed anyway
+            raise self._timed_out(deadline)
+        return rows
+
+    async def _run(self, sql: str, args: tuple[Any, ...], limit: Deadline) -> Sequence[Any]:
         for attempt in range(2):
-            held = await self._acquire(end, deadline)
+            held = self._take_idle()
+            if held is None:
+                held = await self._acquire(limit)
             try:
-                prepared = held.statements.get(statement.sql)
+                prepared = held.statements.get(sql)
                 if prepared is None:
-                    prepared = await held.conn.prepare(statement.sql, timeout=_left(loop, end))
-                    held.statements[statement.sql] = prepared
-                rows = await prepared.fetch(*args, timeout=_left(loop, end))
-            except (TimeoutError, asyncio.CancelledError) as exc:
+                    prepared = await held.conn.prepare(sql)
+                    held.statements[sql] = prepared
+                rows = await prepared.fetch(*args)
+            except (TimeoutError, asyncio.CancelledError):
                 self._discard(held)
-                if isinstance(exc, TimeoutError):
-                    raise self._timed_out(deadline) from None
                 raise
             except Exception as exc:
-                retry = attempt == 0 and loop.time() < end
+                retry = attempt == 0 and not limit.expired
                 if isinstance(exc, _STALE_STATEMENT) and not held.conn.is_closed():
                     held.statements.clear()
                     self._release(held)
@@ -170,6 +195,8 @@ class PgFastPath:
     async def close(self) -> None:
         """Close the idle connections; busy ones are closed when their call ends."""
         self._closed = True
+        for watch in self._watches.values():
+            watch.close()
         idle, self._idle = self._idle, []
         for waiter in self._waiters:
             if not waiter.done():
@@ -184,7 +211,8 @@ class PgFastPath:
 
     # -- connections ---------------------------------------------------------------------
 
-    async def _acquire(self, end: float, deadline: float) -> _Held:
+    def _take_idle(self) -> _Held | None:
+        """An idle connection, without awaiting anything (the usual case), or None."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
         while self._idle:
@@ -192,15 +220,19 @@ class PgFastPath:
             if not held.conn.is_closed():
                 return held
             self._open -= 1
+        return None
+
+    async def _acquire(self, limit: Deadline) -> _Held:
+        """A new connection if there is room, else the next one given back; the caller's
+        deadline (its watch cancels the wait) bounds both."""
         if self._open < self._size:
-            return await self._connect(end, deadline)
+            return await self._connect(limit)
         waiter: asyncio.Future[_Held | None]
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            async with asyncio.timeout_at(end):
-                given = await waiter
-        except BaseException as exc:
+            given = await waiter
+        except BaseException:
             # Given a connection (or a free place) just as the wait ended: pass it on.
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 passed = waiter.result()
@@ -208,18 +240,15 @@ class PgFastPath:
                     self._wake_for_place()
                 else:
                     self._release(passed)
-            if isinstance(exc, TimeoutError):
-                raise self._timed_out(deadline) from None
             raise
         if given is None:
-            return await self._connect(end, deadline)
+            return await self._connect(limit)
         return given
 
-    async def _connect(self, end: float, deadline: float) -> _Held:
+    async def _connect(self, limit: Deadline) -> _Held:
         self._open += 1
-        loop = asyncio.get_running_loop()
         try:
-            left = end - loop.time()
+            left = limit.at - asyncio.get_running_loop().time()
             if left <= 0:
                 raise TimeoutError
             conn: asyncpg.Connection = await asyncpg.connect(
@@ -228,9 +257,7 @@ class PgFastPath:
         except BaseException as exc:
             self._open -= 1
             self._wake_for_place()
-            if isinstance(exc, TimeoutError):
-                raise self._timed_out(deadline) from None
-            if isinstance(exc, Exception):
+            if isinstance(exc, Exception) and not isinstance(exc, TimeoutError):
                 raise unavailable(exc, self._description) from None
             raise
         return _Held(conn)
@@ -267,8 +294,3 @@ class PgFastPath:
 
     def _timed_out(self, deadline: float) -> StoreUnavailable:
         return unavailable(TimeoutError(f"no answer within {deadline:g} s"), self._description)
-
-
-def _left(loop: asyncio.AbstractEventLoop, end: float) -> float:
-    # asyncpg refuses a zero timeout; a call past its end fails at its first wait.
-    return max(end - loop.time(), 0.001)
