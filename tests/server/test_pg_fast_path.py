@@ -153,6 +153,25 @@ async def test_r_11_4_each_call_keeps_its_own_deadline_and_leaves_no_cancellatio
     assert len(rows) == 1 and 0.6 <= time.monotonic() - started < 2
 
 
+async def test_r_11_4_a_call_running_when_the_store_closes_keeps_its_deadline(
+    pg_url: str,
+) -> None:
+    """Closing the fast path (a shutdown) leaves calls in flight bounded by their deadline."""
+    store = await Store.open(pg_url, timeout=5, pool_size=2)
+    try:
+        await store.ping()
+        started = time.monotonic()
+        call = asyncio.ensure_future(_fast(store).fetch(SLEEP, {"s": 3.0}, 0.3))
+        await asyncio.sleep(0.05)
+        await _fast(store).close()
+        with pytest.raises(StoreUnavailable, match=r"no answer within 0\.3 s"):
+            await call
+        assert time.monotonic() - started < 0.8
+        assert _fast(store).open_connections == 0
+    finally:
+        await store.close()
+
+
 async def test_s9_1_a_cancelled_read_frees_its_connection(small_store: Store) -> None:
     """A caller cancelled mid-statement (a client gone, a shutdown): its connection is
     closed at once, never handed to the next caller half-way through a statement."""

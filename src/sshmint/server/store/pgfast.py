@@ -195,8 +195,7 @@ class PgFastPath:
     async def close(self) -> None:
         """Close the idle connections; busy ones are closed when their call ends."""
         self._closed = True
-        for watch in self._watches.values():
-            watch.close()
+        # The watches stay: a call still running keeps its deadline.
         idle, self._idle = self._idle, []
         for waiter in self._waiters:
             if not waiter.done():
