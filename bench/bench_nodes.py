@@ -7,7 +7,8 @@ temporary directory, as the ``postgres`` user when run as root; free port; stopp
 end), next to a SQLite database holding the same users and keys.
 
 Cases, each ``DURATION``, two ``wrk`` processes of one thread and 8 connections each
-(16 connections in all), ``POST /exec whoami`` with one repeated exe0 token per key:
+(16 connections in all), ``POST /exec whoami`` with one repeated exe0 token per key, each
+``wrk`` process cycling through the keys from its own offset:
 
 - ``sqlite``: one node on SQLite (the baseline);
 - ``postgresql``: one node on PostgreSQL, the rate limit's buckets in the database;
