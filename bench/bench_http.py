@@ -63,16 +63,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.wrk import CONNECTIONS, DURATION, THREADS, Result
+from bench.wrk import EXEC_LUA as _LUA
+from bench.wrk import cpu_seconds as _cpu_seconds
+from bench.wrk import ensure_wrk as _ensure_wrk
+from bench.wrk import free_port as _free_port
+from bench.wrk import run_wrk as _wrk
+
 __all__ = ["main"]
 
-DURATION = "4s"
 ROUNDS = 2
-THREADS = 2
-CONNECTIONS = 16
 KEYS_PER_CASE = 400  # per /exec case: ~25 requests per key and round stays under the burst
 FRESH_TOKENS = 30_000  # unique exe0 tokens for the "fresh token" case
 VM = "benchvm"
-WRK_TIMEOUT_S = 120
 
 _UPSTREAM = r"""
 import sys
@@ -139,145 +142,6 @@ from sshmint.cli import main
 sys.argv = ["sshmint", *sys.argv[1:]]
 main()
 """
-
-# Cycles through the tokens file (arg 1); thread k of n (arg 2) starts at k and steps by n,
-# so no two threads send the same token until the file wraps around. Counts statuses.
-_LUA = r"""
-local threads = {}
-local next_id = 0
-function setup(thread)
-  thread:set("id", next_id)
-  next_id = next_id + 1
-  table.insert(threads, thread)
-end
-function init(args)
-  tokens = {}
-  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
-  n = #tokens
-  step = tonumber(args[2])
-  i = id
-  ok, limited, other, sent = 0, 0, 0, 0
-end
-function request()
-  local token = tokens[(i % #tokens) + 1]
-  i = i + step
-  sent = sent + 1
-  return wrk.format("POST", "/exec", {["Authorization"] = "Bearer " .. token}, "whoami")
-end
-function response(status, headers, body)
-  if status == 200 then ok = ok + 1
-  elseif status == 429 then limited = limited + 1
-  else other = other + 1 end
-end
-function done(summary, latency, requests)
-  local a, b, c, s, n = 0, 0, 0, 0, 0
-  for _, t in ipairs(threads) do
-    a = a + t:get("ok"); b = b + t:get("limited"); c = c + t:get("other"); s = s + t:get("sent")
-    n = t:get("n")
-  end
-  io.write(string.format("STATUS ok=%d limited=%d other=%d sent=%d tokens=%d\n", a, b, c, s, n))
-end
-"""
-
-
-@dataclass
-class Result:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    transfer_mb: float
-    requests: int = 0
-    server_cpu_us: float = 0.0  # CPU time of the sshmint process per request
-    upstream_cpu_us: float = 0.0  # ... and of the upstream process
-    ok: int | None = None
-    limited: int | None = None
-    other: int | None = None
-    sent: int | None = None
-    tokens: int | None = None
-
-    @property
-    def ok_rps(self) -> float:
-        """Requests per second counting 200 responses only (when statuses were counted)."""
-        if self.ok is None or self.sent is None or self.sent == 0:
-            return self.rps
-        return self.rps * self.ok / self.sent
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    print("   installing wrk (apt-get install -y wrk)", flush=True)
-    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
-    found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("wrk is not available")
-    return found
-
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-_SIZES = {"B": 1 / 1024**2, "KB": 1 / 1024, "MB": 1.0, "GB": 1024.0}
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    assert match, text
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def _parse(output: str) -> Result:
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
-    transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", output)
-    mb = float(transfer.group(1)) * _SIZES[transfer.group(2)] if transfer else 0.0
-    total = re.search(r"(\d+) requests in", output)
-    result = Result(rps, p50, p99, mb, int(total.group(1)) if total else 0)
-    status = re.search(r"STATUS ok=(\d+) limited=(\d+) other=(\d+) sent=(\d+) tokens=(\d+)", output)
-    if status:
-        result.ok, result.limited, result.other, result.sent, result.tokens = map(
-            int, status.groups()
-        )
-    return result
-
-
-def _wrk(
-    wrk: str,
-    url: str,
-    *,
-    headers: tuple[str, ...] = (),
-    script: Path | None = None,
-    script_args: tuple[str, ...] = (),
-    threads: int = THREADS,
-    connections: int = CONNECTIONS,
-) -> Result:
-    cmd = [wrk, f"-t{threads}", f"-c{connections}", f"-d{DURATION}", "--latency"]
-    cmd += ["--timeout", "10s"]
-    for header in headers:
-        cmd += ["-H", header]
-    if script is not None:
-        cmd += ["-s", str(script)]
-    cmd.append(url)
-    if script_args:
-        cmd += ["--", *script_args]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=WRK_TIMEOUT_S)
-    if run.returncode != 0:
-        raise SystemExit(
-            f"wrk failed ({run.returncode}): {run.stdout[-1500:]} {run.stderr[-1500:]}"
-        )
-    return _parse(run.stdout)
 
 
 @dataclass

@@ -171,3 +171,38 @@ def test_systemd_unit_exposure_is_low(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:]
     assert "Overall exposure level for sshmint.service" in result.stdout
+
+
+def _readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end]
+
+
+def test_readme_several_nodes_shows_the_balancer_examples_as_shipped() -> None:
+    """docs/operations.md#several-nodes: the README's section shows ``examples/nginx.conf``
+    and ``examples/haproxy.cfg`` verbatim (the files tests/nodes runs), and its node
+    settings load, naming every setting the nodes must share."""
+    section = _readme_section("Run several nodes")
+    for name, language in (("nginx.conf", "nginx"), ("haproxy.cfg", "haproxy")):
+        shipped = (ROOT / "examples" / name).read_text()
+        assert f"```{language}\n{shipped}```" in section, f"README differs from examples/{name}"
+    (settings,) = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
+    keys = {line.split(" = ")[0] for line in settings.splitlines() if " = " in line}
+    assert {"db", "web-host", "vm-host", "upstream-allow", "host-key", "db-pool-size"} <= keys
+    for option in ("`--db`", "`--web-host`", "`--vm-host`", "`--upstream-allow`", "`--host-key"):
+        assert option in section
+    for topic in ("max_connections", "/healthz", "exe1", "at the same time"):
+        assert topic in section
+
+
+def test_readme_several_nodes_settings_load(tmp_path: Path) -> None:
+    section = _readme_section("Run several nodes")
+    (settings,) = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
+    path = tmp_path / "node.toml"
+    path.write_text(settings)
+    config = load_config({"config": str(path)}, {})
+    assert config.db.startswith("postgresql://") and config.db_pool_size == 10
+    assert config.host_key == Path("/etc/sshmint/ssh_host_ed25519_key")
+    assert (config.web_host, config.vm_host) == ("api.example.com", "vm.example.com")

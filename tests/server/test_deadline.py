@@ -13,7 +13,7 @@ import contextlib
 
 import pytest
 
-from sshmint.server.http.deadline import DeadlineWatch
+from sshmint.server.deadline import DeadlineWatch
 
 LIMIT = 0.2
 

@@ -226,6 +226,7 @@ async def _serve(
     config: ServerConfig, stop: asyncio.Event, cleanups: list[Callable[[], object]]
 ) -> None:
     from sshmint.server.http import HTTPFrontEnd, build_http_listener, ssl_context_from_config
+    from sshmint.server.http.ratelimit import BURST
     from sshmint.server.ssh import load_or_create_host_key, start_ssh_server
     from sshmint.server.store.housekeeping import Housekeeping
 
@@ -261,7 +262,7 @@ async def _serve(
     runtime = ServerRuntime(config=config, store=store, observer=observer)
     runtime.ssh_port = int(ssh_sockets[0].getsockname()[1])
     runtime.http_port = int(http_sockets[0].getsockname()[1])
-    housekeeping = Housekeeping(store, runtime.now)
+    housekeeping = Housekeeping(store, runtime.now, rate_limit_burst=BURST)
     housekeeping.start()
     cleanups.append(housekeeping.close)
 
@@ -300,7 +301,7 @@ async def _open_store(config: ServerConfig) -> Store:
     level = store_log.level
     store_log.setLevel(logging.ERROR)
     try:
-        return await Store.open(config.db, timeout=config.db_timeout)
+        return await Store.open(config.db, timeout=config.db_timeout, pool_size=config.db_pool_size)
     except StoreError as exc:
         raise StartupError(f"cannot open database: {_redact(exc.message, config.db)}") from None
     except Exception as exc:

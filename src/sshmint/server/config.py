@@ -101,6 +101,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec("db-timeout", "DURATION", "Deadline of every database call.", "5s"),
     OptionSpec(
+        "db-pool-size",
+        "N",
+        "Most connections this node opens to PostgreSQL (nodes x N <= max_connections).",
+        "10",
+    ),
+    OptionSpec(
         "max-token-lifetime",
         "DURATION|off",
         "Refuse tokens without exp or living longer than this.",
@@ -130,6 +136,8 @@ DEFAULTS: Mapping[str, str] = {
 LOG_FORMATS: tuple[str, ...] = ("text", "json")
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 MAX_CONNECTIONS_LIMIT = 1_000_000
+# PostgreSQL's own max_connections rarely goes beyond a few thousand.
+MAX_POOL_SIZE = 10_000
 
 
 class ConfigError(Exception):
@@ -175,6 +183,8 @@ class ServerConfig:
     max_connections: int = 4096
     upstream_timeout: float = 60.0
     db_timeout: float = 5.0
+    # The most PostgreSQL connections of this process (docs/storage.md#connections).
+    db_pool_size: int = 10
     # Seconds, or None for no lifetime policy (docs/lifecycle.md#lifetime-policy).
     max_token_lifetime: int | None = None
     # None: no metrics listener (docs/operations.md#metrics).
@@ -292,6 +302,13 @@ def _parse_count(text: str) -> int:
     return int(text)
 
 
+def _parse_pool_size(text: str) -> int:
+    text = text.strip()
+    if not text.isascii() or not text.isdigit() or not 2 <= int(text) <= MAX_POOL_SIZE:
+        raise ValueError(f"expected a whole number from 2 to {MAX_POOL_SIZE}")
+    return int(text)
+
+
 def _parse_optional_listen(text: str) -> ListenAddress | None:
     """``off``, ``HOST:PORT`` or ``:PORT`` (loopback)."""
     text = text.strip()
@@ -380,12 +397,16 @@ def load_config(
         max_connections=sources.scalar("max-connections", _parse_count),
         upstream_timeout=timeouts["upstream-timeout"],
         db_timeout=timeouts["db-timeout"],
+        db_pool_size=sources.scalar("db-pool-size", _parse_pool_size),
         max_token_lifetime=sources.scalar("max-token-lifetime", _parse_lifetime),
         metrics_listen=sources.scalar("metrics-listen", _parse_optional_listen),
         log_format=sources.scalar("log-format", _choice(LOG_FORMATS)),
         log_level=sources.scalar("log-level", _choice(LOG_LEVELS)),
     )
 
+
+# Options given as plain numbers (no unit).
+_COUNTS = frozenset({"max-connections", "db-pool-size"})
 
 _TIMEOUTS = (
     "header-timeout",
@@ -454,7 +475,7 @@ class _Sources:
         """An option that TOML may also give as a number (seconds, a count)."""
         value, source = self.raw(option)
         if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value) + ("" if option == "max-connections" else "s")
+            value = str(value) + ("" if option in _COUNTS else "s")
         if not isinstance(value, str):
             raise ConfigError(f"invalid {source}: expected a string")
         return _checked(option, value, source, parse)

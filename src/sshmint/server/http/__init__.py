@@ -6,17 +6,15 @@
   fixed answers to parser refusals);
 - ``accesslog.py``: the access log, never showing a token;
 - ``tls.py``: the TLS context of ``--tls-cert``/``--tls-key``;
-- ``deadline.py``: one timer for ``/exec``'s time limit (``--exec-timeout``);
 - ``ratelimit.py``: per-key token buckets for ``/exec`` (its step 7).
 
 The proxy itself is :mod:`sshmint.server.proxy`. The package hands on each module's public
 names (its ``__all__``).
 """
 
-from sshmint.server.http import accesslog, api, deadline, frontend, listener, ratelimit, tls
+from sshmint.server.http import accesslog, api, frontend, listener, ratelimit, tls
 from sshmint.server.http.accesslog import *  # noqa: F403
 from sshmint.server.http.api import *  # noqa: F403
-from sshmint.server.http.deadline import *  # noqa: F403
 from sshmint.server.http.frontend import *  # noqa: F403
 from sshmint.server.http.listener import *  # noqa: F403
 from sshmint.server.http.ratelimit import *  # noqa: F403
@@ -25,7 +23,6 @@ from sshmint.server.http.tls import *  # noqa: F403
 __all__ = [
     *accesslog.__all__,
     *api.__all__,
-    *deadline.__all__,
     *frontend.__all__,
     *listener.__all__,
     *ratelimit.__all__,

@@ -31,8 +31,8 @@ from sshmint.server.commands import (
     run_words,
     split_command_line,
 )
-from sshmint.server.http.deadline import DeadlineWatch
-from sshmint.server.http.ratelimit import RateLimiter
+from sshmint.server.deadline import DeadlineWatch
+from sshmint.server.http.ratelimit import rate_limiter_for
 from sshmint.server.infra.observe import note_command
 from sshmint.server.proxy import send_continue
 from sshmint.server.store import StoreError
@@ -86,7 +86,7 @@ class API:
     def __init__(self, runtime: ServerRuntime, auth: Authenticator) -> None:
         self._runtime = runtime
         self._auth = auth
-        self._limiter = RateLimiter()
+        self._limiter = rate_limiter_for(runtime.store)
         self._namespace = f"v0@{runtime.config.web_host}"
         self._settings: CommandSettings | None = None
         self._deadlines = DeadlineWatch(runtime.config.exec_timeout)
@@ -154,8 +154,14 @@ class API:
             )
             return json_error(500, "internal error")
         # Step 7: every request reaching this step consumes a token (docs/http-api.md#retry-after: a refusal
-        # says when the key's balance is positive again).
-        retry_after = self._limiter.consume(principal.key.fingerprint)
+        # says when the key's balance is positive again); the bucket is shared by every
+        # node on PostgreSQL (docs/http-api.md#rate-limit-across-nodes), and a database
+        # that cannot answer fails closed.
+        try:
+            retry_after = await self._limiter.take(principal.key.fingerprint)
+        except StoreError as exc:
+            self._runtime.logger.error("exec: rate limit unavailable: %s", type(exc).__name__)
+            return json_error(500, "internal error")
         if retry_after:
             return json_error(429, "rate limit exceeded", {"Retry-After": str(retry_after)})
         return principal

@@ -16,6 +16,11 @@ floor, so a bucket kept elsewhere (a database shared by several nodes) answers t
 A bucket that has refilled to :data:`BURST` is indistinguishable from a missing one, so
 full buckets are evicted; memory is bounded by the keys active in the last few minutes.
 The clock is injected (seconds, monotonic), which keeps the arithmetic testable.
+
+Where the buckets live (docs/http-api.md#rate-limit-across-nodes): on SQLite (one node) in
+this process (:class:`RateLimiter`); on PostgreSQL in the database, shared by every node
+(:class:`SharedRateLimiter`: one statement per request, the same arithmetic in SQL, see
+``server/store/rate_limits.py``). :func:`rate_limiter_for` picks; both answer ``take``.
 """
 
 from __future__ import annotations
@@ -23,8 +28,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["BURST", "FLOOR", "REFILL_PER_SECOND", "RateLimiter", "retry_after_seconds"]
+if TYPE_CHECKING:
+    from sshmint.server.store import Store
+
+__all__ = [
+    "BURST",
+    "FLOOR",
+    "REFILL_PER_SECOND",
+    "KeyRateLimit",
+    "RateLimiter",
+    "SharedRateLimiter",
+    "rate_limiter_for",
+    "retry_after_seconds",
+]
 
 BURST = 60
 FLOOR = -120
@@ -60,6 +78,35 @@ class _Bucket:
     refilled_at: float
 
 
+class KeyRateLimit(Protocol):
+    """What ``/exec`` step 7 asks: take a token of the key's bucket."""
+
+    async def take(self, fingerprint: str) -> int:
+        """0 if the request is within the limit, else its ``Retry-After`` seconds."""
+        ...
+
+
+class SharedRateLimiter:
+    """The buckets in the database (PostgreSQL), shared by every node using it: one
+    statement per request. A database failure raises ``StoreError`` (the caller fails
+    closed)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def take(self, fingerprint: str) -> int:
+        balance = await self._store.take_rate_token(fingerprint, burst=BURST, floor=FLOOR)
+        return 0 if balance >= 0 else retry_after_seconds(balance)
+
+
+def rate_limiter_for(store: Store) -> KeyRateLimit:
+    """The buckets of docs/http-api.md#rate-limit-across-nodes: in the database on
+    PostgreSQL (several nodes may share it), in this process on SQLite."""
+    if store.backend == "postgresql":
+        return SharedRateLimiter(store)
+    return RateLimiter()
+
+
 class RateLimiter:
     """Token buckets keyed by fingerprint; ``consume(fp)`` takes one and answers 0 if the
     request is allowed, else its ``Retry-After`` seconds."""
@@ -88,6 +135,10 @@ class RateLimiter:
         if balance > 0:
             return 0
         return retry_after_seconds(bucket.balance)
+
+    async def take(self, fingerprint: str) -> int:
+        """:meth:`consume`, as :class:`KeyRateLimit` asks it."""
+        return self.consume(fingerprint)
 
     def check(self, fingerprint: str) -> bool:
         """Record one request for ``fingerprint``; True iff it is within the limit."""

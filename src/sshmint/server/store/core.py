@@ -11,8 +11,12 @@ Reads and writes take different routes:
 - writes run in one transaction on the async engine (``BEGIN IMMEDIATE`` on SQLite);
 - single-statement reads (:mod:`.queries`) run without an explicit transaction: on SQLite
   in WAL mode synchronously on a read-only connection (:mod:`.fastread`; a busy or failing
-  read falls back to the engine), on PostgreSQL on an autocommit connection (one round
-  trip: no ``BEGIN``/``COMMIT``, no pre-ping). Each read still queries the database.
+  read falls back to the engine), on PostgreSQL as asyncpg prepared statements on
+  connections of the store's own (:mod:`.pgfast`: one round trip, no ``BEGIN``/``COMMIT``,
+  no SQLAlchemy layer). Each read still queries the database.
+
+On PostgreSQL the process opens at most ``pool_size`` connections (``--db-pool-size``):
+:func:`~.engine.split_pool` shares them between the fast path and the engine.
 
 Uniqueness violations are detected by the database (unique constraints) and classified
 afterwards by looking at what is there, which is the same on both backends; driver and
@@ -38,19 +42,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sshmint.server.infra.files import create_private_file
 from sshmint.server.store import queries as q
 from sshmint.server.store.engine import (
+    DEFAULT_DB_POOL_SIZE,
     DEFAULT_DB_TIMEOUT_S,
     WRITE_OPTION,
     Backend,
     DatabaseURL,
     create_engine,
-    create_read_engine,
     is_unavailable,
     parse_database_url,
+    split_pool,
     unavailable,
     upgrade_to_head,
 )
 from sshmint.server.store.errors import StoreError, StoreUnavailable
 from sshmint.server.store.fastread import SQLiteFastReader
+from sshmint.server.store.pgfast import PgFastPath
 from sshmint.server.store.records import Row
 
 __all__ = ["PING_TIMEOUT_S", "RowMemo", "StoreCore", "bounded", "unclassified_conflict"]
@@ -143,7 +149,7 @@ class StoreCore:
         engine: AsyncEngine,
         db: DatabaseURL,
         *,
-        read_engine: AsyncEngine | None = None,
+        pg_fast: PgFastPath | None = None,
         fast_reader: SQLiteFastReader | None = None,
         timeout: float = DEFAULT_DB_TIMEOUT_S,
     ) -> None:
@@ -153,8 +159,8 @@ class StoreCore:
         self._timeout = timeout
         # Calls given up at their deadline whose clean-up has not finished yet.
         self._abandoned: set[asyncio.Future[Any]] = set()
-        # PostgreSQL: a pool of autocommit connections for single-statement reads.
-        self._read_engine = read_engine
+        # PostgreSQL: asyncpg connections for single statements (reads, the rate limit).
+        self._pg_fast = pg_fast
         # SQLite in WAL mode: reads on the calling thread (see fastread.py).
         self._fast_reader = fast_reader
         self._secret: bytes | None = None
@@ -166,9 +172,16 @@ class StoreCore:
     # -- lifecycle -------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, url: str, *, timeout: float = DEFAULT_DB_TIMEOUT_S) -> Self:
+    async def open(
+        cls,
+        url: str,
+        *,
+        timeout: float = DEFAULT_DB_TIMEOUT_S,
+        pool_size: int = DEFAULT_DB_POOL_SIZE,
+    ) -> Self:
         """Connect and migrate the schema to head (docs/storage.md#backends). ``timeout`` is the deadline
-        of every later database call (``--db-timeout``).
+        of every later database call (``--db-timeout``); ``pool_size`` the most PostgreSQL
+        connections this store opens (``--db-pool-size``; SQLite ignores it).
 
         Raises ``InvalidDatabaseURL`` for an unsupported URL and ``StoreUnavailable`` when
         the database cannot be opened, reached or migrated.
@@ -176,7 +189,7 @@ class StoreCore:
         db = parse_database_url(url)
         if db.backend == "sqlite":
             _open_sqlite_file(db)
-        engine = create_engine(db, timeout)
+        engine = create_engine(db, timeout, pool_size)
         try:
             await upgrade_to_head(engine, db.backend)
         except BaseException as exc:
@@ -190,7 +203,9 @@ class StoreCore:
             assert db.url.database is not None
             reader = SQLiteFastReader.open(db.url.database)
             return cls(engine, db, fast_reader=reader, timeout=timeout)
-        return cls(engine, db, read_engine=create_read_engine(db, timeout), timeout=timeout)
+        fast_share, _ = split_pool(pool_size)
+        pg_fast = PgFastPath.for_database(db, fast_share)
+        return cls(engine, db, pg_fast=pg_fast, timeout=timeout)
 
     @property
     def backend(self) -> Backend:
@@ -206,8 +221,8 @@ class StoreCore:
             await asyncio.wait(tuple(self._abandoned), timeout=self._timeout)
         if self._fast_reader is not None:
             self._fast_reader.close()
-        if self._read_engine is not None:
-            await self._read_engine.dispose()
+        if self._pg_fast is not None:
+            await self._pg_fast.close()
         await self._engine.dispose()
 
     async def ping(self) -> None:
@@ -218,12 +233,12 @@ class StoreCore:
     async def _read(
         self, query: q.ReadQuery, params: dict[str, Any], *, deadline: float | None = None
     ) -> Sequence[Row]:
-        """Every row of one read statement, as the database has it now.
+        """Every row of one read statement, as the database has it now, within
+        ``deadline`` seconds (default: the store's).
 
         SQLite: answered synchronously when the fast reader can (WAL readers never wait;
         an answer may be reused while nothing at all has been committed, see fastread.py),
-        else through the engine. PostgreSQL: one autocommit round trip. A read through
-        an engine ends within ``deadline`` seconds (default: the store's).
+        else through the engine. PostgreSQL: one prepared statement on the fast path.
         """
         reader = self._fast_reader
         if reader is not None:
@@ -232,11 +247,13 @@ class StoreCore:
             )
             if fast_rows is not None:
                 return fast_rows
+        pg_fast = self._pg_fast
+        if pg_fast is not None:
+            limit = self._timeout if deadline is None else deadline
+            return await pg_fast.fetch(query.postgres, params, limit)
         return await self._within_deadline(self._engine_read(query, params), deadline)
 
     async def _engine_read(self, query: q.ReadQuery, params: dict[str, Any]) -> Sequence[Row]:
-        if self._read_engine is not None:
-            return await self._autocommit_read(self._read_engine, query, params)
         async with self._transaction() as conn:
             result = await conn.execute(query.statement, params)
             rows: Sequence[Row] = result.all()
@@ -282,33 +299,6 @@ class StoreCore:
     def _timed_out(self) -> StoreUnavailable:
         """A call that did not end within the deadline: one warning, no driver detail."""
         return unavailable(TimeoutError(f"no answer within {self._timeout:g} s"), self.description)
-
-    async def _autocommit_read(
-        self, engine: AsyncEngine, query: q.ReadQuery, params: dict[str, Any]
-    ) -> Sequence[Row]:
-        """PostgreSQL read without BEGIN/COMMIT and without a pre-ping round trip.
-
-        A pooled connection broken by a server restart fails the first statement, and
-        SQLAlchemy then invalidates the pool; a read is idempotent, so it is retried once
-        on a fresh connection.
-        """
-        for attempt in range(2):
-            try:
-                async with engine.connect() as conn:
-                    result = await conn.execute(query.statement, params)
-                    rows: Sequence[Row] = result.all()
-                return rows
-            except sa_exc.DBAPIError as exc:
-                if attempt == 0 and exc.connection_invalidated:
-                    continue
-                if is_unavailable(exc):
-                    raise unavailable(exc, self._db.description) from None
-                raise
-            except Exception as exc:
-                if is_unavailable(exc):
-                    raise unavailable(exc, self._db.description) from None
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
 
     @asynccontextmanager
     async def _transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sshmint.server.store.errors import InvalidDatabaseURL, StoreUnavailable
 
 __all__ = [
+    "DEFAULT_DB_POOL_SIZE",
     "DEFAULT_DB_TIMEOUT_S",
     "HEAD_REVISION",
     "MIGRATIONS_DIR",
@@ -41,9 +42,9 @@ __all__ = [
     "Backend",
     "DatabaseURL",
     "create_engine",
-    "create_read_engine",
     "is_unavailable",
     "parse_database_url",
+    "split_pool",
     "unavailable",
     "upgrade_to_head",
 ]
@@ -66,6 +67,9 @@ PG_CONNECT_TIMEOUT_S = 3  # A stopped server must fail fast, not hang the caller
 # deadline (see Store) has to cancel it. docs/storage.md#backends's "busy timeout of at least 5 s" holds at
 # the default.
 DEFAULT_DB_TIMEOUT_S = 5.0
+# The most PostgreSQL connections one process opens (``--db-pool-size``,
+# docs/storage.md#connections): nodes × this must stay below the server's max_connections.
+DEFAULT_DB_POOL_SIZE = 10
 # Execution option marking a connection whose next transaction writes (SQLite only).
 WRITE_OPTION = "sshmint_write"
 # pg_advisory_xact_lock key serializing concurrent migrations ("sshmint" in ASCII).
@@ -121,8 +125,22 @@ def parse_database_url(raw: str) -> DatabaseURL:
     )
 
 
-def create_engine(db: DatabaseURL, timeout: float = DEFAULT_DB_TIMEOUT_S) -> AsyncEngine:
-    """The engine for writes and multi-statement reads; ``timeout`` is ``--db-timeout``."""
+def split_pool(size: int) -> tuple[int, int]:
+    """A PostgreSQL connection budget (``--db-pool-size``, at least 2) shared out:
+    ``(fast path, engine)``. The fast path (pgfast.py) carries every request's reads and
+    the rate-limit bucket; the engine the writes and the rare multi-statement reads, each
+    a short transaction, so a fifth of the budget (at least one connection) serves it."""
+    if size < 2:
+        raise ValueError("a PostgreSQL pool needs at least 2 connections")
+    engine = max(1, size // 5)
+    return size - engine, engine
+
+
+def create_engine(
+    db: DatabaseURL, timeout: float = DEFAULT_DB_TIMEOUT_S, pool_size: int = DEFAULT_DB_POOL_SIZE
+) -> AsyncEngine:
+    """The engine for writes and multi-statement reads; ``timeout`` is ``--db-timeout``;
+    on PostgreSQL it holds the engine's share of ``pool_size`` connections at most."""
     if db.backend == "sqlite":
         engine = create_async_engine(
             db.url,
@@ -138,44 +156,20 @@ def create_engine(db: DatabaseURL, timeout: float = DEFAULT_DB_TIMEOUT_S) -> Asy
         sa.event.listen(engine.sync_engine, "connect", on_connect)
         sa.event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return engine
+    _, engine_share = split_pool(pool_size)
     return create_async_engine(
         db.url,
-        pool_size=5,
-        max_overflow=5,
+        pool_size=engine_share,
+        max_overflow=0,
         pool_timeout=timeout,
         pool_recycle=1800,
         # Connections broken by a server restart are replaced on checkout.
         pool_pre_ping=True,
-        connect_args=_pg_connect_args(timeout),
-    )
-
-
-def _pg_connect_args(timeout: float) -> dict[str, Any]:
-    return {
-        "timeout": min(PG_CONNECT_TIMEOUT_S, timeout),
-        "command_timeout": timeout,
-        "server_settings": {"application_name": "sshmint"},
-    }
-
-
-def create_read_engine(db: DatabaseURL, timeout: float = DEFAULT_DB_TIMEOUT_S) -> AsyncEngine:
-    """PostgreSQL: a small pool of autocommit connections for single-statement reads.
-
-    Autocommit saves the ``BEGIN``/``COMMIT`` round trips around each read, and without
-    a pre-ping a read is one round trip. A connection broken by a server restart fails its
-    statement instead, which invalidates the pool; the store retries such a read once.
-    """
-    if db.backend != "postgresql":
-        raise ValueError("the autocommit read engine is for PostgreSQL only")
-    return create_async_engine(
-        db.url,
-        isolation_level="AUTOCOMMIT",
-        pool_size=5,
-        max_overflow=5,
-        pool_timeout=timeout,
-        pool_recycle=1800,
-        pool_pre_ping=False,
-        connect_args=_pg_connect_args(timeout),
+        connect_args={
+            "timeout": min(PG_CONNECT_TIMEOUT_S, timeout),
+            "command_timeout": timeout,
+            "server_settings": {"application_name": "sshmint"},
+        },
     )
 
 

@@ -2,10 +2,12 @@
 
 Every running server deletes expired exe1 handles, and the revocations of tokens whose
 ``exp`` has passed (docs/lifecycle.md#revoking-one-token), once at start and then every
-``PURGE_INTERVAL_S`` seconds. Several nodes sharing one database may purge at the same
-time: each purge is one ``DELETE ... WHERE <expiry> < now`` statement per table, which
-concurrent transactions can run together without error (the rows one deletes, the other
-no longer finds). A purge that fails (database unavailable) is logged and tried again at the next
+``PURGE_INTERVAL_S`` seconds; on PostgreSQL also the rate-limit buckets that have filled up
+again (a full bucket is the same as none, see rate_limits.py). Several nodes sharing one
+database may purge at the same time: each purge is one ``DELETE ... WHERE <expiry> < now``
+statement per table, which concurrent transactions can run together without error (the
+rows one deletes, the other no longer finds). A purge that fails (database unavailable)
+is logged and tried again at the next
 interval; it never stops the server.
 """
 
@@ -30,11 +32,18 @@ class Housekeeping:
     """The purge loop of one server process: :meth:`start`, later :meth:`close`."""
 
     def __init__(
-        self, store: Store, now: Callable[[], int], interval: float = PURGE_INTERVAL_S
+        self,
+        store: Store,
+        now: Callable[[], int],
+        interval: float = PURGE_INTERVAL_S,
+        *,
+        rate_limit_burst: int | None = None,
     ) -> None:
         self._store = store
         self._now = now
         self._interval = interval
+        # The size of a full rate-limit bucket; None: leave the buckets alone.
+        self._burst = rate_limit_burst
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -70,4 +79,9 @@ class Housekeeping:
                     _log.info("purged %d expired exe1 handle(s)", handles)
                 if revocations:
                     _log.info("purged %d revocation(s) of expired tokens", revocations)
+            if self._burst is not None:
+                try:
+                    await self._store.purge_full_rate_buckets(self._burst)
+                except StoreError as exc:
+                    _log.warning("purge of full rate-limit buckets failed: %s", exc.message)
             await asyncio.sleep(self._interval)

@@ -1,9 +1,12 @@
 """The store's read statements, built once (docs/storage.md#schema schema).
 
 Each :class:`ReadQuery` carries the SQLAlchemy statement (run through the async engine on
-PostgreSQL, and on SQLite when a fast read falls back) and the same statement compiled
-once for SQLite with named parameters (run by :class:`~.fastread.SQLiteFastReader`). Both
-return the selected columns in the same order, so one positional row decoder serves both.
+SQLite when a fast read falls back) and the same statement compiled once per backend's
+fast route: for SQLite with named parameters (run by :class:`~.fastread.SQLiteFastReader`),
+for PostgreSQL with positional ``$n`` parameters (:attr:`ReadQuery.postgres`, run as an
+asyncpg prepared statement by :class:`~.pgfast.PgFastPath`; compiled on first use, so a
+SQLite server never pays for it). All return the selected columns in the same order, so
+one positional row decoder serves every route.
 
 Column order of whole-table selects is the table's column order (see ``schema.py``):
 
@@ -17,11 +20,15 @@ Column order of whole-table selects is the table's column order (see ``schema.py
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from sshmint.server.store.schema import (
     EXE1_SECRET_NAME,
@@ -55,10 +62,39 @@ __all__ = [
     "VMS_OF_OWNER",
     "VM_BY_ID",
     "VM_BY_NAME",
+    "PgStatement",
     "ReadQuery",
+    "compile_for_postgres",
 ]
 
 _SQLITE = sqlite.dialect(paramstyle="named")
+# asyncpg's own parameter style: $1, $2, ... in the order of ``positiontup``.
+_POSTGRES = postgresql_asyncpg.dialect()  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True, slots=True)
+class PgStatement:
+    """A statement compiled once for asyncpg: its text with ``$n`` parameters, and the
+    names those parameters stand for, in order."""
+
+    sql: str
+    names: tuple[str, ...]
+    # Values of parameters fixed in the statement itself (e.g. LIMIT 1).
+    defaults: Mapping[str, Any]
+
+    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The positional arguments for ``params`` (named as in the statement)."""
+        defaults = self.defaults
+        return tuple(params[n] if n in params else defaults[n] for n in self.names)
+
+
+def compile_for_postgres(statement: sa.ClauseElement) -> PgStatement:
+    """``statement`` as asyncpg runs it (a parameter used twice keeps one number)."""
+    compiled = statement.compile(dialect=_POSTGRES)
+    assert isinstance(compiled, SQLCompiler)
+    names = tuple(compiled.positiontup or ())
+    defaults = {k: v for k, v in compiled.params.items() if v is not None}
+    return PgStatement(str(compiled), names, defaults)
 
 
 @dataclass(frozen=True)
@@ -84,6 +120,11 @@ class ReadQuery:
         if not self.sqlite_defaults:
             return params
         return {**self.sqlite_defaults, **params}
+
+    @cached_property
+    def postgres(self) -> PgStatement:
+        """The statement compiled for asyncpg (on first use)."""
+        return compile_for_postgres(self.statement)
 
 
 def _p(name: str) -> sa.BindParameter[Any]:

@@ -6,7 +6,8 @@ One class, composed of one part per aggregate on a shared core:
   the fast reads, transactions;
 - ``users.py``: users; ``ssh_keys.py``: SSH keys; ``vms.py``: VMs and their shares;
   ``exe1_handles.py``: exe1 handles and the derivation secret; ``revocations.py``: revoked
-  tokens.
+  tokens; ``rate_limits.py``: the ``/exec`` token buckets shared by several nodes
+  (PostgreSQL).
 
 A transaction that writes into another aggregate's table uses that aggregate's statement
 helpers (a new user's first key, a generated key's exe1 handle), so each rule about a
@@ -16,6 +17,7 @@ table is written once.
 from __future__ import annotations
 
 from sshmint.server.store.exe1_handles import Exe1Handles
+from sshmint.server.store.rate_limits import RateLimits
 from sshmint.server.store.revocations import Revocations
 from sshmint.server.store.ssh_keys import SSHKeys
 from sshmint.server.store.users import Users
@@ -24,5 +26,5 @@ from sshmint.server.store.vms import VMs
 __all__ = ["Store"]
 
 
-class Store(Users, SSHKeys, VMs, Exe1Handles, Revocations):
+class Store(Users, SSHKeys, VMs, Exe1Handles, Revocations, RateLimits):
     """Async access to the database. Use :meth:`open`; one instance per process."""

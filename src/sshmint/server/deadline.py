@@ -1,4 +1,6 @@
-"""One timer for many tasks that share a fixed time limit (``/exec``'s 30 s, docs/http-api.md#post-exec).
+"""One timer for many tasks that share a fixed time limit: ``/exec``'s 30 s
+(docs/http-api.md#post-exec) and the ``--db-timeout`` of PostgreSQL's fast path
+(``store/pgfast.py``).
 
 ``asyncio.timeout`` arms and disarms a timer per use (a ``TimerHandle`` pushed on the
 loop's heap, its cancellation, the context manager protocol); measured on ``/exec whoami``
