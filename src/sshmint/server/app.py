@@ -222,15 +222,12 @@ def _prepare_data_dir(data_dir: Path) -> None:
         _log.warning("%s", warning)
 
 
-async def _serve(
-    config: ServerConfig, stop: asyncio.Event, cleanups: list[Callable[[], object]]
-) -> None:
-    from sshmint.server.http import HTTPFrontEnd, build_http_listener, ssl_context_from_config
-    from sshmint.server.http.ratelimit import BURST
-    from sshmint.server.ssh import load_or_create_host_key, start_ssh_server
-    from sshmint.server.store.housekeeping import Housekeeping
+def _load_keys(config: ServerConfig) -> tuple[asyncssh.SSHKey, ssl.SSLContext | None]:
+    """The SSH host key (made on first start) and the TLS context of --tls-cert/--tls-key;
+    :class:`StartupError` with one line when either cannot be loaded."""
+    from sshmint.server.http import ssl_context_from_config
+    from sshmint.server.ssh import load_or_create_host_key
 
-    _prepare_data_dir(config.data_dir)
     try:
         host_key = load_or_create_host_key(config.host_key_path)
     except Exception as exc:  # asyncssh raises several types for unreadable or corrupt keys
@@ -239,7 +236,19 @@ async def _serve(
         tls = ssl_context_from_config(config)
     except (OSError, ValueError, ssl.SSLError) as exc:
         raise StartupError(f"cannot load TLS certificate or key: {exc}") from None
+    return host_key, tls
 
+
+async def _serve(
+    config: ServerConfig, stop: asyncio.Event, cleanups: list[Callable[[], object]]
+) -> None:
+    from sshmint.server.http import HTTPFrontEnd, build_http_listener
+    from sshmint.server.http.ratelimit import BURST
+    from sshmint.server.ssh import start_ssh_server
+    from sshmint.server.store.housekeeping import Housekeeping
+
+    _prepare_data_dir(config.data_dir)
+    host_key, tls = _load_keys(config)
     # Sockets first: a port conflict fails fast, and connections arriving while the schema
     # is migrated wait in the listen backlog.
     raise_open_file_limit(config.max_connections + _SPARE_FILES)
