@@ -45,12 +45,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.wrk import EXEC_LUA, Result, cpu_seconds, ensure_wrk, free_port, parse
+from bench.wrk import EXEC_LUA, Result, cpu_seconds, ensure_wrk, free_port, parse, ratio_text, span
 
 __all__ = ["main"]
 
 DURATION = "4s"
-ROUNDS = 2
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))  # more rounds: steadier ranges
 WRK_PROCESSES = 2
 CONNECTIONS_EACH = 8
 KEYS_PER_CASE = 1000  # ≤ 25 requests per key and round: below the burst
@@ -292,13 +292,6 @@ def _load(wrk: str, urls: Sequence[str], tokens: Sequence[Path], script: Path) -
     )
 
 
-def _span(values: Sequence[float], fmt: str) -> str:
-    low, high = min(values), max(values)
-    if f"{low:{fmt}}" == f"{high:{fmt}}":
-        return f"{low:{fmt}}"
-    return f"{low:{fmt}}–{high:{fmt}}"
-
-
 def _line(name: str, runs: Sequence[Run]) -> None:
     statuses = (
         f"200: {sum(r.ok for r in runs)}, 429: {sum(r.limited for r in runs)},"
@@ -306,23 +299,18 @@ def _line(name: str, runs: Sequence[Run]) -> None:
     )
     postgres = ""
     if any(r.postgres_cpu_us >= 1 for r in runs):
-        postgres = f" + postgres {_span([r.postgres_cpu_us for r in runs], '.0f')}"
+        postgres = f" + postgres {span([r.postgres_cpu_us for r in runs], '.0f')}"
     print(
-        f"   {name:<40} {_span([r.rps for r in runs], '.0f'):>11} req/s"
-        f"  p50 {_span([r.p50_ms for r in runs], '.2f'):>11} ms"
-        f"  cpu/req sshmint {_span([r.server_cpu_us for r in runs], '.0f'):>9} µs{postgres}"
+        f"   {name:<40} {span([r.rps for r in runs], '.0f'):>11} req/s"
+        f"  p50 {span([r.p50_ms for r in runs], '.2f'):>11} ms"
+        f"  cpu/req sshmint {span([r.server_cpu_us for r in runs], '.0f'):>9} µs{postgres}"
         f"  [{statuses}]",
         flush=True,
     )
 
 
 def _ratio(label: str, values: Sequence[float], target: float | None = None) -> None:
-    verdict = ""
-    if target is not None:
-        met = [v >= target for v in values]
-        verdict = "met" if all(met) else ("NOT met" if not any(met) else "met in some runs")
-        verdict = f"  (target ≥ {target}: {verdict})"
-    print(f"   {label:<52} {_span(values, '.3f'):>13}{verdict}", flush=True)
+    print(f"   {label:<52} {ratio_text(values, target)}", flush=True)
 
 
 def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:

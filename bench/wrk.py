@@ -1,5 +1,6 @@
 """What the wrk benchmarks share: running ``wrk`` (installing it if need be), parsing its
-report, counting ``/exec`` statuses with a Lua script, and CPU time from /proc."""
+report, counting ``/exec`` statuses with a Lua script, CPU time from /proc, and how a
+series of rounds is printed (the range, and the median of a ratio)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +25,9 @@ __all__ = [
     "ensure_wrk",
     "free_port",
     "parse",
+    "ratio_text",
     "run_wrk",
+    "span",
 ]
 
 DURATION = "4s"
@@ -168,3 +173,23 @@ def run_wrk(
             f"wrk failed ({run.returncode}): {run.stdout[-1500:]} {run.stderr[-1500:]}"
         )
     return parse(run.stdout)
+
+
+def span(values: Sequence[float], fmt: str) -> str:
+    """``low–high`` of a series of rounds (one number when they agree)."""
+    low, high = min(values), max(values)
+    if f"{low:{fmt}}" == f"{high:{fmt}}":
+        return f"{low:{fmt}}"
+    return f"{low:{fmt}}–{high:{fmt}}"
+
+
+def ratio_text(values: Sequence[float], target: float | None = None, higher: bool = True) -> str:
+    """A ratio's rounds as ``low–high  median m``, and against ``target`` when there is
+    one: met in every round, in some, or in none (the median says where most rounds
+    fell on a machine whose load varies)."""
+    text = f"{span(values, '.3f'):>13}  median {statistics.median(values):.3f}"
+    if target is None:
+        return text
+    met = [v >= target if higher else v < target for v in values]
+    verdict = "met" if all(met) else ("NOT met" if not any(met) else "met in some runs")
+    return f"{text}  (target {'≥' if higher else '<'} {target}: {verdict})"
