@@ -61,6 +61,7 @@ async def test_s9_1_every_read_answers_on_the_fast_path_as_through_sqlalchemy(
         friend, _ = await store.create_user(f"{uuid.uuid4().hex[:8]}@example.test", NOW)
         await store.add_share(vm.id, friend.email, user.user_id, "hi", NOW)
         await store.exe1_put("h" * 64, b"sealed", NOW + 60, NOW)
+        await store.revoke_token("r" * 64, user.user_id, key.fingerprint, NOW + 60, NOW)
         params: dict[str, Any] = {
             "user_id": user.user_id,
             "email": friend.email,  # a user, and the VM's share
@@ -68,6 +69,7 @@ async def test_s9_1_every_read_answers_on_the_fast_path_as_through_sqlalchemy(
             "key_id": key.id,
             "openssh": key.public_key,
             "exe1_hash": "h" * 64,
+            "token_hash": "r" * 64,  # revoked: the lookups' join finds its row
             "now": NOW,
             "name": vm.name,
             "vm_id": vm.id,
