@@ -52,12 +52,15 @@ def test_r_11_4_frozen_postgresql_is_bounded_by_the_db_timeout(
     server = server_factory(postgres.new_database(), extra_args=["--db-timeout", f"{DEADLINE}s"])
     account = new_account(server)
     token = _token(account)
-    exec_call = lambda: httpx.post(  # noqa: E731
-        f"{server.http_url}/exec",
-        headers={"Authorization": f"Bearer {token}"},
-        content="whoami",
-        timeout=30,
-    )
+
+    def exec_call() -> httpx.Response:
+        return httpx.post(
+            f"{server.http_url}/exec",
+            headers={"Authorization": f"Bearer {token}"},
+            content="whoami",
+            timeout=30,
+        )
+
     assert exec_call().status_code == 200
     with postgres.frozen():  # three clients at once: each is timed on its own
         (health, health_seconds), (executed, exec_seconds), (ssh, ssh_seconds) = _concurrently(

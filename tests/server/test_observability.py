@@ -242,7 +242,7 @@ def test_r169_no_label_value_identifies_anyone(observed: SSHMintServer, traffic:
     and the command tree's names — never a user id, email, VM name, fingerprint, path or
     token, although the traffic carried all of them."""
     text = scrape(observed)
-    allowed = {
+    allowed: dict[str, set[str]] = {
         "route": set(ROUTES),
         "transport": set(TRANSPORTS),
         "reason": set(FAILURE_CAUSES),

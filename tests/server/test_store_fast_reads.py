@@ -54,7 +54,8 @@ async def test_s9_1_auth_lookup_sees_removal_lockout_and_permissions_at_once(
 
     locked = await admin.set_locked("ann@example.test", True)
     found = await server.auth_lookup(key.fingerprint)
-    assert found is not None and found[1] == locked and found[1].locked
+    assert found is not None and found[1] is not None
+    assert found[1] == locked and found[1].locked
 
     await admin.set_locked("ann@example.test", False)
     found = await server.auth_lookup(key.fingerprint)
@@ -203,8 +204,10 @@ def test_s9_1_sqlite_fast_reads_are_used_only_in_wal_mode(tmp_path: Path) -> Non
     reader = SQLiteFastReader.open(str(path))
     assert reader is not None
     try:
+        connection = reader._connection
+        assert connection is not None
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            reader._connection.execute("CREATE TABLE t (x INTEGER)")  # type: ignore[union-attr]
+            connection.execute("CREATE TABLE t (x INTEGER)")
     finally:
         reader.close()
 
