@@ -10,13 +10,13 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sshmint.server.store import Store
 from sshmint.server.store.fastread import SQLiteFastReader
 from tests.support.keys import StoreKey
+from tests.support.postgres import PostgresServer
 
 NOW = 1_700_000_000
 
@@ -225,7 +225,7 @@ async def test_s9_1_sqlite_a_failing_fast_read_is_repeated_through_the_engine(
 
 
 async def test_s9_1_postgres_reads_recover_after_a_server_restart(
-    db_url: str, postgres: Any
+    db_url: str, postgres: PostgresServer
 ) -> None:
     if not db_url.startswith("postgresql") or postgres.data_dir is None:
         assert db_url.startswith("sqlite") or postgres.data_dir is None

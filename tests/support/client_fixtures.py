@@ -18,7 +18,6 @@ from tests.support.http_support import ThreadedApp, add_key
 from tests.support.keys import Account, new_key
 
 __all__ = [
-    "StatusServer",
     "account",
     "clock",
     "echo_server",

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.harness import SSHMintServer
 from tests.support.keys import Account, public_line
 
 __all__ = [
@@ -81,7 +82,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def add_key(server: Any, holder: Account, key: Path, *flags: str) -> Account:
+def add_key(server: SSHMintServer, holder: Account, key: Path, *flags: str) -> Account:
     """Register ``key`` (with ``ssh-key add`` flags) for ``holder``'s user through
     ``POST /exec ssh-key add``; returns the same user signing with ``key``."""
     token = holder.token('{"cmds":["ssh-key add"]}')
@@ -158,7 +159,7 @@ def curl(url: str, *args: str, data: bytes | None = None, timeout: float = 60) -
 
 
 def via_proxy(
-    live: Any,
+    live: SSHMintServer,
     vm: str,
     path: str = "/",
     *args: str,
