@@ -79,7 +79,10 @@ def _wait_for_port(proc: subprocess.Popen[bytes], out_path: Path, err_path: Path
     while time.monotonic() < deadline and proc.poll() is None:
         text = out_path.read_text()
         match = re.search(r"^ssh listening on \S+:(\d+)$", text, re.M)
-        if match and (proc.args[0] == sys.executable or "http listening" in text):
+        if match and (
+            (isinstance(proc.args, list) and proc.args[0] == sys.executable)
+            or "http listening" in text
+        ):
             return int(match.group(1))
         time.sleep(0.05)
     proc.kill()

@@ -132,10 +132,17 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _field(pattern: str, output: str) -> str:
+    """The first group of ``pattern`` (multi-line) in wrk's ``output``, which must have it."""
+    match = re.search(pattern, output, re.M)
+    assert match, output
+    return match.group(1)
+
+
 def parse(output: str) -> Result:
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
+    rps = float(_field(r"Requests/sec:\s+([\d.]+)", output))
+    p50 = _ms(_field(r"^\s+50%\s+(\S+)", output))
+    p99 = _ms(_field(r"^\s+99%\s+(\S+)", output))
     transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", output)
     mb = float(transfer.group(1)) * _SIZES[transfer.group(2)] if transfer else 0.0
     total = re.search(r"(\d+) requests in", output)

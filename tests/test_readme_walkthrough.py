@@ -15,7 +15,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -25,6 +24,7 @@ from sshmint.token import mint_exe0
 from tests.support.harness import REPO_ROOT, SSH_OPTIONS, SSHMintServer, host_keys
 from tests.support.keys import new_key
 from tests.support.polling import free_port
+from tests.support.postgres import PostgresServer
 
 
 def readme_bash_blocks(section: str) -> list[str]:
@@ -177,7 +177,7 @@ def test_readme_shell_completion_completes_commands_and_options() -> None:
     assert (result.returncode, result.stdout) == (0, "backup\n--pretty\n"), result.stderr
 
 
-def test_readme_postgresql_backup_and_restore(tmp_path: Path, postgres: Any) -> None:
+def test_readme_postgresql_backup_and_restore(tmp_path: Path, postgres: PostgresServer) -> None:
     """README "Back up and restore", PostgreSQL: ``pg_dump`` while a server runs, then
     ``createdb`` and ``pg_restore`` into a new database, on which a new server authenticates
     the existing token and exe1 handle and serves the VM. Only the host (``db.internal``

@@ -10,13 +10,14 @@ import os
 import pty
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from sshmint.cli.pretty import render
 from sshmint.client import Client, SSHMintAuth
+from tests.support.client_fixtures import StatusServer
+from tests.support.harness import SSHMintServer
 from tests.support.keys import Account
 
 SSHMINT = str(Path(sys.executable).with_name("sshmint"))
@@ -37,7 +38,9 @@ def sshmint_exec(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def test_pretty_whoami_lists_the_account_and_its_keys(sqlite_server, account: Account) -> None:
+def test_pretty_whoami_lists_the_account_and_its_keys(
+    sqlite_server: SSHMintServer, account: Account
+) -> None:
     result = sshmint_exec(sqlite_server.http_url, "--pretty", "--key", str(account.key), "whoami")
     assert (result.returncode, result.stderr) == (0, "")
     lines = result.stdout.splitlines()
@@ -49,7 +52,7 @@ def test_pretty_whoami_lists_the_account_and_its_keys(sqlite_server, account: Ac
 
 
 def test_pretty_shows_vms_and_an_empty_list(
-    sqlite_server, account: Account, tmp_path: Path
+    sqlite_server: SSHMintServer, account: Account, tmp_path: Path
 ) -> None:
     key = ["--key", str(account.key)]
     with Client(sqlite_server.http_url, auth=SSHMintAuth(key=account.key)) as client:
@@ -68,7 +71,9 @@ def test_pretty_shows_vms_and_an_empty_list(
     assert (none.returncode, none.stdout) == (0, "vms: (none)\n")
 
 
-def test_pretty_failure_prints_the_message_alone_on_stderr(sqlite_server, account: Account) -> None:
+def test_pretty_failure_prints_the_message_alone_on_stderr(
+    sqlite_server: SSHMintServer, account: Account
+) -> None:
     args = ["--key", str(account.key), "--cmds", "whoami"]
     refused = sshmint_exec(sqlite_server.http_url, "--pretty", *args, "ls")
     assert (refused.returncode, refused.stdout, refused.stderr) == (
@@ -82,7 +87,7 @@ def test_pretty_failure_prints_the_message_alone_on_stderr(sqlite_server, accoun
 
 
 def test_without_pretty_the_body_is_printed_as_received_even_on_a_terminal(
-    sqlite_server, account: Account
+    sqlite_server: SSHMintServer, account: Account
 ) -> None:
     """The default does not depend on the terminal: a command tried by hand prints what a
     script would get (docs/client.md#sshmint-exec)."""
@@ -117,7 +122,7 @@ def test_without_pretty_the_body_is_printed_as_received_even_on_a_terminal(
     ],
 )
 def test_pretty_with_bodies_of_other_shapes(
-    status_server: Callable[..., str], status: int, body: bytes, stream: str, expected: str
+    status_server: StatusServer, status: int, body: bytes, stream: str, expected: str
 ) -> None:
     url = status_server(status, body)
     result = sshmint_exec(url, "--pretty", "--token", "exe0.x.y", "whoami")
@@ -128,7 +133,7 @@ def test_pretty_with_bodies_of_other_shapes(
 
 def test_render_quotes_control_characters_from_other_users() -> None:
     """A share message or upstream chosen by someone else must not drive the terminal."""
-    document = {
+    document: dict[str, object] = {
         "vm_name": "app",
         "users": [{"email": "a@example.com", "message": "hi\x1b]0;owned\x07\x1b[2J"}],
         "tags": ["x\u202ey"],

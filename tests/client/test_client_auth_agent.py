@@ -13,6 +13,7 @@ import pytest
 from sshmint.client import SSHMintAuth
 from sshmint.errors import AgentError
 from sshmint.keys import load_public_key_file
+from tests.support.keys import KeyFactory
 from tests.support.sk_helpers import keygen_verify_token
 from tests.support.ssh_agent import Agent
 
@@ -23,7 +24,7 @@ def ssh_keygen_verifies(token: str, pub: Path, namespace: str) -> bool:
 
 @pytest.mark.parametrize(("kind", "bits"), [("ed25519", None), ("rsa", 3072), ("ecdsa", 256)])
 def test_a4_key_pub_signs_through_the_agent_identity(
-    ssh_keygen_key, ssh_agent: Agent, tmp_path, kind, bits
+    ssh_keygen_key: KeyFactory, ssh_agent: Agent, tmp_path: Path, kind: str, bits: int | None
 ) -> None:
     key = ssh_keygen_key(kind, bits=bits)
     ssh_agent.add(key)
@@ -34,7 +35,7 @@ def test_a4_key_pub_signs_through_the_agent_identity(
 
 
 def test_a4_key_pub_uses_ssh_auth_sock_from_the_environment(
-    ssh_keygen_key, ssh_agent: Agent, tmp_path, monkeypatch
+    ssh_keygen_key: KeyFactory, ssh_agent: Agent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = ssh_keygen_key("ed25519")
     ssh_agent.add(key)
@@ -43,7 +44,9 @@ def test_a4_key_pub_uses_ssh_auth_sock_from_the_environment(
     assert ssh_keygen_verifies(token, Path(f"{key}.pub"), "v0@localhost")
 
 
-def test_a4_agent_true_uses_the_first_identity(ssh_keygen_key, ssh_agent: Agent, tmp_path) -> None:
+def test_a4_agent_true_uses_the_first_identity(
+    ssh_keygen_key: KeyFactory, ssh_agent: Agent, tmp_path: Path
+) -> None:
     first = ssh_keygen_key("ed25519", name="first")
     second = ssh_keygen_key("ed25519", name="second")
     ssh_agent.add(first)
@@ -54,7 +57,7 @@ def test_a4_agent_true_uses_the_first_identity(ssh_keygen_key, ssh_agent: Agent,
 
 
 def test_a4_identity_missing_from_agent_names_the_fingerprint(
-    ssh_keygen_key, ssh_agent: Agent
+    ssh_keygen_key: KeyFactory, ssh_agent: Agent
 ) -> None:
     ssh_agent.add(ssh_keygen_key("ed25519"))
     absent = ssh_keygen_key("ed25519", name="absent")
@@ -63,7 +66,9 @@ def test_a4_identity_missing_from_agent_names_the_fingerprint(
         SSHMintAuth(key=f"{absent}.pub", agent_sock=ssh_agent.sock)
 
 
-def test_a4_no_agent_is_a_clear_error(ssh_keygen_key, monkeypatch) -> None:
+def test_a4_no_agent_is_a_clear_error(
+    ssh_keygen_key: KeyFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     with pytest.raises(AgentError, match="SSH_AUTH_SOCK is not set"):
         SSHMintAuth(agent=True)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,8 +23,8 @@ from sshmint.errors import KeyEncryptedError, PrivateKeyError, TokenVerification
 from sshmint.keys import PublicKey, load_public_key_file
 from sshmint.signing import load_private_key
 from sshmint.token import b64url_decode, verify_exe0
-from tests.support.client_support import CountingSigner, LoopbackServer
-from tests.support.keys import new_key
+from tests.support.client_support import CountingSigner, FakeClock, LoopbackServer
+from tests.support.keys import KeyFactory, new_key
 
 
 def verify(token: str, namespace: str, key: PublicKey, now: float) -> bytes:
@@ -39,7 +40,7 @@ def payload_of(token: str) -> bytes:
 
 
 @pytest.fixture
-def key(ssh_keygen_key) -> Path:  # type: ignore[no-untyped-def]
+def key(ssh_keygen_key: KeyFactory) -> Path:
     return ssh_keygen_key("ed25519")
 
 
@@ -48,7 +49,9 @@ def pub(key: Path) -> PublicKey:
     return load_public_key_file(f"{key}.pub")
 
 
-def test_a4_token_is_exe0_for_v0_at_web_host_with_exp_now_plus_ttl(key, pub, clock) -> None:
+def test_a4_token_is_exe0_for_v0_at_web_host_with_exp_now_plus_ttl(
+    key: Path, pub: PublicKey, clock: FakeClock
+) -> None:
     auth = SSHMintAuth(key=key, clock=clock)
     token = auth.token()
     assert token.startswith("exe0.")
@@ -56,7 +59,9 @@ def test_a4_token_is_exe0_for_v0_at_web_host_with_exp_now_plus_ttl(key, pub, clo
     assert payload == b'{"exp":%d}' % (int(clock.now) + 300)
 
 
-def test_s1_8_vm_namespace_is_v0_at_vm_dot_vm_host_and_nothing_else(key, pub, clock) -> None:
+def test_s1_8_vm_namespace_is_v0_at_vm_dot_vm_host_and_nothing_else(
+    key: Path, pub: PublicKey, clock: FakeClock
+) -> None:
     token = SSHMintAuth(key=key, vm="myapp", vm_host="example.com", clock=clock).token()
     verify(token, "v0@myapp.example.com", pub, clock.now)
     for other in ("v0@localhost", "v0@other.example.com", "v0@myapp.localhost"):
@@ -64,7 +69,7 @@ def test_s1_8_vm_namespace_is_v0_at_vm_dot_vm_host_and_nothing_else(key, pub, cl
             verify(token, other, pub, clock.now)
 
 
-def test_s1_8_explicit_namespace_and_web_host(key, pub, clock) -> None:
+def test_s1_8_explicit_namespace_and_web_host(key: Path, pub: PublicKey, clock: FakeClock) -> None:
     assert SSHMintAuth(key=key, web_host="api.example.com", clock=clock).namespace == (
         "v0@api.example.com"
     )
@@ -72,7 +77,9 @@ def test_s1_8_explicit_namespace_and_web_host(key, pub, clock) -> None:
     verify(token, "v0@x.test", pub, clock.now)
 
 
-def test_a4_cmds_and_ctx_are_signed_in_member_order(key, pub, clock) -> None:
+def test_a4_cmds_and_ctx_are_signed_in_member_order(
+    key: Path, pub: PublicKey, clock: FakeClock
+) -> None:
     auth = SSHMintAuth(
         key=key, ttl=60, cmds=["whoami", "ssh-key list"], ctx={"job": 7}, clock=clock
     )
@@ -81,7 +88,9 @@ def test_a4_cmds_and_ctx_are_signed_in_member_order(key, pub, clock) -> None:
     assert payload == b'{"exp":%d,"cmds":["whoami","ssh-key list"],"ctx":{"job":7}}' % exp
 
 
-def test_token_is_reused_until_80_percent_of_its_lifetime_then_replaced(key, pub, clock) -> None:
+def test_token_is_reused_until_80_percent_of_its_lifetime_then_replaced(
+    key: Path, pub: PublicKey, clock: FakeClock
+) -> None:
     signer = CountingSigner(load_private_key(key))
     auth = SSHMintAuth(signer=signer, ttl=300, clock=clock)
     start = clock.now
@@ -97,7 +106,7 @@ def test_token_is_reused_until_80_percent_of_its_lifetime_then_replaced(key, pub
     assert auth.token() == second
 
 
-def test_ttl_none_mints_one_token_without_exp_and_keeps_it(key, clock) -> None:
+def test_ttl_none_mints_one_token_without_exp_and_keeps_it(key: Path, clock: FakeClock) -> None:
     signer = CountingSigner(load_private_key(key))
     auth = SSHMintAuth(signer=signer, ttl=None, clock=clock)
     token = auth.token()
@@ -118,12 +127,15 @@ def test_ttl_none_mints_one_token_without_exp_and_keeps_it(key, clock) -> None:
         ({"agent": True}, "key and agent are mutually exclusive"),
     ],
 )
-def test_bad_arguments_fail_at_construction_with_a_clear_message(key, kwargs, message) -> None:
+def test_bad_arguments_fail_at_construction_with_a_clear_message(
+    key: Path, kwargs: dict[str, Any], message: str
+) -> None:
+    # Any: the cases pass ill-typed arguments on purpose (cmds="ls"); the constructor checks them.
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(")):
         SSHMintAuth(key=key, **kwargs)
 
 
-def test_repr_and_str_never_show_the_token(key, pub, clock) -> None:
+def test_repr_and_str_never_show_the_token(key: Path, pub: PublicKey, clock: FakeClock) -> None:
     auth = SSHMintAuth(key=key, clock=clock)
     token = auth.token()
     for text in (repr(auth), str(auth), repr(auth.minter)):
@@ -132,7 +144,9 @@ def test_repr_and_str_never_show_the_token(key, pub, clock) -> None:
     assert "v0@localhost" in repr(auth)
 
 
-def test_threads_sharing_one_auth_mint_once_per_lifetime_window(key, clock) -> None:
+def test_threads_sharing_one_auth_mint_once_per_lifetime_window(
+    key: Path, clock: FakeClock
+) -> None:
     signer = CountingSigner(load_private_key(key))
     auth = SSHMintAuth(signer=signer, ttl=100, clock=clock)
     workers = 8
@@ -159,7 +173,9 @@ def test_threads_sharing_one_auth_mint_once_per_lifetime_window(key, clock) -> N
     assert len(round_of_threads()) == 1 and signer.count == 2
 
 
-async def test_coroutines_sharing_one_auth_mint_once_per_lifetime_window(key, clock) -> None:
+async def test_coroutines_sharing_one_auth_mint_once_per_lifetime_window(
+    key: Path, clock: FakeClock
+) -> None:
     signer = CountingSigner(load_private_key(key))
     auth = SSHMintAuth(signer=signer, ttl=100, clock=clock)
     tokens = await asyncio.gather(*(auth.atoken() for _ in range(30)))
@@ -170,7 +186,7 @@ async def test_coroutines_sharing_one_auth_mint_once_per_lifetime_window(key, cl
 
 
 def test_a4_encrypted_key_uses_passphrase_argument_or_env(
-    ssh_keygen_key, monkeypatch, clock
+    ssh_keygen_key: KeyFactory, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     key = ssh_keygen_key("ed25519", passphrase="s3cret")
     pub = load_public_key_file(f"{key}.pub")
@@ -190,7 +206,9 @@ def test_a4_encrypted_key_uses_passphrase_argument_or_env(
         SSHMintAuth(key=key)
 
 
-def test_a4_without_key_uses_first_default_key_in_home(tmp_path, monkeypatch, clock) -> None:
+def test_a4_without_key_uses_first_default_key_in_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(
         PrivateKeyError, match=r"none of ~/\.ssh/id_ed25519, ~/\.ssh/id_ecdsa, ~/\.ssh/id_rsa"
@@ -202,7 +220,7 @@ def test_a4_without_key_uses_first_default_key_in_home(tmp_path, monkeypatch, cl
     verify(SSHMintAuth(clock=clock).token(), "v0@localhost", pub, clock.now)
 
 
-def test_missing_key_file_is_a_one_line_error(tmp_path) -> None:
+def test_missing_key_file_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(
         PrivateKeyError, match=r"^cannot read key .*/nope: No such file or directory$"
     ):
@@ -210,7 +228,7 @@ def test_missing_key_file_is_a_one_line_error(tmp_path) -> None:
 
 
 def test_httpx_and_requests_send_bearer_and_reuse_the_token(
-    key, clock, echo_server: LoopbackServer
+    key: Path, clock: FakeClock, echo_server: LoopbackServer
 ) -> None:
     auth = SSHMintAuth(key=key, clock=clock)
     with httpx.Client(auth=auth) as client:
@@ -221,14 +239,16 @@ def test_httpx_and_requests_send_bearer_and_reuse_the_token(
     assert sent == [f"Bearer {auth.token()}"] * 3
 
 
-async def test_httpx_async_client_sends_bearer(key, clock, echo_server: LoopbackServer) -> None:
+async def test_httpx_async_client_sends_bearer(
+    key: Path, clock: FakeClock, echo_server: LoopbackServer
+) -> None:
     auth = SSHMintAuth(key=key, clock=clock)
     async with httpx.AsyncClient(auth=auth) as client:
         await asyncio.gather(*(client.get(echo_server.url + f"/{i}") for i in range(5)))
     assert {r["Authorization"] for r in echo_server.requests} == {f"Bearer {auth.token()}"}
 
 
-def test_import_needs_neither_httpx_nor_requests(key) -> None:
+def test_import_needs_neither_httpx_nor_requests(key: Path) -> None:
     """``import sshmint.client`` and the requests-style auth work with httpx and requests absent;
     ``Client`` then says which extra to install."""
     script = f"""

@@ -22,6 +22,8 @@ from sshmint.client import (
     Timeout,
 )
 from sshmint.client.errors import error_for_status
+from tests.support.client_fixtures import StatusServer
+from tests.support.client_support import LoopbackServer
 from tests.support.polling import free_port
 
 
@@ -29,7 +31,7 @@ def body(message: str) -> bytes:
     return json.dumps({"error": message}).encode() + b"\n"
 
 
-def test_s7_504_command_timed_out_raises_timeout(status_server) -> None:
+def test_s7_504_command_timed_out_raises_timeout(status_server: StatusServer) -> None:
     url = status_server(504, body("command timed out"))
     with Client(url, token="exe0.x.y") as client, pytest.raises(Timeout) as err:
         client.exec("whoami")
@@ -44,14 +46,16 @@ def test_s7_504_command_timed_out_raises_timeout(status_server) -> None:
         (503, b"", "Service Unavailable"),  # no body: the reason phrase
     ],
 )
-def test_other_5xx_raise_server_error(status_server, status, payload, message) -> None:
+def test_other_5xx_raise_server_error(
+    status_server: StatusServer, status: int, payload: bytes, message: str
+) -> None:
     url = status_server(status, payload, "text/plain")
     with Client(url, token="exe0.x.y") as client, pytest.raises(ServerError) as err:
         client.exec("whoami")
     assert (err.value.status, err.value.message) == (status, message)
 
 
-async def test_async_client_maps_the_same_way(status_server) -> None:
+async def test_async_client_maps_the_same_way(status_server: StatusServer) -> None:
     url = status_server(422, body("usage: ssh-key rename <old-name> <new-name>"))
     async with AsyncClient(url, token="exe0.x.y") as client:
         with pytest.raises(CommandFailed) as err:
@@ -60,7 +64,7 @@ async def test_async_client_maps_the_same_way(status_server) -> None:
     assert str(err.value) == "422: usage: ssh-key rename <old-name> <new-name>"
 
 
-def test_unexpected_status_raises_the_base_class(status_server) -> None:
+def test_unexpected_status_raises_the_base_class(status_server: StatusServer) -> None:
     url = status_server(418, body("teapot"))
     with Client(url, token="exe0.x.y") as client, pytest.raises(SSHMintClientError) as err:
         client.exec("whoami")
@@ -68,13 +72,15 @@ def test_unexpected_status_raises_the_base_class(status_server) -> None:
 
 
 @pytest.mark.parametrize("payload", [b"not json\n", b"[1,2]\n"])
-def test_200_that_is_not_a_json_object_raises_invalid_response(status_server, payload) -> None:
+def test_200_that_is_not_a_json_object_raises_invalid_response(
+    status_server: StatusServer, payload: bytes
+) -> None:
     url = status_server(200, payload)
     with Client(url, token="exe0.x.y") as client, pytest.raises(InvalidResponse):
         client.exec("whoami")
 
 
-def test_s7_200_with_empty_body_is_an_empty_dict(status_server) -> None:
+def test_s7_200_with_empty_body_is_an_empty_dict(status_server: StatusServer) -> None:
     with Client(status_server(200, b""), token="exe0.x.y") as client:
         assert client.exec("rm-nothing") == {}
 
@@ -127,7 +133,7 @@ def test_client_repr_hides_the_token() -> None:
         assert "secret" not in repr(client._http.auth)
 
 
-def test_a7_string_is_sent_verbatim_and_a_list_is_shell_quoted(echo_server) -> None:
+def test_a7_string_is_sent_verbatim_and_a_list_is_shell_quoted(echo_server: LoopbackServer) -> None:
     with Client(echo_server.url, token="exe0.x.y") as client:
         assert client.exec("ssh-key list") == {}
         client.exec(["share", "add", "my vm", "it's"])

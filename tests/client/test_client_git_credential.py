@@ -16,6 +16,7 @@ import pytest
 from sshmint.keys import PublicKey, load_public_key_file
 from sshmint.token import b64url_decode, verify_exe0
 from tests.support.harness import SSHMINT
+from tests.support.keys import KeyFactory
 from tests.support.ssh_agent import Agent
 
 
@@ -45,11 +46,13 @@ def check_token(token: str, namespace: str, key: PublicKey) -> dict[str, object]
 
     lookup = {key.fingerprint: key}.get
     parsed = verify_exe0(token, namespace, lookup, int(time.time()))
-    return json.loads(parsed.payload)  # type: ignore[no-any-return]
+    payload = json.loads(parsed.payload)
+    assert isinstance(payload, dict)
+    return payload
 
 
 @pytest.fixture
-def key(ssh_keygen_key) -> Path:  # type: ignore[no-untyped-def]
+def key(ssh_keygen_key: KeyFactory) -> Path:
     return ssh_keygen_key("ed25519")
 
 
@@ -58,7 +61,9 @@ def pub(key: Path) -> PublicKey:
     return load_public_key_file(f"{key}.pub")
 
 
-def test_get_answers_a_fresh_vm_token_for_vm_dot_vm_host_ignoring_the_port(key, pub) -> None:
+def test_get_answers_a_fresh_vm_token_for_vm_dot_vm_host_ignoring_the_port(
+    key: Path, pub: PublicKey
+) -> None:
     before = int(time.time())
     out = helper(
         "get",
@@ -75,11 +80,13 @@ def test_get_answers_a_fresh_vm_token_for_vm_dot_vm_host_ignoring_the_port(key, 
     assert fields["username"] == "sshmint"
     payload = check_token(fields["password"], "v0@myvm.example.com", pub)
     assert list(payload) == ["exp"]
-    assert before + 600 <= payload["exp"] <= after + 600  # default --ttl 10min
+    exp = payload["exp"]
+    assert isinstance(exp, int)
+    assert before + 600 <= exp <= after + 600  # default --ttl 10min
     assert fields["password_expiry_utc"] == str(payload["exp"])
 
 
-def test_get_keeps_a_given_username_and_honours_ttl(key, pub) -> None:
+def test_get_keeps_a_given_username_and_honours_ttl(key: Path, pub: PublicKey) -> None:
     before = int(time.time())
     out = helper(
         "get",
@@ -92,15 +99,19 @@ def test_get_keeps_a_given_username_and_honours_ttl(key, pub) -> None:
     fields = answer_fields(out.stdout)
     assert fields["username"] == "alice"
     payload = check_token(fields["password"], "v0@app.localhost", pub)  # default --vm-host
-    assert before + 7200 <= payload["exp"] <= int(time.time()) + 7200
+    exp = payload["exp"]
+    assert isinstance(exp, int)
+    assert before + 7200 <= exp <= int(time.time()) + 7200
 
 
-def test_host_matching_is_case_insensitive_and_ignores_one_trailing_dot(key, pub) -> None:
+def test_host_matching_is_case_insensitive_and_ignores_one_trailing_dot(
+    key: Path, pub: PublicKey
+) -> None:
     out = helper("get", "--key", str(key), stdin="protocol=https\nhost=MyVM.LocalHost.:443\n")
     check_token(answer_fields(out.stdout)["password"], "v0@myvm.localhost", pub)
 
 
-def test_vm_host_is_repeatable(key, pub) -> None:
+def test_vm_host_is_repeatable(key: Path, pub: PublicKey) -> None:
     args = ("get", "--key", str(key), "--vm-host", "a.test", "--vm-host", "b.test")
     for host, namespace in (("x.a.test", "v0@x.a.test"), ("y.b.test:1", "v0@y.b.test")):
         out = helper(*args, stdin=f"protocol=https\nhost={host}\n\n")
@@ -120,19 +131,21 @@ def test_vm_host_is_repeatable(key, pub) -> None:
         "",
     ],
 )
-def test_hosts_it_does_not_serve_get_no_output_at_all(key, request_text) -> None:
+def test_hosts_it_does_not_serve_get_no_output_at_all(key: Path, request_text: str) -> None:
     out = helper("get", "--key", str(key), "--vm-host", "example.com", stdin=request_text)
     assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
 
 
 @pytest.mark.parametrize("action", ["store", "erase", "future-action"])
-def test_store_erase_and_unknown_actions_do_nothing(key, action) -> None:
+def test_store_erase_and_unknown_actions_do_nothing(key: Path, action: str) -> None:
     request_text = "protocol=https\nhost=myvm.localhost\nusername=sshmint\npassword=exe0.x.y\n\n"
     out = helper(action, "--key", str(key), stdin=request_text)
     assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
 
 
-def test_signs_through_ssh_agent_with_key_pub_or_agent(ssh_keygen_key, ssh_agent: Agent) -> None:
+def test_signs_through_ssh_agent_with_key_pub_or_agent(
+    ssh_keygen_key: KeyFactory, ssh_agent: Agent
+) -> None:
     key = ssh_keygen_key("ed25519", name="agent")
     ssh_agent.add(key)
     pub = load_public_key_file(f"{key}.pub")
@@ -149,7 +162,9 @@ def one_line_failure(out: subprocess.CompletedProcess[str]) -> str:
     return out.stderr.strip()
 
 
-def test_errors_are_one_line_on_stderr_exit_1(key, tmp_path, ssh_keygen_key) -> None:
+def test_errors_are_one_line_on_stderr_exit_1(
+    key: Path, tmp_path: Path, ssh_keygen_key: KeyFactory
+) -> None:
     vm_request = "protocol=https\nhost=myvm.localhost\n\n"
     missing = one_line_failure(helper("get", "--key", str(tmp_path / "nokey"), stdin=vm_request))
     assert (
@@ -176,7 +191,7 @@ def test_errors_are_one_line_on_stderr_exit_1(key, tmp_path, ssh_keygen_key) -> 
     assert "SSH_AUTH_SOCK" in no_agent
 
 
-def test_malformed_request_line_is_refused_without_echoing_it(key) -> None:
+def test_malformed_request_line_is_refused_without_echoing_it(key: Path) -> None:
     secret = "hunter2-secret"
     out = helper("get", "--key", str(key), stdin=f"protocol=https\n{secret}\n\n")
     message = one_line_failure(out)
@@ -184,7 +199,7 @@ def test_malformed_request_line_is_refused_without_echoing_it(key) -> None:
     assert message == "sshmint git-credential: invalid credential request line (expected key=value)"
 
 
-def test_unserved_host_needs_no_key_at_all(tmp_path) -> None:
+def test_unserved_host_needs_no_key_at_all(tmp_path: Path) -> None:
     """Other helpers keep working even where this one has no usable key."""
     out = helper(
         "get", "--key", str(tmp_path / "nokey"), stdin="protocol=https\nhost=github.com\n\n"
@@ -192,13 +207,15 @@ def test_unserved_host_needs_no_key_at_all(tmp_path) -> None:
     assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
 
 
-def test_payload_is_exactly_exp(key) -> None:
+def test_payload_is_exactly_exp(key: Path) -> None:
     out = helper("get", "--key", str(key), stdin="protocol=https\nhost=myvm.localhost\n\n")
     payload = b64url_decode(answer_fields(out.stdout)["password"].split(".")[1])
     assert payload.startswith(b'{"exp":') and payload.endswith(b"}")
 
 
-def test_short_helper_form_runs_git_credential_sshmint_through_real_git(key, pub, tmp_path) -> None:
+def test_short_helper_form_runs_git_credential_sshmint_through_real_git(
+    key: Path, pub: PublicKey, tmp_path: Path
+) -> None:
     """`credential.helper = sshmint --key K` makes git run `git credential-sshmint ... get`."""
     env = {
         k: v for k, v in os.environ.items() if k not in ("SSH_AUTH_SOCK", "SSHMINT_KEY_PASSPHRASE")

@@ -15,11 +15,11 @@ import pytest
 from sshmint.client import Client, SSHMintAuth
 from tests.support.client_support import find_tokens
 from tests.support.git_http import GitBackend, git
-from tests.support.harness import SSHMINT
+from tests.support.harness import SSHMINT, SSHMintServer
 from tests.support.keys import Account
 
 
-def make_vm(server, account: Account, upstream: str) -> str:  # type: ignore[no-untyped-def]
+def make_vm(server: SSHMintServer, account: Account, upstream: str) -> str:
     name = "git" + uuid.uuid4().hex[:8]
     with Client(server.http_url, auth=SSHMintAuth(key=account.key)) as client:
         client.exec(["new", f"--name={name}", f"--upstream={upstream}"])
@@ -27,7 +27,7 @@ def make_vm(server, account: Account, upstream: str) -> str:  # type: ignore[no-
 
 
 def test_git_clone_and_push_through_the_proxy_with_only_the_credential_helper(
-    sqlite_server, account: Account, git_backend: GitBackend, tmp_path: Path
+    sqlite_server: SSHMintServer, account: Account, git_backend: GitBackend, tmp_path: Path
 ) -> None:
     vm = make_vm(sqlite_server, account, git_backend.url)
     home = tmp_path / "home"

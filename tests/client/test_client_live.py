@@ -25,10 +25,13 @@ from sshmint.client import (
 )
 from sshmint.keys import load_public_key_file
 from tests.support.client_support import FakeClock, LoopbackServer
+from tests.support.harness import SSHMintServer
 from tests.support.keys import Account
 
 
-def test_httpx_client_with_sshmintauth_runs_whoami(sqlite_server, account: Account) -> None:
+def test_httpx_client_with_sshmintauth_runs_whoami(
+    sqlite_server: SSHMintServer, account: Account
+) -> None:
     auth = SSHMintAuth(key=account.key)
     with httpx.Client(auth=auth) as http:
         response = http.post(sqlite_server.http_url + "/exec", content="whoami")
@@ -36,7 +39,9 @@ def test_httpx_client_with_sshmintauth_runs_whoami(sqlite_server, account: Accou
     assert response.json()["email"] == account.email
 
 
-async def test_httpx_async_client_with_sshmintauth(sqlite_server, account: Account) -> None:
+async def test_httpx_async_client_with_sshmintauth(
+    sqlite_server: SSHMintServer, account: Account
+) -> None:
     auth = SSHMintAuth(key=account.key)
     async with httpx.AsyncClient(auth=auth) as http:
         responses = await asyncio.gather(
@@ -46,7 +51,7 @@ async def test_httpx_async_client_with_sshmintauth(sqlite_server, account: Accou
     assert auth.minter.mint_count == 1
 
 
-def test_requests_with_sshmintauth(sqlite_server, account: Account) -> None:
+def test_requests_with_sshmintauth(sqlite_server: SSHMintServer, account: Account) -> None:
     auth = SSHMintAuth(key=account.key)
     response = requests.post(
         sqlite_server.http_url + "/exec", data="ssh-key list", auth=auth, timeout=30
@@ -57,7 +62,9 @@ def test_requests_with_sshmintauth(sqlite_server, account: Account) -> None:
     assert current == [f"SHA256:{fingerprint}"]  # the key that signed the token
 
 
-def test_client_exec_returns_parsed_json_sync_and_async(sqlite_server, account: Account) -> None:
+def test_client_exec_returns_parsed_json_sync_and_async(
+    sqlite_server: SSHMintServer, account: Account
+) -> None:
     auth = SSHMintAuth(key=account.key)
     with Client(sqlite_server.http_url, auth=auth) as client:
         assert client.exec("whoami")["email"] == account.email
@@ -70,13 +77,15 @@ def test_client_exec_returns_parsed_json_sync_and_async(sqlite_server, account: 
     assert asyncio.run(run())["email"] == account.email
 
 
-def test_client_accepts_a_plain_token(sqlite_server, account: Account) -> None:
+def test_client_accepts_a_plain_token(sqlite_server: SSHMintServer, account: Account) -> None:
     token = SSHMintAuth(key=account.key).token()
     with Client(sqlite_server.http_url, token=token) as client:
         assert client.exec("whoami")["email"] == account.email
 
 
-def test_refreshed_token_after_80_percent_is_accepted(sqlite_server, account: Account) -> None:
+def test_refreshed_token_after_80_percent_is_accepted(
+    sqlite_server: SSHMintServer, account: Account
+) -> None:
     clock = FakeClock(time.time())
     auth = SSHMintAuth(key=account.key, ttl=300, clock=clock)
     with Client(sqlite_server.http_url, auth=auth) as client:
@@ -87,7 +96,9 @@ def test_refreshed_token_after_80_percent_is_accepted(sqlite_server, account: Ac
         assert auth.token() != first and auth.minter.mint_count == 2
 
 
-def test_s7_401_refused_token_raises_unauthorized_with_the_reason(sqlite_server, account) -> None:
+def test_s7_401_refused_token_raises_unauthorized_with_the_reason(
+    sqlite_server: SSHMintServer, account: Account
+) -> None:
     with (
         Client(sqlite_server.http_url, token="exe0.e30.") as client,
         pytest.raises(Unauthorized) as err,
@@ -107,7 +118,7 @@ def test_s7_401_refused_token_raises_unauthorized_with_the_reason(sqlite_server,
     assert err.value.message == "invalid token"
 
 
-def test_s7_403_token_cmds_raise_forbidden(sqlite_server, account: Account) -> None:
+def test_s7_403_token_cmds_raise_forbidden(sqlite_server: SSHMintServer, account: Account) -> None:
     auth = SSHMintAuth(key=account.key, cmds=["whoami"])
     with Client(sqlite_server.http_url, auth=auth) as client:
         assert client.exec("whoami")["email"] == account.email
@@ -119,14 +130,16 @@ def test_s7_403_token_cmds_raise_forbidden(sqlite_server, account: Account) -> N
     )
 
 
-def test_s7_404_unknown_command(sqlite_server, account: Account) -> None:
+def test_s7_404_unknown_command(sqlite_server: SSHMintServer, account: Account) -> None:
     auth = SSHMintAuth(key=account.key)
     with Client(sqlite_server.http_url, auth=auth) as client, pytest.raises(UnknownCommand) as err:
         client.exec("notacommand")
     assert (err.value.status, err.value.message) == (404, "unknown command")
 
 
-def test_s7_422_failing_command_raises_command_failed(sqlite_server, account: Account) -> None:
+def test_s7_422_failing_command_raises_command_failed(
+    sqlite_server: SSHMintServer, account: Account
+) -> None:
     auth = SSHMintAuth(key=account.key, cmds=["ssh-key rename"])
     with Client(sqlite_server.http_url, auth=auth) as client, pytest.raises(CommandFailed) as err:
         client.exec(["ssh-key", "rename", "a"])
@@ -145,7 +158,7 @@ def test_s7_422_failing_command_raises_command_failed(sqlite_server, account: Ac
     ],
 )
 def test_s7_400_bad_command_lines_raise_bad_request(
-    sqlite_server, account, command, message
+    sqlite_server: SSHMintServer, account: Account, command: str, message: str
 ) -> None:
     auth = SSHMintAuth(key=account.key)
     with Client(sqlite_server.http_url, auth=auth) as client, pytest.raises(BadRequest) as err:
@@ -153,14 +166,18 @@ def test_s7_400_bad_command_lines_raise_bad_request(
     assert (err.value.status, err.value.message) == (400, message)
 
 
-def test_s7_413_body_over_64k_raises_request_too_large(sqlite_server, account: Account) -> None:
+def test_s7_413_body_over_64k_raises_request_too_large(
+    sqlite_server: SSHMintServer, account: Account
+) -> None:
     auth = SSHMintAuth(key=account.key)
     with Client(sqlite_server.http_url, auth=auth) as client, pytest.raises(RequestTooLarge) as err:
         client.exec("whoami " + "x" * 65536)
     assert (err.value.status, err.value.message) == (413, "request body exceeds 64KB limit")
 
 
-def test_s7_429_after_the_burst_of_60_raises_rate_limited(sqlite_server, account: Account) -> None:
+def test_s7_429_after_the_burst_of_60_raises_rate_limited(
+    sqlite_server: SSHMintServer, account: Account
+) -> None:
     succeeded = 0
     auth = SSHMintAuth(key=account.key)
     with Client(sqlite_server.http_url, auth=auth) as client, pytest.raises(RateLimited) as err:
@@ -172,7 +189,7 @@ def test_s7_429_after_the_burst_of_60_raises_rate_limited(sqlite_server, account
 
 
 def test_vm_token_reaches_the_upstream_through_the_proxy_without_the_token(
-    sqlite_server, account: Account, echo_server: LoopbackServer
+    sqlite_server: SSHMintServer, account: Account, echo_server: LoopbackServer
 ) -> None:
     """docs/proxy.md#credentials: a VM token via SSHMintAuth(vm=...) authenticates; the upstream sees the
     identity headers and never the token."""

@@ -23,7 +23,7 @@ from sshmint.keys import load_public_key_file
 from sshmint.token import verify_exe0
 from tests.support.client_support import find_tokens
 from tests.support.git_http import GitBackend, git
-from tests.support.harness import REPO_ROOT, SSHMINT
+from tests.support.harness import REPO_ROOT, SSHMINT, SSHMintServer
 from tests.support.keys import Account
 
 
@@ -57,7 +57,9 @@ def home(tmp_path: Path, account: Account) -> Path:
 
 
 @pytest.mark.parametrize("index", range(4))
-def test_readme_python_examples_run_verbatim(sqlite_server, account: Account, index: int) -> None:
+def test_readme_python_examples_run_verbatim(
+    sqlite_server: SSHMintServer, account: Account, index: int
+) -> None:
     block = readme_blocks("Use from Python", "python")[index]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSHMINT_")}
     env |= {"SSHMINT_URL": sqlite_server.http_url, "SSHMINT_KEY": str(account.key)}
@@ -119,7 +121,7 @@ def test_readme_remote_git_config_answers_for_the_vm(home: Path, account: Accoun
 
 
 def test_readme_local_git_example_clones_through_the_proxy(
-    sqlite_server, account: Account, git_backend: GitBackend, home: Path
+    sqlite_server: SSHMintServer, account: Account, git_backend: GitBackend, home: Path
 ) -> None:
     """The local block continues the server walkthrough: the ``myapp`` VM, the API key
     ``~/.ssh/sshmint_api``, run from the checkout (its helper line names

@@ -26,6 +26,7 @@ from fuzz.differential import VALID, compare, make_cases
 from fuzz.engine import fuzz
 from fuzz.mutate import Mutator
 from sshmint import sshsig
+from sshmint.keys import PublicKey
 
 SHORT_RUN_TOKENS = 10_000  # every reachable step is hit from 5,000 on (20 seeds tried)
 SIGNATURES_PER_KEY = 64  # 9 signers (RSA twice, with each format): 576 signatures
@@ -64,9 +65,7 @@ def test_fuzz_harness_reports_a_verifier_that_ignores_the_namespace_field(
 
     real_verify = sshsig.verify
 
-    def without_rule_2(
-        sig: sshsig.SSHSig, message: bytes, namespace: str, key: sshsig.PublicKey
-    ) -> bool:
+    def without_rule_2(sig: sshsig.SSHSig, message: bytes, namespace: str, key: PublicKey) -> bool:
         genuine = sshsig.SSHSig(
             sig.public_key, namespace.encode(), sig.reserved, sig.hash_algorithm, sig.signature
         )
@@ -87,7 +86,7 @@ def test_fuzz_harness_reports_an_escaping_exception(
     """Any exception other than a TokenError is a finding, with its type and place."""
     import sshmint.token
 
-    real_parse = sshmint.token.parse_sshsig
+    real_parse = sshsig.parse_sshsig  # the function sshmint.token imported
 
     def fragile(blob: bytes) -> sshsig.SSHSig:
         if len(blob) % 7 == 3:

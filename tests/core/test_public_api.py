@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -72,14 +73,14 @@ CLIENT_EXPORTS = [
 @pytest.mark.parametrize(
     ("module", "expected"), [(sshmint, SSHMINT_EXPORTS), (sshmint.client, CLIENT_EXPORTS)]
 )
-def test_exported_members_are_pinned_and_resolve(module: object, expected: list[str]) -> None:
-    exported = module.__all__  # type: ignore[attr-defined]
+def test_exported_members_are_pinned_and_resolve(module: ModuleType, expected: list[str]) -> None:
+    exported = module.__all__
     assert sorted(exported) == sorted(expected)
     for name in exported:
         assert getattr(module, name) is not None, name
         assert name in dir(module)
     with pytest.raises(AttributeError):
-        module.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+        module.no_such_name  # noqa: B018
 
 
 def test_every_sshmint_exception_shares_one_root() -> None:

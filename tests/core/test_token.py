@@ -11,6 +11,7 @@ import dataclasses
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -739,6 +740,16 @@ def test_a4_exp_never_removes_exp() -> None:
     assert build_payload('{"exp":2000000000}', nbf=KEEP, cmds=KEEP, exp=None) == b"{}"
 
 
+class PayloadOptions(TypedDict, total=False):
+    """Keyword arguments of :func:`build_payload`, as the cases below give them."""
+
+    perms_text: str
+    exp: int
+    nbf: int
+    cmds: list[str]
+    ctx_text: str
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -756,9 +767,9 @@ def test_a4_exp_never_removes_exp() -> None:
         ({"ctx_text": '"\udcff"'}, INVALID_JSON),  # undecodable command-line byte
     ],
 )
-def test_a4_payload_must_pass_steps_5_to_13(kwargs: dict[str, object], message: str) -> None:
+def test_a4_payload_must_pass_steps_5_to_13(kwargs: PayloadOptions, message: str) -> None:
     with pytest.raises(TokenFormatError) as info:
-        build_payload(**kwargs)  # type: ignore[arg-type]
+        build_payload(**kwargs)
     assert info.value.message == message
 
 

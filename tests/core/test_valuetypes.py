@@ -25,7 +25,7 @@ def test_init_has_the_dataclass_signature_and_fills_every_field() -> None:
     assert (Point(1).x, Point(1).y, Point(1).label) == (1, 0, "")
     assert Point(1, 2, label="a") == Point(x=1, y=2, label="a")
     with pytest.raises(TypeError):
-        Point(1, 2, "a")  # type: ignore[misc]  # label is keyword-only
+        Point(1, 2, "a")  # type: ignore[call-arg]  # label is keyword-only
     with pytest.raises(TypeError):
         Point()  # type: ignore[call-arg]
 

@@ -121,7 +121,9 @@ def test_r80_r83_r86_generated_api_key_works_until_its_key_is_removed(
     assert generated["namespace"] == "v0@localhost"
     data = assert_ok(post_exec(live, b"whoami", token=token))
     assert data["email"] == account.email
-    current = [k for k in data["ssh_keys"] if k["current"]]  # type: ignore[union-attr]
+    ssh_keys = data["ssh_keys"]
+    assert isinstance(ssh_keys, list)
+    current = [k for k in ssh_keys if k["current"]]
     assert current[0]["fingerprint"] == generated["fingerprint"]
     assert_error(
         post_exec(live, b"ls", token=token), 403, "command not allowed by token permissions"

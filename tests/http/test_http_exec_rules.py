@@ -183,7 +183,10 @@ def test_s7_step8_unreadable_body_is_400(live: SSHMintServer, account: Account) 
         reply = read_response(sock)
         assert sock.recv(65536) == b""
     assert (reply.status, reply.body) == (400, b'{"error":"failed to read request body"}\n')
-    lines = lambda: [line for line in live.stderr.splitlines() if agent in line]  # noqa: E731
+
+    def lines() -> list[str]:
+        return [line for line in live.stderr.splitlines() if agent in line]
+
     assert wait_until(lambda: bool(lines())), live.stderr[-2000:]
     assert len(lines()) == 1 and marker in lines()[0], lines()
 

@@ -111,5 +111,5 @@ def test_s8_git_clone_and_push_through_the_proxy(
     }
     assert emails == {account.email.encode()}
     for headers in gateway.raw_requests:
-        for _name, value in headers:
-            assert b"exe0." not in value and b"exe1." not in value
+        for _name, header_value in headers:
+            assert b"exe0." not in header_value and b"exe1." not in header_value

@@ -275,8 +275,9 @@ def test_r159_2000_slow_connections_at_the_defaults(sqlite_server: SSHMintServer
         deadline = time.monotonic() + 16
         while flood and time.monotonic() < deadline:
             for key, _ in selector.select(timeout=1):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
+                fileobj = key.fileobj
+                assert isinstance(fileobj, socket.socket)
+                sock = fileobj
                 try:
                     data = sock.recv(4096)
                 except OSError:

@@ -5,16 +5,16 @@ keeps running, without tracebacks."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tests.support.exec_support import assert_error, assert_ok, check_api_headers, post_exec
 from tests.support.harness import SSHMintServer
 from tests.support.http_support import RecordingUpstream, curl
 from tests.support.keys import new_key, recipe_token
+from tests.support.postgres import PostgresServer
 
 
 def test_s7_s8_a_vanished_database_is_503_on_healthz_and_500_elsewhere(
-    postgres: Any, tmp_path: Path
+    postgres: PostgresServer, tmp_path: Path
 ) -> None:
     url = postgres.new_database()
     server = SSHMintServer(tmp_path / "data", url).start()

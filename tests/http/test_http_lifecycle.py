@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from tests.support.http_support import Reply, db_execute, via_proxy
 from tests.support.keys import Account, AccountFactory, new_key, public_line
 from tests.support.metrics import scrape, value
 from tests.support.postgres import PostgresServer
+from tests.support.server_fixtures import ServerFactory
 
 MAX = 3600  # --max-token-lifetime 1h
 LIFETIME = "invalid token: token lifetime exceeds this server's maximum of 1h"
@@ -108,7 +109,7 @@ def test_r174_revoke_over_ssh_ends_the_exe0_and_its_exe1_and_nothing_else(
 
 
 def test_s14_1_a_revocation_through_one_node_is_honoured_by_another_at_once(
-    server: SSHMintServer, account: Account, server_factory: Callable[..., SSHMintServer]
+    server: SSHMintServer, account: Account, server_factory: ServerFactory
 ) -> None:
     """Two nodes on one database (docs/operations.md#several-nodes): node B has just
     accepted the token (and may remember the read), node A revokes it, B's next request
@@ -183,7 +184,9 @@ def test_r178_explain_over_exec_of_another_users_token_says_only_not_yours(
     theirs = token(stranger, {"exp": soon(600)}, namespace="v0@elsewhere.example")
     reply = post_exec(server, f"token explain {theirs}".encode(), token=explainer_token(account))
     report = assert_ok(reply)
-    assert [(c["check"], c["ok"]) for c in report["checks"]] == [  # type: ignore[union-attr]
+    checks = report["checks"]
+    assert isinstance(checks, list)
+    assert [(c["check"], c["ok"]) for c in checks] == [
         ("format", True),
         ("claims", True),
         ("key", False),

@@ -30,6 +30,12 @@ def _users(server: SSHMintServer) -> list[dict[str, object]]:
     return users
 
 
+def _email(user: dict[str, object]) -> str:
+    email = user["email"]
+    assert isinstance(email, str)
+    return email
+
+
 def _pub(key: Path) -> Path:
     return key.with_name(key.name + ".pub")
 
@@ -180,7 +186,7 @@ def test_a2_users_lists_every_user_ordered_by_email_in_json_and_text(
         live.add_user(email, _pub(fresh_key()) if i == 0 else None)
     live.set_locked(emails[1], True)
     users = _users(live)
-    listed = [u["email"] for u in users]
+    listed = [_email(u) for u in users]
     assert listed == sorted(listed)
     ours = [u for u in users if str(u["email"]).startswith(tag)]
     assert [u["email"] for u in ours] == sorted(emails)

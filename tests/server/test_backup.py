@@ -24,6 +24,7 @@ from sshmint.signing import load_private_key
 from sshmint.token import mint_exe0
 from tests.support.harness import SSHMINT, SSHMintServer, client_environment, run_sshmint
 from tests.support.keys import Account, fresh_public_key
+from tests.support.server_fixtures import ServerFactory
 
 EXP = b'{"exp":%d}'
 
@@ -108,7 +109,7 @@ def _prefix_in_copy(writer: Writer, present: set[str], began: float, ended: floa
 
 @pytest.mark.slow
 def test_r171_backup_under_concurrent_writes_restores_everything_committed_before(
-    server_factory: Callable[..., SSHMintServer],
+    server_factory: ServerFactory,
     new_account: Callable[..., Account],
     tmp_path: Path,
 ) -> None:

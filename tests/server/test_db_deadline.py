@@ -15,9 +15,10 @@ import httpx
 
 from sshmint.signing import load_private_key
 from sshmint.token import mint_exe0
-from tests.support.harness import SSHMintServer
 from tests.support.keys import Account, key_fingerprint
 from tests.support.polling import wait_until
+from tests.support.postgres import PostgresServer
+from tests.support.server_fixtures import ServerFactory
 
 DEADLINE = 1  # the --db-timeout these tests give the server (seconds)
 # The client's own overhead on top of the server's bound: a new ssh connection (key
@@ -42,8 +43,8 @@ def _concurrently(*actions: Callable[[], Any]) -> list[tuple[Any, float]]:
 
 
 def test_r_11_4_frozen_postgresql_is_bounded_by_the_db_timeout(
-    postgres: Any,  # tests/conftest.py PostgresServer
-    server_factory: Callable[..., SSHMintServer],
+    postgres: PostgresServer,
+    server_factory: ServerFactory,
     new_account: Callable[..., Account],
 ) -> None:
     """docs/security.md#slow-and-idle-clients: with the database host hung (every PostgreSQL process stopped), /exec fails
@@ -52,12 +53,15 @@ def test_r_11_4_frozen_postgresql_is_bounded_by_the_db_timeout(
     server = server_factory(postgres.new_database(), extra_args=["--db-timeout", f"{DEADLINE}s"])
     account = new_account(server)
     token = _token(account)
-    exec_call = lambda: httpx.post(  # noqa: E731
-        f"{server.http_url}/exec",
-        headers={"Authorization": f"Bearer {token}"},
-        content="whoami",
-        timeout=30,
-    )
+
+    def exec_call() -> httpx.Response:
+        return httpx.post(
+            f"{server.http_url}/exec",
+            headers={"Authorization": f"Bearer {token}"},
+            content="whoami",
+            timeout=30,
+        )
+
     assert exec_call().status_code == 200
     with postgres.frozen():  # three clients at once: each is timed on its own
         (health, health_seconds), (executed, exec_seconds), (ssh, ssh_seconds) = _concurrently(
@@ -80,7 +84,7 @@ def test_r_11_4_frozen_postgresql_is_bounded_by_the_db_timeout(
 
 
 def test_r_11_4_locked_sqlite_write_is_bounded_by_the_db_timeout(
-    server_factory: Callable[..., SSHMintServer],
+    server_factory: ServerFactory,
     new_account: Callable[..., Account],
     fresh_key: Callable[..., Path],
     tmp_path: Path,

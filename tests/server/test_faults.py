@@ -9,18 +9,18 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from tests.support.harness import SSHMintServer
 from tests.support.keys import Account, fresh_public_key, line_fingerprint
 from tests.support.polling import wait_until
+from tests.support.postgres import PostgresServer
+from tests.support.server_fixtures import ServerFactory
 
 
 def test_spec_9_postgresql_outage_gives_one_line_errors_and_the_server_recovers(
-    postgres: Any,  # tests/conftest.py PostgresServer
-    server_factory: Callable[..., SSHMintServer],
+    postgres: PostgresServer,
+    server_factory: ServerFactory,
     new_account: Callable[..., Account],
 ) -> None:
     server = server_factory(postgres.new_database())
@@ -47,7 +47,7 @@ def test_spec_9_postgresql_outage_gives_one_line_errors_and_the_server_recovers(
 
 
 def test_spec_9_1_sigkill_during_key_adds_loses_no_acknowledged_key(
-    server_factory: Callable[..., SSHMintServer],
+    server_factory: ServerFactory,
     new_account: Callable[..., Account],
     tmp_path: Path,
 ) -> None:
@@ -93,7 +93,7 @@ def test_spec_9_1_sigkill_during_key_adds_loses_no_acknowledged_key(
 
 
 def test_spec_6_4_unexpected_exception_is_internal_error_and_the_server_carries_on(
-    server_factory: Callable[..., SSHMintServer],
+    server_factory: ServerFactory,
     new_account: Callable[..., Account],
     tmp_path: Path,
 ) -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sshmint.server.infra.files import create_private_file, loose_mode_warning, make_private_dir
-from tests.support.harness import SSHMintServer
+from tests.support.server_fixtures import ServerFactory
 
 
 @contextlib.contextmanager
@@ -31,7 +31,7 @@ def _mode(path: Path) -> int:
 
 @pytest.mark.parametrize("mask", [0o022, 0o000])
 def test_r161_first_start_makes_private_files_whatever_the_umask(
-    server_factory: Callable[..., SSHMintServer], tmp_path: Path, mask: int
+    server_factory: ServerFactory, tmp_path: Path, mask: int
 ) -> None:
     data_dir = tmp_path / "fresh" / "data"
     with _umask(mask):
@@ -58,7 +58,7 @@ def test_r161_admin_add_user_creates_a_private_database(tmp_path: Path) -> None:
 
 
 def test_s11_5_loose_existing_data_dir_is_reported_once(
-    server_factory: Callable[..., SSHMintServer], tmp_path: Path
+    server_factory: ServerFactory, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "shared"
     data_dir.mkdir()

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 from sshmint.server.store import Store
 from sshmint.server.store.housekeeping import PURGE_INTERVAL_S, Housekeeping
-from tests.support.harness import SSHMintServer
 from tests.support.polling import wait_until
+from tests.support.server_fixtures import ServerFactory
 from tests.support.store_audit import dump_tables
 
 NOW = 1_900_000_000
@@ -74,7 +73,7 @@ async def test_s11_8_concurrent_purges_of_several_nodes_do_not_fail(db_url: str)
 
 
 def test_s11_8_a_starting_server_purges_expired_handles(
-    server_factory: Callable[..., SSHMintServer], db_url: str
+    server_factory: ServerFactory, db_url: str
 ) -> None:
     async def seed() -> None:
         store = await Store.open(db_url)

@@ -38,7 +38,7 @@ from tests.support.log_checks import leaked
 
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 EXE1 = "exe1.MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"
-FORMATTERS: dict[str, Callable[[], LogFormatter]] = {"text": LineFormatter, "json": JSONFormatter}
+FORMATTERS: dict[str, type[LogFormatter]] = {"text": LineFormatter, "json": JSONFormatter}
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +207,8 @@ async def test_access_log_counts_every_request_whatever_the_level() -> None:
     metrics = Metrics()
     log_class = access_log_class(Observer(metrics))
     quiet, quiet_stream = _tree(LineFormatter())
-    quiet.parent.setLevel(logging.WARNING)  # type: ignore[union-attr]
+    assert quiet.parent is not None
+    quiet.parent.setLevel(logging.WARNING)
     loud, loud_stream = _tree(JSONFormatter())
     request = make_mocked_request("GET", "/healthz", headers={"Host": "localhost"})
     response = web.Response(text="ok")

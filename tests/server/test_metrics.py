@@ -10,7 +10,7 @@ import asyncio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sshmint.errors import FAILURE_CAUSES
+from sshmint.errors import FAILURE_CAUSES, FailureCause
 from sshmint.server.infra.metrics import DURATION_BUCKETS, Histogram, Metrics
 from sshmint.server.infra.observe import Observer, current_scope, note_command, open_scope
 
@@ -64,11 +64,11 @@ async def test_observer_counts_under_the_scope_of_each_request() -> None:
     observer.token_refused("expired")  # no scope: a test or a tool, not a transport
 
     async def exec_request(
-        status: int, command: str | None, cause: str | None = None, resolved: bool = True
+        status: int, command: str | None, cause: FailureCause | None = None, resolved: bool = True
     ) -> None:
         scope = open_scope("exec")
         if cause is not None:
-            observer.token_refused(cause)  # type: ignore[arg-type]
+            observer.token_refused(cause)
             assert current_scope() is scope and scope.auth_failure == cause
         else:
             observer.token_accepted("usr0123456789abcdef", "fp")

@@ -16,7 +16,7 @@ import json
 import re
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -42,6 +42,7 @@ from tests.support.metrics import samples, scrape, value
 from tests.support.polling import wait_until
 from tests.support.postgres import PostgresServer
 from tests.support.raw_http import exchange
+from tests.support.server_fixtures import ServerFactory
 
 pytestmark = pytest.mark.slow
 
@@ -242,7 +243,7 @@ def test_r169_no_label_value_identifies_anyone(observed: SSHMintServer, traffic:
     and the command tree's names — never a user id, email, VM name, fingerprint, path or
     token, although the traffic carried all of them."""
     text = scrape(observed)
-    allowed = {
+    allowed: dict[str, set[str]] = {
         "route": set(ROUTES),
         "transport": set(TRANSPORTS),
         "reason": set(FAILURE_CAUSES),
@@ -324,7 +325,7 @@ def test_r170_every_log_line_is_json_with_access_and_audit_fields(
 
 def test_r167_password_hidden_and_metrics_count_what_the_log_level_leaves_out(
     postgres: PostgresServer,
-    server_factory: Callable[..., SSHMintServer],
+    server_factory: ServerFactory,
     new_account: AccountFactory,
 ) -> None:
     """R167: the database URL is shown with its password replaced by ``***`` (PostgreSQL;

@@ -87,7 +87,9 @@ async def test_s9_1_every_read_answers_on_the_fast_path_as_through_sqlalchemy(
         await store.close()
 
 
-async def test_s12_a_store_opens_at_most_its_pool_size(pg_url: str, postgres: Any) -> None:
+async def test_s12_a_store_opens_at_most_its_pool_size(
+    pg_url: str, postgres: PostgresServer
+) -> None:
     """``--db-pool-size 3``: 40 concurrent reads share the fast path's two connections and
     all answer; the database sees at most three connections from the store."""
     store = await Store.open(pg_url, pool_size=3)

@@ -17,6 +17,7 @@ from sshmint.server.config import ConfigError, load_config, parse_listen_address
 from tests.support.harness import SSHMintServer, host_keys, run_sshmint
 from tests.support.keys import Account
 from tests.support.polling import free_port, wait_until
+from tests.support.server_fixtures import ServerFactory
 
 
 def _assert_clean(text: str) -> None:
@@ -80,7 +81,7 @@ def test_r147_r148_r151_listening_lines_signals_and_a_host_key_that_survives_res
 
 
 def test_r149_flag_beats_environment_beats_config_file(
-    server_factory: Callable[..., SSHMintServer],
+    server_factory: ServerFactory,
     tmp_path: Path,
     new_account: Callable[..., Account],
 ) -> None:
@@ -113,7 +114,7 @@ def test_r149_flag_beats_environment_beats_config_file(
 
 
 def test_r147_r149_config_file_named_by_environment_and_ipv6_lines_in_brackets(
-    server_factory: Callable[..., SSHMintServer], tmp_path: Path
+    server_factory: ServerFactory, tmp_path: Path
 ) -> None:
     config = tmp_path / "env.toml"
     config.write_text(

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.harness import SSHMintServer, client_environment, run_sshmint
+from tests.support.harness import client_environment, run_sshmint
 from tests.support.keys import Account
 from tests.support.polling import wait_until
+from tests.support.server_fixtures import ServerFactory
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,7 @@ def windows(secret: str) -> set[str]:
 
 
 def test_r156_ssh_command_lines_and_environment_never_log_a_token(
-    server_factory: Callable[..., SSHMintServer],
+    server_factory: ServerFactory,
     new_account: Callable[..., Account],
     tmp_path: Path,
 ) -> None:

@@ -10,13 +10,13 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sshmint.server.store import Store
 from sshmint.server.store.fastread import SQLiteFastReader
 from tests.support.keys import StoreKey
+from tests.support.postgres import PostgresServer
 
 NOW = 1_700_000_000
 
@@ -54,7 +54,8 @@ async def test_s9_1_auth_lookup_sees_removal_lockout_and_permissions_at_once(
 
     locked = await admin.set_locked("ann@example.test", True)
     found = await server.auth_lookup(key.fingerprint)
-    assert found is not None and found[1] == locked and found[1].locked
+    assert found is not None and found[1] is not None
+    assert found[1] == locked and found[1].locked
 
     await admin.set_locked("ann@example.test", False)
     found = await server.auth_lookup(key.fingerprint)
@@ -203,8 +204,10 @@ def test_s9_1_sqlite_fast_reads_are_used_only_in_wal_mode(tmp_path: Path) -> Non
     reader = SQLiteFastReader.open(str(path))
     assert reader is not None
     try:
+        connection = reader._connection
+        assert connection is not None
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            reader._connection.execute("CREATE TABLE t (x INTEGER)")  # type: ignore[union-attr]
+            connection.execute("CREATE TABLE t (x INTEGER)")
     finally:
         reader.close()
 
@@ -222,7 +225,7 @@ async def test_s9_1_sqlite_a_failing_fast_read_is_repeated_through_the_engine(
 
 
 async def test_s9_1_postgres_reads_recover_after_a_server_restart(
-    db_url: str, postgres: Any
+    db_url: str, postgres: PostgresServer
 ) -> None:
     if not db_url.startswith("postgresql") or postgres.data_dir is None:
         assert db_url.startswith("sqlite") or postgres.data_dir is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from aiohttp import web
@@ -24,6 +25,12 @@ __all__ = [
     "live_user",
     "status_server",
 ]
+
+
+class StatusServer(Protocol):
+    """The ``status_server`` fixture: ``make(status, body, content_type) -> url``."""
+
+    def __call__(self, status: int, body: bytes, content_type: str = "application/json") -> str: ...
 
 
 @pytest.fixture
@@ -50,7 +57,7 @@ def echo_server() -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture
-def status_server() -> Iterator[Callable[[int, bytes, str], str]]:
+def status_server() -> Iterator[StatusServer]:
     """``make(status, body, content_type) -> url`` of a server answering exactly that."""
     answers: dict[str, tuple[int, bytes, str]] = {}
 

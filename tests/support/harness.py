@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from tests.support.aio import run_sync
 
@@ -178,8 +178,8 @@ class InteractiveSession:
         for thread in self._threads:
             thread.start()
 
-    def _pump(self, stream: object, sink: bytearray) -> None:
-        fd = stream.fileno()  # type: ignore[attr-defined]
+    def _pump(self, stream: IO[bytes], sink: bytearray) -> None:
+        fd = stream.fileno()
         while True:
             chunk = os.read(fd, 65536)
             with self._cond:

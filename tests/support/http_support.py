@@ -12,10 +12,10 @@ import json
 import sqlite3
 import subprocess
 import threading
-from collections.abc import Awaitable, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from cryptography import x509
@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.harness import SSHMintServer
 from tests.support.keys import Account, public_line
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "self_signed",
     "via_proxy",
 ]
+
+T = TypeVar("T")
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -79,7 +82,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def add_key(server: Any, holder: Account, key: Path, *flags: str) -> Account:
+def add_key(server: SSHMintServer, holder: Account, key: Path, *flags: str) -> Account:
     """Register ``key`` (with ``ssh-key add`` flags) for ``holder``'s user through
     ``POST /exec ssh-key add``; returns the same user signing with ``key``."""
     token = holder.token('{"cmds":["ssh-key add"]}')
@@ -156,7 +159,7 @@ def curl(url: str, *args: str, data: bytes | None = None, timeout: float = 60) -
 
 
 def via_proxy(
-    live: Any,
+    live: SSHMintServer,
     vm: str,
     path: str = "/",
     *args: str,
@@ -210,11 +213,11 @@ class ThreadedApp:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        assert isinstance(server, asyncio.Server)
+        self.port = server.sockets[0].getsockname()[1]
 
-    def call(self, coro: Awaitable[Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)  # type: ignore[arg-type]
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
     def stop(self) -> None:
         if self._runner is not None:

@@ -87,9 +87,9 @@ class PostgresServer:
         name = url.rsplit("/", 1)[1]
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def _as_postgres(self, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    def _as_postgres(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         cmd = args if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *args]
-        return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload,no-any-return]
+        return subprocess.run(cmd, check=True, capture_output=True, text=True)
 
     def stop(self) -> None:
         """Stop the private cluster (fault tests); ``start`` brings it back on the same port."""

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol, TypedDict, Unpack
 
 import pytest
 
@@ -45,16 +46,45 @@ __all__ = [
 ]
 
 
+class ServerOptions(TypedDict, total=False):
+    """The keyword options of :class:`SSHMintServer` that ``server_factory`` passes on."""
+
+    extra_args: Sequence[str]
+    env: Mapping[str, str] | None
+    preload: str | None
+    pythonpath: Sequence[Path]
+    ssh_listen: str | None
+    http_listen: str | None
+
+
+class ServerFactory(Protocol):
+    """The ``server_factory`` fixture: ``make(db_url, start=, data_dir=, **options)``, each
+    server stopped when the test ends."""
+
+    def __call__(
+        self,
+        db_url: str,
+        *,
+        start: bool = True,
+        data_dir: Path | None = None,
+        **options: Unpack[ServerOptions],
+    ) -> SSHMintServer: ...
+
+
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Callable[..., SSHMintServer]]:
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     servers: list[SSHMintServer] = []
     counter = itertools.count(1)
 
     def make(
-        db_url: str, *, start: bool = True, data_dir: Path | None = None, **options: object
+        db_url: str,
+        *,
+        start: bool = True,
+        data_dir: Path | None = None,
+        **options: Unpack[ServerOptions],
     ) -> SSHMintServer:
         directory = data_dir or tmp_path / f"server{next(counter)}" / "data"
-        server = SSHMintServer(directory, db_url, **options)  # type: ignore[arg-type]
+        server = SSHMintServer(directory, db_url, **options)
         servers.append(server)
         return server.start() if start else server
 
@@ -64,7 +94,7 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., SSHMintServer]]:
 
 
 @pytest.fixture
-def server(server_factory: Callable[..., SSHMintServer], db_url: str) -> SSHMintServer:
+def server(server_factory: ServerFactory, db_url: str) -> SSHMintServer:
     return server_factory(db_url)
 
 

@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sshmint.server.store import Store
+from sshmint.server.store.ssh_keys import SSHKeys
 
 _original = Store.touch_key_used
-_calls: list[Any] = []
+_calls: list[int] = []
 
 
-async def touch_key_used(self: Store, key_id: Any, day_start: Any) -> Any:
+async def touch_key_used(self: SSHKeys, key_id: int, day_start: int) -> None:
     _calls.append(key_id)
     if len(_calls) == 1:
         raise RuntimeError("injected failure")
