@@ -27,7 +27,7 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	bash scripts/ensure-test-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH)
