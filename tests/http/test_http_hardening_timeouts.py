@@ -23,6 +23,7 @@ from tests.support.harness import SSHMintServer
 from tests.support.keys import new_key, recipe_token
 from tests.support.polling import wait_until
 from tests.support.raw_http import closed_within, exchange, open_files_at_least, read_response
+from tests.support.server_fixtures import served
 
 pytestmark = pytest.mark.slow
 
@@ -34,17 +35,13 @@ FAILED_BODY = b'{"error":"failed to read request body"}\n'
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHMintServer]:
     """A server with short deadlines: 1 s for a head or a body, 3 s idle."""
-    base = tmp_path_factory.mktemp("quick")
-    server = SSHMintServer(
-        base / "data",
-        f"sqlite:///{base / 'sshmint.db'}",
+    yield from served(
+        tmp_path_factory.mktemp("quick"),
         extra_args=[
             "--header-timeout", "1s", "--idle-timeout", "3s",
             "--body-timeout", "1s",
         ],
-    ).start()  # fmt: skip
-    yield server
-    server.stop()
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -196,14 +193,10 @@ def test_r160_the_body_timeout_default_is_10_seconds() -> None:
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHMintServer]:
-    base = tmp_path_factory.mktemp("limited")
-    server = SSHMintServer(
-        base / "data",
-        f"sqlite:///{base / 'sshmint.db'}",
+    yield from served(
+        tmp_path_factory.mktemp("limited"),
         extra_args=["--max-connections", "8", "--idle-timeout", "30s"],
-    ).start()
-    yield server
-    server.stop()
+    )
 
 
 def test_max_connections_new_connections_wait_and_none_is_evicted(

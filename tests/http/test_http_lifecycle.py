@@ -30,7 +30,7 @@ from tests.support.http_support import Reply, db_execute, via_proxy
 from tests.support.keys import Account, AccountFactory, new_key, public_line
 from tests.support.metrics import scrape, value
 from tests.support.postgres import PostgresServer
-from tests.support.server_fixtures import ServerFactory
+from tests.support.server_fixtures import ServerFactory, served
 
 MAX = 3600  # --max-token-lifetime 1h
 LIFETIME = "invalid token: token lifetime exceeds this server's maximum of 1h"
@@ -42,19 +42,15 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SSHMintServer]:
     """One server per backend with a lifetime policy, for this module's tests."""
-    base = tmp_path_factory.mktemp(f"lifecycle-{request.param}")
-    if request.param == "sqlite":
-        db_url = f"sqlite:///{base / 'sshmint.db'}"
-    else:
+    db_url = None  # SQLite in the fixture's directory
+    if request.param == "postgresql":
         postgres: PostgresServer = request.getfixturevalue("postgres")
         db_url = postgres.new_database()
-    started = SSHMintServer(
-        base / "data",
+    yield from served(
+        tmp_path_factory.mktemp(f"lifecycle-{request.param}"),
         db_url,
         extra_args=["--max-token-lifetime", "1h", "--metrics-listen", "127.0.0.1:0"],
     )
-    yield started.start()
-    started.stop()
 
 
 @pytest.fixture(scope="module")

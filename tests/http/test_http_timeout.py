@@ -18,21 +18,18 @@ from sshmint.server.config import load_config
 from tests.support.exec_support import assert_error, assert_ok, post_exec
 from tests.support.harness import SSHMintServer
 from tests.support.keys import new_key, recipe_token
+from tests.support.server_fixtures import served
 
 LIMIT = 1.0
 
 
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHMintServer]:
-    base = tmp_path_factory.mktemp("slow")
-    server = SSHMintServer(
-        base / "data",
-        f"sqlite:///{base / 'sshmint.db'}",
+    yield from served(
+        tmp_path_factory.mktemp("slow"),
         extra_args=["--exec-timeout", f"{LIMIT:.0f}s"],
         preload="tests.support.preloads.slow_command",
-    ).start()
-    yield server
-    server.stop()
+    )
 
 
 def test_r122_the_exec_time_limit_is_30_seconds_by_default() -> None:

@@ -34,6 +34,7 @@ from tests.support.harness import SSHMintServer
 from tests.support.http_support import assert_proxy_error, via_proxy
 from tests.support.keys import Account, AccountFactory
 from tests.support.polling import wait_until
+from tests.support.server_fixtures import served
 from tests.support.upstream_client_support import RawPeer, ThreadedRawUpstream, response, serving
 
 pytestmark = pytest.mark.timeout(120)
@@ -301,14 +302,10 @@ def scripted() -> Iterator[Scripted]:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHMintServer]:
-    base = tmp_path_factory.mktemp("upstream-timeout")
-    server = SSHMintServer(
-        base / "data",
-        f"sqlite:///{base / 'sshmint.db'}",
+    yield from served(
+        tmp_path_factory.mktemp("upstream-timeout"),
         extra_args=["--upstream-timeout", "2s"],
-    ).start()
-    yield server
-    server.stop()
+    )
 
 
 @pytest.fixture(scope="module")

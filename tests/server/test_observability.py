@@ -37,12 +37,12 @@ from tests.support.exec_support import assert_ok, post_exec
 from tests.support.harness import SSHMintServer
 from tests.support.http_support import RecordingUpstream, curl, via_proxy
 from tests.support.keys import Account, AccountFactory, KeyFactory, key_fingerprint
-from tests.support.log_checks import assert_no_token_in_output, leaked
+from tests.support.log_checks import leaked
 from tests.support.metrics import samples, scrape, value
 from tests.support.polling import wait_until
 from tests.support.postgres import PostgresServer
 from tests.support.raw_http import exchange
-from tests.support.server_fixtures import ServerFactory
+from tests.support.server_fixtures import ServerFactory, served
 
 pytestmark = pytest.mark.slow
 
@@ -62,15 +62,10 @@ TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHMintServer]:
-    base = tmp_path_factory.mktemp("observed")
-    server = SSHMintServer(
-        base / "data",
-        f"sqlite:///{base / 'sshmint.db'}",
+    yield from served(
+        tmp_path_factory.mktemp("observed"),
         extra_args=["--metrics-listen", "127.0.0.1:0", "--log-format", "json"],
-    ).start()
-    yield server
-    server.stop()
-    assert_no_token_in_output(server)
+    )
 
 
 @dataclass

@@ -9,6 +9,8 @@ Per test:
 Shared (tests that share a server isolate themselves: an account, a key or a VM of their
 own):
 
+- ``served(base, db_url=None, **options)``: a module's own server, for a fixture to
+  ``yield from`` (stopped at the fixture's end, its output checked for tokens).
 - ``sqlite_server`` / ``postgresql_server``: one server per backend for the whole session;
   ``live`` (module scope, parametrised over both) is the one under test. At the end of the
   session their output is checked for leaked tokens (``log_checks.py``).
@@ -40,6 +42,7 @@ __all__ = [
     "new_account",
     "owner_of",
     "postgresql_server",
+    "served",
     "server",
     "server_factory",
     "sqlite_server",
@@ -98,8 +101,14 @@ def server(server_factory: ServerFactory, db_url: str) -> SSHMintServer:
     return server_factory(db_url)
 
 
-def _shared_server(base: Path, db_url: str) -> Iterator[SSHMintServer]:
-    server = SSHMintServer(base / "data", db_url).start()
+def served(
+    base: Path, db_url: str | None = None, **options: Unpack[ServerOptions]
+) -> Iterator[SSHMintServer]:
+    """For a fixture to ``yield from``: a server with its data directory in ``base`` (on
+    SQLite in ``base`` unless ``db_url``), stopped when the fixture ends, its output then
+    checked for leaked tokens."""
+    url = db_url or f"sqlite:///{base / 'sshmint.db'}"
+    server = SSHMintServer(base / "data", url, **options).start()
     try:
         yield server
     finally:
@@ -109,15 +118,14 @@ def _shared_server(base: Path, db_url: str) -> Iterator[SSHMintServer]:
 
 @pytest.fixture(scope="session")
 def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHMintServer]:
-    base = tmp_path_factory.mktemp("sqlite-server")
-    yield from _shared_server(base, f"sqlite:///{base / 'sshmint.db'}")
+    yield from served(tmp_path_factory.mktemp("sqlite-server"))
 
 
 @pytest.fixture(scope="session")
 def postgresql_server(
     postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SSHMintServer]:
-    yield from _shared_server(tmp_path_factory.mktemp("postgresql-server"), postgres.new_database())
+    yield from served(tmp_path_factory.mktemp("postgresql-server"), postgres.new_database())
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
