@@ -30,7 +30,7 @@ client beyond its message.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 __all__ = [
     "FAILURE_CAUSES",
@@ -68,18 +68,7 @@ FailureCause = Literal[
     "other",
 ]
 #: Why a token was refused, in one word each (docs/operations.md#metrics).
-FAILURE_CAUSES: Final[tuple[FailureCause, ...]] = (
-    "malformed",
-    "expired",
-    "not_yet_valid",
-    "unknown_key",
-    "bad_signature",
-    "locked",
-    "unknown_exe1",
-    "revoked",
-    "policy",
-    "other",
-)
+FAILURE_CAUSES: Final[tuple[FailureCause, ...]] = get_args(FailureCause)
 
 
 class SSHMintError(Exception):
