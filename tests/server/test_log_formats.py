@@ -223,3 +223,33 @@ async def test_access_log_counts_every_request_whatever_the_level() -> None:
     assert len(loud_stream.getvalue().splitlines()) == 1
     assert metrics.http_requests == {("healthz", 200): 3}
     assert metrics.http_durations["healthz"].counts[1] == 3  # 0.0002 s: the 0.00025 bucket
+
+
+@pytest.mark.parametrize("learnt", ["nothing", "user", "refused", "vm"])
+def test_the_direct_text_access_line_is_the_events_text(learnt: str) -> None:
+    """docs/operations.md#text-format: in the text format the access log renders its line
+    straight from the request, with no event; the text is exactly the event's, whatever
+    the scope learnt (the event's text serves every other configuration)."""
+    log = access_log_class(Observer())(logging.getLogger("sshmint.access"))
+    request = make_mocked_request(
+        "POST",
+        "/exec",
+        headers={"Host": "localhost:8080", "User-Agent": "curl/8", "Referer": "x y"},
+    )
+    response = web.Response(status=401, body=b'{"error":"invalid token"}\n')
+
+    async def both() -> tuple[str, str]:
+        scope = open_scope("exec")
+        if learnt == "user":
+            scope.user_id, scope.key, scope.command = "usr1", "SHA256:" + "A" * 43, "whoami"
+        elif learnt == "refused":
+            scope.auth_failure = "expired"
+        elif learnt == "vm":
+            scope.vm = "my app"  # quoted in text
+        return log._line(request, response, 0.0123, scope), log._event(
+            request, response, 0.0123, scope
+        ).text()
+
+    line, text = asyncio.run(both())
+    assert line == text
+    assert line.endswith(" 12.3ms") and "host=localhost:8080" in line

@@ -52,16 +52,42 @@ class AccessEvent(Event):
 
     def text(self) -> str:
         f = self.fields
-        line = (
-            f'{f["remote"]} {self.started} "{f["method"]} {f["path"]} HTTP/{self.version}"'
-            f' {f["status"]} {f["bytes"]} "{f.get("referer", "-")}" "{f.get("user_agent", "-")}"'
-            f" host={f['host'] or '-'}"
+        return _text_line(
+            f"{f['remote']} {self.started}",
+            f["method"],
+            f["path"],
+            self.version,
+            f"{f['status']} {f['bytes']}",
+            f.get("referer", "-"),
+            f.get("user_agent", "-"),
+            f["host"],
+            [(name, f.get(name)) for name in _TEXT_EXTRAS],
+            f["duration_ms"],
         )
-        for name in _TEXT_EXTRAS:
-            value = f.get(name)
-            if value is not None:
-                line += f" {name}={text_value(value)}"
-        return f"{line} {f['duration_ms']}ms"
+
+
+def _text_line(
+    remote_and_time: str,
+    method: object,
+    path: object,
+    version: str,
+    status_and_bytes: str,
+    referer: object,
+    agent: object,
+    host: object,
+    extras: list[tuple[str, object]],
+    duration_ms: object,
+) -> str:
+    """The text layout of an access line (see :class:`AccessEvent`), in one place for the
+    event and for :meth:`AccessLog.log`'s direct text path."""
+    line = (
+        f'{remote_and_time} "{method} {path} HTTP/{version}" {status_and_bytes}'
+        f' "{referer}" "{agent}" host={host or "-"}'
+    )
+    for name, value in extras:
+        if value is not None:
+            line += f" {name}={text_value(value)}"
+    return f"{line} {duration_ms}ms"
 
 
 class AccessLog(AbstractAccessLogger):
@@ -78,6 +104,9 @@ class AccessLog(AbstractAccessLogger):
     def __init__(self, logger: logging.Logger, log_format: str = "") -> None:
         super().__init__(logger, log_format)
         self._info = logger.isEnabledFor(logging.INFO)
+        # In the text format the line is rendered straight from the request, with no
+        # event (the same text the event would give: _text_line); otherwise an event.
+        self._write_text = direct_line_writer(logger, text_only=True) if self._info else None
         self._write = direct_line_writer(logger) if self._info else None
         self._stamp_second = -1
         self._stamp = ""
@@ -94,6 +123,9 @@ class AccessLog(AbstractAccessLogger):
         if not self._info or (scope is not None and scope.refused):
             return
         try:
+            if self._write_text is not None:  # it redacts tokens itself
+                self._write_text(self._line(request, response, time, scope))
+                return
             event = self._event(request, response, time, scope)
             if self._write is not None:  # it redacts tokens itself
                 self._write(event)
@@ -143,6 +175,38 @@ class AccessLog(AbstractAccessLogger):
         version = request.version
         started = self._timestamp(time_module.time() - seconds)
         return AccessEvent(fields, started, f"{version.major}.{version.minor}")
+
+    def _line(
+        self,
+        request: web.BaseRequest,
+        response: web.StreamResponse,
+        seconds: float,
+        scope: Scope | None,
+    ) -> str:
+        """:meth:`_event`'s text, without the event."""
+        headers = request.headers
+        version = request.version
+        extras: list[tuple[str, object]] = []
+        if scope is not None:
+            extras = [
+                ("user_id", scope.user_id),
+                ("key", scope.key if scope.user_id is not None else None),
+                ("vm", scope.vm),
+                ("command", scope.command),
+                ("auth_failure", scope.auth_failure),
+            ]
+        return _text_line(
+            f"{request.remote or '-'} {self._timestamp(time_module.time() - seconds)}",
+            request.method,
+            request.path,
+            f"{version.major}.{version.minor}",
+            f"{response.status} {response.body_length}",
+            headers.get("Referer", "-"),
+            headers.get("User-Agent", "-"),
+            headers.get("Host", ""),
+            extras,
+            round(seconds * 1000, 3),
+        )
 
     def _timestamp(self, start: float) -> str:
         second = int(start)

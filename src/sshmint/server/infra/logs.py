@@ -412,7 +412,9 @@ def _log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
     logging.getLogger("sshmint").error("%s: %r", message, unraisable.object, exc_info=info)
 
 
-def direct_line_writer(logger: logging.Logger) -> Callable[[str | Event], None] | None:
+def direct_line_writer(
+    logger: logging.Logger, *, text_only: bool = False
+) -> Callable[[str | Event], None] | None:
     """A function writing an INFO message (a string or an :class:`Event`) of ``logger``
     straight to the one :class:`BatchingStreamHandler` that would receive it, rendered by
     that handler's formatter, or None when the record would meet anything else on its
@@ -421,7 +423,11 @@ def direct_line_writer(logger: logging.Logger) -> Callable[[str | Event], None] 
     (the access log decides per connection).
 
     The function applies rule 1 of the module docstring (whole tokens) to the message,
-    or to an event's summary and every string field, whatever the caller did already."""
+    or to an event's summary and every string field, whatever the caller did already.
+
+    With ``text_only``, also None unless the handler writes the text format, where an
+    event's line is its :meth:`Event.text`: a caller may then pass that text, rendered
+    its own cheaper way, instead of the event (the access log does)."""
     if logger.disabled or not logger.isEnabledFor(logging.INFO):
         return None
     handlers: list[logging.Handler] = []
@@ -441,6 +447,7 @@ def direct_line_writer(logger: logging.Logger) -> Callable[[str | Event], None] 
         or any(type(f) is not SecretsFilter for f in handler.filters)
         or handler.level > logging.INFO
         or handler.formatter is not handler.line_formatter
+        or (text_only and not isinstance(handler.line_formatter, LineFormatter))
     ):
         return None
     name = logger.name
