@@ -25,6 +25,10 @@ Cases (each ``DURATION``, 2 wrk threads, 16 connections unless noted, loopback o
   among them, through the /exec repeated-token case with tokens that expire within the
   policy, right after the same case on the first server. Target: within 3 % of it (the
   revocation check rides on the key lookup: no round trip of its own).
+- the access line's cost (docs/performance.md#cheap-access-log): a fourth server with
+  ``--log-level warning`` (no access lines) through the /exec repeated-token case, right
+  after the same case on the first server; printed for information: the CPU per request
+  the line adds.
 
 The machine is shared (2 cores; wrk, the upstream and the server compete for them, and so
 may other work), so every case runs ``ROUNDS`` times, interleaved, and the report gives
@@ -424,6 +428,8 @@ def main() -> None:
             workdir, db_url, loop, "lifecycle", ("--max-token-lifetime", "1y")
         )  # fmt: skip
         servers.append(lifecycle)
+        quiet = _start_server(workdir, db_url, loop, "quiet", ("--log-level", "warning"))
+        servers.append(quiet)
         _wait_port(upstream_port)
         _wait_port(naive_port)
         api = f"http://127.0.0.1:{base.port}"
@@ -445,6 +451,7 @@ def main() -> None:
             "repeated": exec_case("repeated"),
             "repeated_obs": exec_case("observed", api_obs),
             "repeated_life": exec_case("lifecycle", f"http://127.0.0.1:{lifecycle.port}"),
+            "repeated_quiet": exec_case("repeated", f"http://127.0.0.1:{quiet.port}"),
             "fresh": exec_case("fresh"),
             "exe1": exec_case("exe1"),
             "direct": lambda: _wrk(wrk, f"{direct}/"),
@@ -467,6 +474,7 @@ def main() -> None:
             {name: observed.proc.pid for name in ("repeated_obs", "proxied_obs", "proxied_1_obs")}
         )
         proxy_pid["repeated_life"] = lifecycle.proc.pid
+        proxy_pid["repeated_quiet"] = quiet.proc.pid
         print(
             f"   wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}, {ROUNDS} rounds (ranges are"
             " min–max over rounds); /exec counts 200s only",
@@ -503,6 +511,7 @@ def main() -> None:
         _line("proxied GET /, observed", runs["proxied_obs"])
         _line("proxied GET /, 1 conn, observed", runs["proxied_1_obs"])
         _line("/exec whoami, repeated, lifecycle", runs["repeated_life"])
+        _line("/exec whoami, repeated, no access log", runs["repeated_quiet"])
 
         def ratios(name: str, base: str, get: Callable[[Result], float]) -> list[float]:
             return [get(a) / get(b) for a, b in zip(runs[name], runs[base], strict=True)]
@@ -588,6 +597,21 @@ def main() -> None:
         _info(
             "  same, by sshmint CPU per request (off / on)",
             ratios("repeated", "repeated_life", lambda r: r.server_cpu_us),
+        )
+        print(
+            "   access log: the same case on a server with --log-level warning (no access"
+            " lines), in the same round"
+        )
+        _info(
+            "  /exec sshmint CPU per request, lines off / on",
+            ratios("repeated_quiet", "repeated", lambda r: r.server_cpu_us),
+        )
+        _info(
+            "  same, µs of CPU an access line adds",
+            [
+                on.server_cpu_us - off.server_cpu_us
+                for on, off in zip(runs["repeated"], runs["repeated_quiet"], strict=True)
+            ],
         )
         counted = _counted_requests(observed.metrics_port)
         lines, bad = _json_lines(observed.err_path)

@@ -1,6 +1,6 @@
 """The two log formats (docs/operations.md#logs, src/sshmint/server/infra/logs.py): one
 record, rendered as text or JSON; events carry structured fields; the SecretsFilter
-scrubs those fields in both formats (docs/security.md#secrets-never-logged); the direct
+scrubs those fields in both formats (docs/security.md#secrets-never-logged); the deferred
 path writes what ``logging`` writes; ``configure_logging`` applies the format and level.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from sshmint.server.http.accesslog import AccessEvent, access_log_class
+from sshmint.server.http.accesslog import AccessEvent, _event_of, _seen, _text_of, access_log_class
 from sshmint.server.infra.logs import (
     REDACTED,
     BatchingStreamHandler,
@@ -28,7 +28,7 @@ from sshmint.server.infra.logs import (
     LogFormatter,
     SecretsFilter,
     configure_logging,
-    direct_line_writer,
+    deferred_line_writer,
 )
 from sshmint.server.infra.metrics import Metrics
 from sshmint.server.infra.observe import Observer, open_scope
@@ -146,12 +146,12 @@ def test_access_line_extends_the_common_log_format() -> None:
 def test_r156_event_fields_are_scrubbed_in_both_formats(fmt: str, token: str) -> None:
     """docs/security.md#secrets-never-logged: a token in the path, Host, Referer or
     User-Agent of an access event — or an exe1 body without its prefix — reaches neither
-    format, through ``logging`` or through the direct path."""
+    format, through ``logging`` or left for the handler to render (the access log's way)."""
     log, stream = _tree(FORMATTERS[fmt]())
     log.info(_access_event(token))
-    write = direct_line_writer(log)
-    assert write is not None
-    write(_access_event(token))
+    later = deferred_line_writer(log)
+    assert later is not None
+    later(_access_event, (token,))
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
     for line in lines:
@@ -165,14 +165,14 @@ def test_r156_event_fields_are_scrubbed_in_both_formats(fmt: str, token: str) ->
 
 
 @pytest.mark.parametrize("fmt", FORMATTERS)
-def test_direct_path_writes_what_logging_writes(fmt: str) -> None:
+def test_deferred_lines_are_what_logging_writes(fmt: str) -> None:
     log, stream = _tree(FORMATTERS[fmt]())
-    write = direct_line_writer(log)
-    assert write is not None
+    later = deferred_line_writer(log)
+    assert later is not None
     log.info(_access_event("same"))
-    write(_access_event("same"))
+    later(_access_event, ("same",))
     log.info("plain message")
-    write("plain message")
+    later(str, ("plain message",))
     lines = stream.getvalue().splitlines()
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}" if fmt == "text" else r'"ts":"[^"]*"'
     assert re.sub(stamp, "T", lines[0]) == re.sub(stamp, "T", lines[1])
@@ -219,6 +219,8 @@ async def test_access_log_counts_every_request_whatever_the_level() -> None:
         log_class(logger).log(request, response, 0.0002)
 
     await asyncio.gather(one(quiet), one(loud), one(loud, refused=True))
+    assert loud.parent is not None
+    loud.parent.handlers[0].flush()  # on the loop, lines wait for the flush
     assert quiet_stream.getvalue() == ""
     assert len(loud_stream.getvalue().splitlines()) == 1
     assert metrics.http_requests == {("healthz", 200): 3}
@@ -226,17 +228,15 @@ async def test_access_log_counts_every_request_whatever_the_level() -> None:
 
 
 @pytest.mark.parametrize("learnt", ["nothing", "user", "refused", "vm"])
-def test_the_direct_text_access_line_is_the_events_text(learnt: str) -> None:
+def test_the_text_access_line_rendered_without_an_event_is_the_events_text(learnt: str) -> None:
     """docs/operations.md#text-format: in the text format the access log renders its line
-    straight from the request, with no event; the text is exactly the event's, whatever
-    the scope learnt (the event's text serves every other configuration)."""
-    log = access_log_class(Observer())(logging.getLogger("sshmint.access"))
+    straight from what it read of the request, with no event; the text is exactly the
+    event's, whatever the scope learnt (the event's text serves every other configuration)."""
     request = make_mocked_request(
         "POST",
         "/exec",
         headers={"Host": "localhost:8080", "User-Agent": "curl/8", "Referer": "x y"},
     )
-    response = web.Response(status=401, body=b'{"error":"invalid token"}\n')
 
     async def both() -> tuple[str, str]:
         scope = open_scope("exec")
@@ -246,9 +246,8 @@ def test_the_direct_text_access_line_is_the_events_text(learnt: str) -> None:
             scope.auth_failure = "expired"
         elif learnt == "vm":
             scope.vm = "my app"  # quoted in text
-        return log._line(request, response, 0.0123, scope), log._event(
-            request, response, 0.0123, scope
-        ).text()
+        seen = _seen(request, 401, 26, 0.0123, scope)
+        return _text_of(seen), _event_of(seen).text()
 
     line, text = asyncio.run(both())
     assert line == text

@@ -1,6 +1,6 @@
 """docs/security.md#secrets-never-logged: the log handler's :class:`SecretsFilter` keeps token material out of every
 record, whichever library made it — messages, their arguments, tracebacks, stack dumps —
-and the access log's direct path still works beside it.
+and the access log's deferred path still works beside it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sshmint.server.infra.logs import (
     LineFormatter,
     SecretsFilter,
     configure_logging,
-    direct_line_writer,
+    deferred_line_writer,
     scrub_secrets,
 )
 from sshmint.signing import load_private_key
@@ -122,13 +122,13 @@ def test_ordinary_log_text_is_left_alone(text: str) -> None:
     assert scrub_secrets(text) == text
 
 
-def test_the_direct_access_path_stays_with_the_filter_and_redacts_tokens(
+def test_the_deferred_access_path_stays_with_the_filter_and_redacts_tokens(
     captured: tuple[Callable[[str], logging.Logger], io.StringIO], token: str
 ) -> None:
     logger, stream = captured
-    write = direct_line_writer(logger("aiohttp.access"))
-    assert write is not None  # the SecretsFilter alone does not turn the fast path off
-    write(f'127.0.0.1 "GET /?t={token} HTTP/1.1" 200 2 "-" "curl"')
+    later = deferred_line_writer(logger("aiohttp.access"))
+    assert later is not None  # the SecretsFilter alone does not turn the fast path off
+    later(str, (f'127.0.0.1 "GET /?t={token} HTTP/1.1" 200 2 "-" "curl"',))
     line = stream.getvalue()
     assert f'"GET /?t={REDACTED} HTTP/1.1"' in line
     assert_clean(line, token)

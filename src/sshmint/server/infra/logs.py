@@ -20,9 +20,12 @@ other kind sees the text form through ``record.getMessage()``.
 
 The access log writes a line per HTTP request, and the ``logging`` module's per-record
 work (a ``LogRecord``, handler locking, filtering) is a measurable share of a proxied
-request: :func:`direct_line_writer` gives it a way to render the same event with this
-handler's formatter and write it straight to the stream whenever nothing else (another
-handler, a filter, a level) would see the record.
+request, and so is rendering the line between two requests: :func:`deferred_line_writer`
+gives it a way to leave the line with this handler — a render function and what it
+read of the request — whenever nothing else (another handler, a filter, a level) would
+see the record. The handler renders such lines with its formatter at its next flush, in
+one batch, and before any other line, so the output keeps its order
+(docs/performance.md#cheap-access-log).
 
 Secrets (docs/tokens.md#who-sees-which-message, docs/security.md#secrets-never-logged):
 the handler carries a :class:`SecretsFilter`, so every record that reaches stderr — from
@@ -40,9 +43,9 @@ field of an event (in either format). Two rules, in this order:
    24-character window of a signature lacks one of the three classes with probability
    below 1 %, and a longer fragment far less often; rule 1 is what makes the guarantee.
 
-The access log's direct path applies rule 1 only, to every string field: an access event
-holds request fields verbatim, never truncated, so a token in one always keeps its
-prefix (and the line must stay cheap: rule 2 costs microseconds per line).
+A deferred line gets rule 1 only, to its text or to every string field of its event:
+an access line holds request fields verbatim, never truncated, so a token in one always
+keeps its prefix (and the line must stay cheap: rule 2 costs microseconds per line).
 """
 
 from __future__ import annotations
@@ -61,19 +64,23 @@ __all__ = [
     "LEVELS",
     "REDACTED",
     "BatchingStreamHandler",
+    "DeferredLineWriter",
     "Event",
     "JSONFormatter",
     "LineFormatter",
     "LogFormatter",
+    "Render",
     "SecretsFilter",
     "configure_logging",
-    "direct_line_writer",
+    "deferred_line_writer",
     "redact_tokens",
     "scrub_secrets",
     "text_value",
 ]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: What renders a deferred line's message from its arguments.
+Render = Callable[..., "str | Event"]
 #: ``--log-level`` words (docs/operations.md#logs).
 LEVELS: Final[Mapping[str, int]] = {
     "debug": logging.DEBUG,
@@ -177,8 +184,8 @@ class Event:
                 fields[key] = scrub(value)
 
     def redact_tokens(self) -> None:
-        """Rule 1 alone (whole tokens), behind its cheap test, in place: the direct path's
-        scrub (see :func:`direct_line_writer`)."""
+        """Rule 1 alone (whole tokens), behind its cheap test, in place: a deferred line's
+        scrub (see :func:`deferred_line_writer`)."""
         if _may_hold_token(self.summary):
             self.summary = _TOKEN_LIKE.sub(REDACTED, self.summary)
         fields = self.fields
@@ -224,7 +231,7 @@ class LogFormatter(logging.Formatter):
     """What both formats share: the time stamp rendered once per second (``time.strftime``
     for every record costs more than the rest of the line), and :meth:`line`, which
     renders a record without exception or stack exactly as ``format`` would, with no
-    ``LogRecord`` (the direct path)."""
+    ``LogRecord`` (deferred lines)."""
 
     def __init__(self, fmt: str | None = None) -> None:
         super().__init__(fmt)
@@ -321,15 +328,20 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     event loop), otherwise within ``FLUSH_DELAY`` seconds."""
 
     FLUSH_DELAY = 0.05
+    MAX_DEFERRED = 1000  # deferred lines rendered at once, however soon the flush
 
     def __init__(self, stream: TextIO, formatter: LogFormatter) -> None:
         super().__init__(stream)
         self.setFormatter(formatter)
         self.line_formatter = formatter
         self._flush_pending = False
+        # Lines left to render at the next flush: (logger name, time, render, its arguments).
+        self._deferred: list[tuple[str, float, Render, tuple[Any, ...]]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            if self._deferred:  # lines keep their order
+                self._write_deferred()
             self.stream.write(self.format(record) + self.terminator)
         except RecursionError:
             raise
@@ -338,12 +350,40 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             return
         self._schedule_flush(record.levelno)
 
-    def write_info_line(self, logger_name: str, message: str | Event) -> None:
-        """Exactly what ``emit`` writes for an INFO record of ``logger_name`` (without
-        exception or stack) whose message is ``message``."""
-        line = self.line_formatter.line(logger_name, logging.INFO, time.time(), message)
-        self.stream.write(line + self.terminator)
+    def defer_info_line(self, logger_name: str, render: Render, args: tuple[Any, ...]) -> None:
+        """An INFO line of ``logger_name`` whose message is ``render(*args)``, rendered at
+        the next flush (or before any other line, which keeps the order) exactly as
+        ``emit`` would render that record (without exception or stack), after rule 1 of
+        the module docstring. Its time is now. The caller holds the handler's lock."""
+        deferred = self._deferred
+        deferred.append((logger_name, time.time(), render, args))
+        if len(deferred) >= self.MAX_DEFERRED:
+            self._write_deferred()
         self._schedule_flush(logging.INFO)
+
+    def _write_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        line, write, terminator = self.line_formatter.line, self.stream.write, self.terminator
+        for name, created, render, args in deferred:
+            try:
+                message = render(*args)
+                if isinstance(message, Event):
+                    message.redact_tokens()
+                elif _may_hold_token(message):
+                    message = _TOKEN_LIKE.sub(REDACTED, message)
+                write(line(name, logging.INFO, created, message) + terminator)
+            except Exception as exc:  # its type only: the text could hold request bytes
+                failure = f"a line could not be rendered: {type(exc).__name__}"
+                write(line(name, logging.ERROR, created, failure) + terminator)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            if self._deferred:
+                self._write_deferred()
+            super().flush()
+        finally:
+            self.release()
 
     def _schedule_flush(self, level: int) -> None:
         if level >= logging.WARNING:
@@ -412,22 +452,38 @@ def _log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
     logging.getLogger("sshmint").error("%s: %r", message, unraisable.object, exc_info=info)
 
 
-def direct_line_writer(
-    logger: logging.Logger, *, text_only: bool = False
-) -> Callable[[str | Event], None] | None:
-    """A function writing an INFO message (a string or an :class:`Event`) of ``logger``
-    straight to the one :class:`BatchingStreamHandler` that would receive it, rendered by
-    that handler's formatter, or None when the record would meet anything else on its
-    way (another handler, a filter other than the handler's :class:`SecretsFilter`, a
-    disabled level) and must go through ``logging``. Decide after logging is configured
-    (the access log decides per connection).
+class DeferredLineWriter:
+    """Leaves INFO lines of one logger to the one :class:`BatchingStreamHandler` that
+    would receive them, to render at its next flush
+    (:meth:`BatchingStreamHandler.defer_info_line`): ``writer(render, args)``. ``text``
+    says whether the handler writes the text format, where an event's line is its
+    :meth:`Event.text`: ``render`` may then return that text, rendered its own cheaper
+    way, instead of the event (the access log does)."""
 
-    The function applies rule 1 of the module docstring (whole tokens) to the message,
-    or to an event's summary and every string field, whatever the caller did already.
+    __slots__ = ("_handler", "_name", "text")
 
-    With ``text_only``, also None unless the handler writes the text format, where an
-    event's line is its :meth:`Event.text`: a caller may then pass that text, rendered
-    its own cheaper way, instead of the event (the access log does)."""
+    def __init__(self, handler: BatchingStreamHandler, name: str) -> None:
+        self._handler = handler
+        self._name = name
+        self.text = isinstance(handler.line_formatter, LineFormatter)
+
+    def __call__(self, render: Render, args: tuple[Any, ...]) -> None:
+        handler = self._handler
+        handler.acquire()
+        try:
+            handler.defer_info_line(self._name, render, args)
+        finally:
+            handler.release()
+
+
+def deferred_line_writer(logger: logging.Logger) -> DeferredLineWriter | None:
+    """A :class:`DeferredLineWriter` for ``logger``'s INFO lines, or None when a record
+    would meet anything else on its way (another handler, a filter other than the
+    handler's :class:`SecretsFilter`, a disabled level) and must go through ``logging``.
+    Decide after logging is configured (the access log decides per connection).
+
+    The handler applies rule 1 of the module docstring (whole tokens) to each rendered
+    message, or to an event's summary and every string field, whatever the caller did."""
     if logger.disabled or not logger.isEnabledFor(logging.INFO):
         return None
     handlers: list[logging.Handler] = []
@@ -447,22 +503,6 @@ def direct_line_writer(
         or any(type(f) is not SecretsFilter for f in handler.filters)
         or handler.level > logging.INFO
         or handler.formatter is not handler.line_formatter
-        or (text_only and not isinstance(handler.line_formatter, LineFormatter))
     ):
         return None
-    name = logger.name
-
-    def write(message: str | Event) -> None:
-        if isinstance(message, Event):
-            message.redact_tokens()
-        elif _may_hold_token(message):
-            message = _TOKEN_LIKE.sub(REDACTED, message)
-        handler.acquire()
-        try:
-            handler.write_info_line(name, message)
-        except Exception:
-            handler.handleError(logging.LogRecord(name, logging.INFO, "", 0, message, (), None))
-        finally:
-            handler.release()
-
-    return write
+    return DeferredLineWriter(handler, logger.name)
