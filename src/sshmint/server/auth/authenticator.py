@@ -51,19 +51,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
-    Concatenate,
     Final,
     Generic,
     Literal,
-    ParamSpec,
     TypeVar,
     get_args,
 )
@@ -125,8 +122,6 @@ _SECONDS_PER_DAY = 86400
 
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 
 class KeyPermissionsError(Exception):
@@ -228,29 +223,6 @@ def _registered_key(row: SSHKeyRow) -> PublicKey:
     return public_key_from_blob(blob)
 
 
-def _observed(
-    method: Callable[Concatenate[Authenticator, _P], Awaitable[_R]],
-) -> Callable[Concatenate[Authenticator, _P], Awaitable[_R]]:
-    """Report a method's outcome to ``self.observer`` (docs/operations.md#metrics): the
-    cause of a refused token, or who a valid one speaks for."""
-
-    @functools.wraps(method)
-    async def observed(self: Authenticator, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        observer = self.observer
-        if observer is None:
-            return await method(self, *args, **kwargs)
-        try:
-            result = await method(self, *args, **kwargs)
-        except TokenError as exc:
-            observer.token_refused(exc.cause)
-            raise
-        if isinstance(result, Principal):
-            observer.token_accepted(result.user.user_id, result.key.fingerprint)
-        return result
-
-    return observed
-
-
 class Evaluation:
     """One run of the checks over one bearer string: the input, and what each check found.
 
@@ -343,7 +315,6 @@ class Authenticator:
 
     # -- the three ways to run the checks ------------------------------------------------
 
-    @_observed
     async def authenticate(
         self,
         bearer: str,
@@ -364,16 +335,22 @@ class Authenticator:
         unreadable, and ``StoreError`` when the database fails.
         """
         v = Evaluation(bearer, namespace, self._now(), vm=vm, with_user_keys=with_user_keys)
-        await self._run(v)
+        try:
+            await self._run(v)
+        except TokenError as exc:
+            self._refused(exc)
+            raise
         row, user, parsed, key_permissions = v.row, v.user, v.parsed, v.key_permissions
         assert row is not None and user is not None and parsed is not None
         assert key_permissions is not None
+        observer = self.observer
+        if observer is not None:
+            observer.token_accepted(user.user_id, row.fingerprint)
         await self.record_use(row, v.now)
         return Principal(
             user, row, key_permissions, parsed.permissions, parsed, v.presented, v.user_keys
         )
 
-    @_observed
     async def check_trade(self, token: str, namespace: str, user_id: str) -> ParsedToken:
         """``exe0-to-exe1`` (docs/ssh.md#exe0-to-exe1 steps 2–5) on the same checks, in the
         trade's order: format (an exe0 only) → the caller's own key → namespace →
@@ -384,7 +361,17 @@ class Authenticator:
         revoked), ``TokenExpiredError``, ``TokenPolicyError``; ``StoreError`` when the
         database fails.
         """
-        v = Evaluation(token, namespace, self._now(), owner_of=user_id)
+        try:
+            return await self._trade_checks(
+                Evaluation(token, namespace, self._now(), owner_of=user_id)
+            )
+        except TokenError as exc:
+            self._refused(exc)
+            raise
+
+    async def _trade_checks(self, v: Evaluation) -> ParsedToken:
+        """:meth:`check_trade`'s checks in the trade's order; the first failure raises."""
+        namespace = v.namespace
         v.check = "format"
         parsed = self._read_exe0(v)
         v.check = "key"
@@ -400,6 +387,12 @@ class Authenticator:
         v.check = "policy"
         self._check_policy(parsed, v.now)
         return parsed
+
+    def _refused(self, exc: TokenError) -> None:
+        """Tell the observer the cause of a refused token (docs/operations.md#metrics)."""
+        observer = self.observer
+        if observer is not None:
+            observer.token_refused(exc.cause)
 
     async def evaluate(
         self, bearer: str, namespace: str, owner_of: str, *, vm: VM | None = None
