@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import socket
 import subprocess
 import uuid
@@ -19,6 +20,7 @@ from sshmint.server.proxy.splice import SpliceError, splice_available, splice_ex
 from tests.support.exec_support import assert_ok, post_exec
 from tests.support.harness import SSHMintServer
 from tests.support.keys import Account
+from tests.support.polling import wait_until
 from tests.support.upstream_client_support import RawPeer, ThreadedRawUpstream, response
 
 WAIT = 20.0
@@ -238,3 +240,30 @@ def test_s88_a_client_leaving_mid_body_leaves_the_proxy_serving(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert hashlib.sha256(result.stdout).digest() == hashlib.sha256(BIG).digest()
+
+
+def test_s88_the_access_line_of_a_spliced_body_counts_every_byte(
+    live: SSHMintServer, account: Account, big_upstream: ThreadedRawUpstream
+) -> None:
+    """docs/operations.md#logs: an access line's byte count is what the client was sent,
+    the part moved by splice (never seen by aiohttp's writer) included."""
+    vm, token = _vm(live, account, big_upstream.url)
+    host = f"{vm}.localhost:{live.http_port}"
+    result = subprocess.run(
+        [
+            "curl", "-sS", "--fail", "--max-time", "60", "--resolve", f"{host}:{live.http_host}",
+            "-H", f"Authorization: Bearer {token}", "-o", "/dev/null",
+            "-w", "%{size_header} %{size_download}", f"http://{host}/big",
+        ],
+        capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    head_size, body_size = map(int, result.stdout.split())
+    assert body_size == len(BIG)
+    line = re.compile(rf'"GET /big HTTP/1\.1" 200 (\d+) .* host={re.escape(host)} ')
+
+    def logged() -> list[int]:
+        return [int(m.group(1)) for m in line.finditer(live.stderr)]
+
+    assert wait_until(lambda: bool(logged()), timeout=WAIT), live.stderr[-2000:]
+    assert logged() == [head_size + body_size]

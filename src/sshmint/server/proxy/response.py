@@ -212,7 +212,8 @@ class _BodyRelay:
         spliceable: bool | None = None  # decided once a large remainder turns up
         while True:
             if spliceable is not False:
-                spliceable = await _splice_rest(self.transport, conn, spliceable)
+                spliceable, moved = await _splice_rest(self.transport, conn, spliceable)
+                self.sent += moved
             data = await conn.read_body()
             if not data:
                 break
@@ -227,20 +228,21 @@ class _BodyRelay:
 
 async def _splice_rest(
     transport: asyncio.Transport | None, conn: UpstreamConnection, spliceable: bool | None
-) -> bool | None:
+) -> tuple[bool | None, int]:
     """Move a large rest of a sized body socket to socket inside the kernel, once everything
     before it has left (splice.py). Returns whether these transports allow it (None: not
-    decided yet, nothing large has turned up)."""
+    decided yet, nothing large has turned up), and how many bytes were moved."""
     if transport is None or conn.transport is None:
-        return spliceable
+        return spliceable, 0
     if transport.get_write_buffer_size():
-        return spliceable
+        return spliceable, 0
     remainder = conn.spliceable_remainder()
     if remainder < _SPLICE_MIN_BYTES:
-        return spliceable
+        return spliceable, 0
     if spliceable is None:
         spliceable = splice_available(asyncio.get_running_loop(), transport, conn.transport)
-    if spliceable:
-        await splice_exactly(conn.begin_splice(), transport_fd(transport), remainder)
-        conn.end_splice()
-    return spliceable
+    if not spliceable:
+        return spliceable, 0
+    await splice_exactly(conn.begin_splice(), transport_fd(transport), remainder)
+    conn.end_splice()
+    return spliceable, remainder
