@@ -2,7 +2,7 @@
 both databases: an RSA key whose public exponent breaks the rule is refused by ``ssh-key
 add`` and ``admin add-user``; one stored by an older version (written straight into the
 table here) counts as not registered: its tokens get ``invalid token`` and it cannot log
-in over SSH, while the account can still remove it by fingerprint."""
+in over SSH, while the account can still remove it by fingerprint or by its line."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from tests.support.keys import Account
 
 API = "v0@localhost"
 PAYLOAD = b'{"exp":4102444800,"cmds":["whoami"]}'
+REMOVE_ONLY = '{"cmds":["ssh-key remove"]}'  # not among a token's default commands
 
 
 @functools.cache
@@ -143,3 +144,34 @@ def test_s113_sshmint_verify_refuses_a_key_outside_the_limits(tmp_path: Path) ->
     result = run_sshmint("verify", token, "--namespace", API, "--key", str(pub))
     assert result.returncode != 0
     assert f"RSA public exponent of {exponent_bits()} bits is too large" in result.stderr
+
+
+def test_s113_stored_key_outside_the_limits_is_removed_by_its_full_line(
+    live: SSHMintServer, new_account: Callable[..., Account]
+) -> None:
+    """docs/ssh.md#ssh-key-remove: the line of a key an older version stored, which no
+    longer parses as a key, still names it for ``ssh-key remove`` — the owner's only:
+    another account giving the same line finds nothing."""
+    owner, other = new_account(live), new_account(live)
+    legacy = with_huge_exponent(rsa.generate_private_key(65537, 2048))  # this test's own
+    stored = PublicKey("ssh-rsa", rsa_test_key(legacy, b"rsa-sha2-512", "old").public_key.blob)
+    live.with_store(lambda store: store.add_key(owner.user_id, stored, "legacy", "", 1_700_000_000))
+    line = f"ssh-rsa {base64.b64encode(stored.blob).decode()} the comment is not compared"
+
+    def remove(account: Account) -> httpx.Response:
+        return httpx.post(
+            f"{live.http_url}/exec",
+            content=f"ssh-key remove {line}",
+            headers={"Authorization": f"Bearer {account.token(REMOVE_ONLY)}"},
+            timeout=30,
+        )
+
+    refused = remove(other)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"].startswith("no matching SSH key found for ")
+    removed = remove(owner)
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["name"] == "legacy"
+    assert removed.json()["fingerprint"] == f"SHA256:{stored.fingerprint}"
+    keys = json.loads(live.ssh(owner.key, "ssh-key", "list", "--json").stdout)
+    assert [k["name"] for k in keys["ssh_keys"]] == ["test"]

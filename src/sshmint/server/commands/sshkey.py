@@ -147,6 +147,14 @@ def find_keys(keys: list[SSHKeyRow], text: str) -> list[SSHKeyRow]:
         public_key = None
     if public_key is not None:
         return [row for row in keys if row.fingerprint == public_key.fingerprint]
+    # A key stored before a limit existed no longer parses (docs/security.md#key-limits):
+    # its line still names it, by the "<type> <base64>" text it is stored as.
+    words = text.split(maxsplit=2)
+    if len(words) >= 2:
+        stored = f"{words[0]} {words[1]}"
+        by_text = [row for row in keys if row.public_key == stored]
+        if by_text:
+            return by_text
     by_fp = _by_fingerprint(keys, text)
     if by_fp:
         return by_fp
