@@ -25,7 +25,6 @@ from sshmint.server.commands import (
     CommandSyntaxError,
     Invocation,
     Output,
-    register_command,
     resolve_command_name,
     run_words,
     split_command_line,
@@ -34,6 +33,7 @@ from sshmint.server.commands import (
 )
 from sshmint.server.store import StoreUnavailable
 from tests.support.command_helpers import BACKENDS, Env, backend_env, json_of, open_env
+from tests.support.extra_commands import register_command
 
 
 @pytest.fixture(params=BACKENDS)

@@ -14,6 +14,7 @@ Import each helper from its one module: ``from tests.support.harness import SSHM
   raw-socket clients, ``POST /exec`` checks, recording and scripted upstreams.
 - ``client_support``, ``git_http``, ``ssh_agent``: the client tests' fakes, the real git and
   ``git http-backend``, a real ssh-agent.
-- ``command_helpers``: the command layer driven in-process on a real store.
+- ``command_helpers``: the command layer driven in-process on a real store;
+  ``extra_commands``: commands of the tests' own beside the product's (``register_command``).
 - ``sk_helpers``: a software security key and ``ssh-keygen -Y`` wrappers.
 """

@@ -18,7 +18,7 @@ Usage (the fixtures of ``tests/support/server_fixtures.py`` do this for you)::
 - ``extra_args`` are appended to ``sshmint serve``; ``env`` adds environment variables
   (inherited ``SSHMINT_*`` variables are dropped so the host cannot leak settings in).
 - ``preload="module.name"`` starts the server through ``python -c`` after importing that
-  module, e.g. one that calls ``sshmint.server.commands.register_command(...)`` to add a
+  module, e.g. one that calls ``tests.support.extra_commands.register_command(...)`` to add a
   test-only command. The module is looked up on ``PYTHONPATH`` = the repository root and
   ``pythonpath``: the preloads of ``tests/support/preloads/`` are named
   ``"tests.support.preloads.<module>"``; a module written to a directory ``d`` at run time

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
-from sshmint.server.commands import Invocation, Output, register_command
+from sshmint.server.commands import Invocation, Output
+from tests.support.extra_commands import register_command
 
 
 async def _sleep_forever(_invocation: Invocation) -> Output:

@@ -26,8 +26,6 @@ No transport code lives here: a transport builds a :class:`CommandContext` and c
   ``key_restriction_error(permissions_or_key_row, name) -> str | None`` — the ``/exec`` subset
   of docs/permissions.md#how-they-combine (vm, cmds, tag). Both raise ``PermissionsError`` for unreadable stored permissions:
   refuse the command (fail closed).
-- ``register_command(path, handler, description, ...) -> unregister`` — add a command for a
-  test; ``handler(inv: Invocation) -> Output`` (async), raising ``CommandError`` to fail.
 """
 
 from __future__ import annotations
@@ -58,7 +56,6 @@ from sshmint.server.commands.tree import (
     Handler,
     Invocation,
     Output,
-    register_command,
 )
 from sshmint.server.commands.words import (
     INVALID_COMMAND_SYNTAX,
@@ -84,7 +81,6 @@ __all__ = [
     "StdinReader",
     "key_permission_error",
     "key_restriction_error",
-    "register_command",
     "resolve_command_name",
     "run_words",
     "split_command_line",

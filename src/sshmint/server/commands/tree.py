@@ -1,7 +1,7 @@
 """The command tree (docs/ssh.md#commands): nodes, flag declarations, handlers and the registry.
 
-The product commands are added once by ``catalog``; tests may add a command of their own
-with :func:`register_command` and remove it again with the returned callable.
+The product commands are added once by ``catalog`` (:func:`add_node`, which returns the
+node's remover).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ __all__ = [
     "Handler",
     "Invocation",
     "Output",
+    "add_node",
     "find_node",
     "iter_nodes",
-    "register_command",
     "resolve_path",
 ]
 
@@ -178,27 +178,3 @@ def add_node(node: CommandNode) -> Callable[[], None]:
             del parent.children[node.name]
 
     return remove
-
-
-def register_command(
-    path: tuple[str, ...],
-    handler: Handler,
-    description: str,
-    *,
-    usage: str = "",
-    flags: tuple[FlagSpec, ...] = (),
-    takes_args: bool = True,
-) -> Callable[[], None]:
-    """Add an extra command (for tests, e.g. a slow one); return the unregister callable.
-
-    The product tree (``COMMAND_NAMES``) never contains it.
-    """
-    node = CommandNode(
-        path=path,
-        description=description,
-        usage=usage,
-        flags=flags,
-        handler=handler,
-        takes_args=takes_args,
-    )
-    return add_node(node)
