@@ -43,30 +43,30 @@ async def stores(db_url: str) -> AsyncIterator[tuple[Store, Store]]:
         await second.close()
 
 
-async def test_s9_1_auth_lookup_sees_removal_lockout_and_permissions_at_once(
+async def test_s9_1_login_lookup_sees_removal_lockout_and_permissions_at_once(
     stores: tuple[Store, Store], keys: list[StoreKey]
 ) -> None:
     server, admin = stores
     user, key = await admin.create_user("ann@example.test", NOW, keys[0], "laptop", "")
     assert key is not None
-    assert await server.auth_lookup(key.fingerprint) == (key, user)
-    assert await server.auth_lookup(keys[1].fingerprint) is None
+    assert await server.login_lookup(key.fingerprint) == (key, user)
+    assert await server.login_lookup(keys[1].fingerprint) is None
 
     locked = await admin.set_locked("ann@example.test", True)
-    found = await server.auth_lookup(key.fingerprint)
+    found = await server.login_lookup(key.fingerprint)
     assert found is not None and found[1] is not None
     assert found[1] == locked and found[1].locked
 
     await admin.set_locked("ann@example.test", False)
-    found = await server.auth_lookup(key.fingerprint)
+    found = await server.login_lookup(key.fingerprint)
     assert found is not None and found[1] is not None and not found[1].locked
 
     await admin.touch_key_used(key.id, NOW - NOW % 86400)
-    found = await server.auth_lookup(key.fingerprint)
+    found = await server.login_lookup(key.fingerprint)
     assert found is not None and found[0].last_used_at == NOW - NOW % 86400
 
     assert await admin.delete_key(key.id)
-    assert await server.auth_lookup(key.fingerprint) is None
+    assert await server.login_lookup(key.fingerprint) is None
     assert await server.key_by_fingerprint(key.fingerprint) is None
     assert await server.keys_of_user(user.user_id) == []
 
@@ -137,14 +137,14 @@ async def test_s9_1_sqlite_a_raw_write_by_another_connection_is_seen_by_the_next
     path = tmp_path / "sshmint.db"
     user, key = await sqlite_store.create_user("ann@example.test", NOW, keys[0])
     assert key is not None
-    assert await sqlite_store.auth_lookup(key.fingerprint) is not None
+    assert await sqlite_store.login_lookup(key.fingerprint) is not None
     with sqlite3.connect(path) as other:
         other.execute("UPDATE ssh_keys SET permissions = ? WHERE id = ?", ('{"vm":"x"}', key.id))
-    found = await sqlite_store.auth_lookup(key.fingerprint)
+    found = await sqlite_store.login_lookup(key.fingerprint)
     assert found is not None and found[0].permissions == '{"vm":"x"}'
     with sqlite3.connect(path) as other:
         other.execute("UPDATE users SET is_locked_out = 1 WHERE user_id = ?", (user.user_id,))
-    found = await sqlite_store.auth_lookup(key.fingerprint)
+    found = await sqlite_store.login_lookup(key.fingerprint)
     assert found is not None and found[1] is not None and found[1].locked
 
 
@@ -156,7 +156,7 @@ async def test_s9_1_sqlite_reads_leave_no_snapshot_open(
     path = tmp_path / "sshmint.db"
     user, key = await sqlite_store.create_user("ann@example.test", NOW, keys[0])
     assert key is not None
-    await sqlite_store.auth_lookup(key.fingerprint)
+    await sqlite_store.login_lookup(key.fingerprint)
     await sqlite_store.keys_of_user(user.user_id)
     await sqlite_store.ping()
     other = sqlite3.connect(path)
@@ -387,8 +387,8 @@ async def test_s9_1_sqlite_health_pings_always_query_the_file(
     user, key = await sqlite_store.create_user("ann@example.test", NOW, keys[0])
     assert key is not None
     for _ in range(3):
-        assert await sqlite_store.auth_lookup(key.fingerprint) == (key, user)
+        assert await sqlite_store.login_lookup(key.fingerprint) == (key, user)
     assert reader.reused == 2
     # The store's own writes go through another connection: seen at once.
     locked = await sqlite_store.set_locked("ann@example.test", True)
-    assert await sqlite_store.auth_lookup(key.fingerprint) == (key, locked)
+    assert await sqlite_store.login_lookup(key.fingerprint) == (key, locked)

@@ -21,12 +21,12 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
+from sshmint.duration import rfc3339
 from sshmint.server.config import ConfigError, env_name, load_config
 from sshmint.server.infra.files import make_private_dir
 
@@ -198,10 +198,6 @@ def _echo_json(document: object) -> None:
     click.echo(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
 
 
-def _rfc3339(unix_seconds: int) -> str:
-    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _now() -> int:
     from sshmint.server.runtime import unix_now
 
@@ -346,7 +342,7 @@ def users(ctx: click.Context, /, as_json: bool, **values: str | None) -> None:
                         "user_id": user.user_id,
                         "email": user.email,
                         "locked": user.locked,
-                        "created_at": _rfc3339(user.created_at),
+                        "created_at": rfc3339(user.created_at),
                         "ssh_keys": count,
                     }
                     for user, count in rows
@@ -358,7 +354,7 @@ def users(ctx: click.Context, /, as_json: bool, **values: str | None) -> None:
         state = "locked" if user.locked else "active"
         keys = f"{count} key" + ("" if count == 1 else "s")
         click.echo(
-            f"{user.user_id}  {user.email}  {state}  {keys}  created {_rfc3339(user.created_at)}"
+            f"{user.user_id}  {user.email}  {state}  {keys}  created {rfc3339(user.created_at)}"
         )
     sys.stdout.flush()
 

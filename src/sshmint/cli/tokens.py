@@ -6,7 +6,6 @@ Exit status 0 on success, 1 on failure (message on stderr), 2 for usage errors.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -20,6 +19,7 @@ from sshmint.cli.minting import (
     never_expires_warning,
 )
 from sshmint.cli.pretty import printable
+from sshmint.duration import rfc3339
 from sshmint.errors import PublicKeyError, SSHMintError, TokenClaimError, TokenVerificationError
 from sshmint.keys import PublicKey, format_fingerprint, load_public_key_file, parse_public_key_line
 from sshmint.strictjson import dumps
@@ -67,7 +67,7 @@ def mint(**kwargs: Any) -> None:
 
 def _utc(ts: int) -> str:
     try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return rfc3339(ts)
     except (OverflowError, OSError, ValueError):
         return "out of range"
 

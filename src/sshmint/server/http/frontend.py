@@ -153,7 +153,6 @@ class HTTPFrontEnd:
             runtime.config,
             runtime.store,
             auth,
-            now=runtime.now,
             logger=runtime.logger,
             observer=runtime.observer,
         )

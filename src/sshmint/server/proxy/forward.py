@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Final
 
 import aiohttp
@@ -100,14 +99,12 @@ class VMProxy:
         store: Store,
         auth: Authenticator,
         *,
-        now: Callable[[], int],
         logger: logging.Logger,
         observer: Observer | None = None,
     ) -> None:
         self._observer = observer or Observer()
         self._store = store
         self._auth = auth
-        self._now = now
         self._log = logger
         self._vm_host = config.vm_host
         self._head_timeout = config.upstream_timeout

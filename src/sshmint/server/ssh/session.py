@@ -127,7 +127,7 @@ class Session:
     async def _run(self) -> int:
         store = self._runtime.store
         fp = fingerprint(self._key_blob)
-        found = await store.auth_lookup(fp)  # the key and its owner in one query
+        found = await store.login_lookup(fp)  # the key and its owner in one query
         key, user = found if found is not None else (None, None)
         observer = self._runtime.observer
         if key is None or user is None:

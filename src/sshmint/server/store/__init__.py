@@ -38,7 +38,7 @@ core's ``sshmint.keys.PublicKey`` fits).
   ``add_key(user_id, public_key, name, permissions, now) -> SSHKeyRow`` (reads and
   increments the key counter in the same transaction, always; empty ``name`` becomes
   ``key-<n>``; names not checked; ``KeyTaken``, ``UserNotFound``);
-  ``auth_lookup(fp) -> tuple[SSHKeyRow, User | None] | None`` (the key and its owner in one
+  ``login_lookup(fp) -> tuple[SSHKeyRow, User | None] | None`` (the key and its owner in one
   query, for SSH login); ``token_lookup(fp, token_hash) -> tuple[SSHKeyRow, User | None,
   int | None] | None`` (the same plus the token's revocation time, in the same query, for
   the token path); ``caller_lookup(fp, token_hash)`` (the same plus every key of the owner,

@@ -42,7 +42,6 @@ from sshmint.server.store.schema import (
 )
 
 __all__ = [
-    "AUTH_LOOKUP",
     "CALLER_LOOKUP",
     "EXE1_LOOKUP",
     "EXE1_SECRET",
@@ -57,6 +56,7 @@ __all__ = [
     "REVOCATIONS_OF_USER",
     "SHARES_OF_VM",
     "SHARE_EXISTS",
+    "TOKEN_LOOKUP",
     "USER_BY_EMAIL",
     "USER_BY_ID",
     "VMS_OF_OWNER",
@@ -164,7 +164,7 @@ LOGIN_LOOKUP = ReadQuery(
 # outer join on the token's hash (the table's primary key), so checking it costs no
 # round trip: ``revoked_at`` is NULL unless the token is revoked.
 _revocation = token_revocations.c.token_hash == _p("token_hash")
-AUTH_LOOKUP = ReadQuery(
+TOKEN_LOOKUP = ReadQuery(
     sa.select(ssh_keys, users, token_revocations.c.revoked_at)
     .select_from(
         ssh_keys.outerjoin(users, users.c.user_id == ssh_keys.c.user_id).outerjoin(

@@ -2,7 +2,7 @@
 exe0 string, keyed by its SHA-256, never the token itself (docs/storage.md#schema).
 
 Whether a presented token is revoked is not read here: the token path's key lookup joins
-the table (``queries.AUTH_LOOKUP``), so the check costs no round trip of its own. A row is
+the table (``queries.TOKEN_LOOKUP``), so the check costs no round trip of its own. A row is
 useless once the token's ``exp`` has passed (the token fails its claims first), and the
 periodic purge deletes it (docs/storage.md#housekeeping).
 """

@@ -58,7 +58,7 @@ class SSHKeys(StoreCore):
         rows = await self._read(q.KEY_BY_ID, {"key_id": key_id})
         return key_from_row(rows[0]) if rows else None
 
-    async def auth_lookup(self, fingerprint: str) -> tuple[SSHKeyRow, User | None] | None:
+    async def login_lookup(self, fingerprint: str) -> tuple[SSHKeyRow, User | None] | None:
         """The key with ``fingerprint`` and its owner, read together in one query (SSH
         login, docs/ssh.md#connection-and-login); ``None`` when no key has the fingerprint,
         and a ``None`` user when the key's owner row is missing."""
@@ -70,7 +70,7 @@ class SSHKeys(StoreCore):
         (docs/tokens.md#validation steps 18-20, docs/lifecycle.md#revoking-one-token);
         ``token_hash`` is the lower-case hex SHA-256 of the exe0 string. ``None`` when
         no key has the fingerprint."""
-        rows = await self._read(q.AUTH_LOOKUP, {"fp": fingerprint, "token_hash": token_hash})
+        rows = await self._read(q.TOKEN_LOOKUP, {"fp": fingerprint, "token_hash": token_hash})
         return _token_records(rows[0]) if rows else None
 
     async def caller_lookup(
